@@ -1,0 +1,153 @@
+"""The command line: parse, call the core, render. Errors become one line here, and only here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from tracer.errors import ExitCode, TracerError
+
+
+class _Group(TyperGroup):
+    """Root command group: the one place where errors are translated for people."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise
+        except TracerError as exc:
+            if _debug(ctx):
+                raise
+            _fail(exc.line(), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+            if _debug(ctx):
+                raise
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+                ExitCode.FAILURE,
+            )
+
+
+def _debug(ctx: Any) -> bool:
+    root = ctx.find_root()
+    return bool((root.obj or {}).get("debug")) or bool(os.environ.get("DTRACE_DEBUG"))
+
+
+def _fail(line: str, code: int) -> None:
+    from tracer.textsafe import for_terminal
+
+    sys.stderr.write(f"dtrace-tree: error: {for_terminal(line)}\n")
+    raise typer.Exit(int(code))
+
+
+def note(line: str) -> None:
+    """A one-line remark for people, on stderr (stdout stays clean for --json)."""
+    from tracer.textsafe import for_terminal
+
+    sys.stderr.write(f"dtrace-tree: {for_terminal(line)}\n")
+
+
+def emit_json(doc: Any) -> None:
+    from tracer.textsafe import for_json
+
+    sys.stdout.write(json.dumps(for_json(doc), indent=2, ensure_ascii=False) + "\n")
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help="Make Docker's architecture visible on this host: "
+    "dockerd -> containerd -> containerd-shim -> container, with real PIDs and namespaces.",
+)
+lab_app = typer.Typer(
+    no_args_is_help=True,
+    help="A private, real Docker engine that dtrace-tree starts, owns and removes.",
+)
+app.add_typer(lab_app, name="lab")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", "--traceback", help="Re-raise errors with a traceback.")
+    ] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+# -- lab -----------------------------------------------------------------------------------
+
+
+@lab_app.command("up")
+def lab_up(
+    live_restore: Annotated[
+        bool,
+        typer.Option(
+            "--live-restore/--no-live-restore",
+            help="Keep containers running while dockerd restarts (--no-live-restore for the "
+            "negative demo).",
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lab status as JSON.")] = False,
+) -> None:
+    """Start the lab engine and its demo containers (idempotent)."""
+    from tracer import lab
+
+    status = lab.up(live_restore=live_restore, progress=note)
+    _print_lab(status, as_json)
+
+
+@lab_app.command("status")
+def lab_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lab status as JSON.")] = False,
+) -> None:
+    """Say what of the lab runs. Exits 0 when the lab's API answers, 5 otherwise."""
+    from tracer import lab
+
+    status = lab.status()
+    _print_lab(status, as_json)
+    if not status.api:
+        raise typer.Exit(int(ExitCode.ENGINE))
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Remove everything the lab made: containers, daemons, mounts, bridge, sockets, dirs."""
+    from tracer import lab
+
+    removed = lab.down(progress=note)
+    print("lab is down" + (f"; removed {len(removed)} items" if removed else "; nothing to remove"))
+
+
+def _print_lab(status: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(status.to_json())
+        return
+    from tracer.textsafe import for_terminal
+
+    if not status.running:
+        print("lab is not running (start it with: dtrace-tree lab up)")
+        return
+    lr = {True: "on", False: "off", None: "unknown"}[status.live_restore]
+    print(
+        f"lab is up: containerd pid {status.containerd_pid}, dockerd pid {status.dockerd_pid}, "
+        f"API {'answers' if status.api else 'does not answer'}, live-restore {lr}"
+    )
+    for c in status.containers:
+        print(f"  {for_terminal(c['name'] or '?'):<12} {c['state']:<8} {for_terminal(c['shape'])}")
+    print(f"DOCKER_HOST={status.docker_host}")
+
+
+def main() -> None:
+    app(prog_name="dtrace-tree")

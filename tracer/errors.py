@@ -1,0 +1,63 @@
+"""Exit codes and the errors the core raises; the CLI turns them into one line each."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes (see README, "Exit codes")."""
+
+    OK = 0
+    FAILURE = 1  # unexpected internal error (rerun with --debug for the traceback)
+    USAGE = 2  # bad arguments; unknown/ambiguous container; a filter that matches nothing
+    PERMISSION = 3  # needs root (or the capability named in the message)
+    MISSING_DEPENDENCY = 4  # a binary or Debian package is missing
+    ENGINE = 5  # an engine could not be reached, started or stopped
+    REFUSED = 6  # a change was refused because it would lose containers (survive)
+    LOST = 7  # survive: at least one container did not survive
+    TIMEOUT = 8  # waited too long for a daemon
+
+
+class TracerError(Exception):
+    """An expected failure: one line for people, plus an optional fix."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(TracerError):
+    exit_code = ExitCode.USAGE
+
+
+class NotRootError(TracerError):
+    exit_code = ExitCode.PERMISSION
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} needs root", "run it with sudo, or as root")
+
+
+class MissingBinaryError(TracerError):
+    exit_code = ExitCode.MISSING_DEPENDENCY
+
+    def __init__(self, binary: str, package: str) -> None:
+        super().__init__(
+            f"'{binary}' was not found", f"install it with: apt-get install -y {package}"
+        )
+        self.binary = binary
+        self.package = package
+
+
+class EngineError(TracerError):
+    exit_code = ExitCode.ENGINE
+
+
+class TimeoutError_(TracerError):
+    exit_code = ExitCode.TIMEOUT

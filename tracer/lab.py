@@ -1,0 +1,608 @@
+"""The lab: a private, real Docker engine that dtrace-tree starts, owns and removes.
+
+Its own containerd (own socket, root and state) and its own dockerd (own socket, data root,
+exec root, pidfile, config file, bridge), isolated from any engine already on the host:
+- `--containerd` is always given, or dockerd 20.10 would attach to /run/containerd/containerd.sock;
+- its own bridge is created first and passed with `--bridge`; the lab never uses `--bridge=none`,
+  which makes a second dockerd delete the host's docker0;
+- `--iptables=false --ip-masq=false --ip-forward=false`, so no host iptables chain or sysctl
+  is touched (docker-proxy still serves the published port on 127.0.0.1);
+- its own daemon.json (`--config-file`), so the host's /etc/docker/daemon.json is never read,
+  with `deprecated-key-path` set so that /etc/docker/key.json is not created;
+- sockets are 0660 root:root inside a 0700 directory, and nothing listens on TCP but the
+  demo's docker-proxy, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tracer import daemon
+from tracer.errors import EngineError, MissingBinaryError, NotRootError, TimeoutError_
+
+RUN_DIR = Path("/run/dtrace-lab")
+DATA_DIR = Path("/var/lib/dtrace-lab")
+BRIDGE = "dtlab0"
+BRIDGE_ADDR = "172.29.213.1/24"
+IMAGE_REPO = "dtrace-lab/busybox"
+IMAGE_TAG = "latest"
+IMAGE = f"{IMAGE_REPO}:{IMAGE_TAG}"
+LABEL = "dtrace-tree.lab"
+SLEEP = ["sleep", "2147483647"]
+
+# binary -> Debian package that provides it
+BINARIES = {
+    "dockerd": "docker.io",
+    "docker-proxy": "docker.io",
+    "docker-init": "docker.io",
+    "containerd": "containerd",
+    "containerd-shim-runc-v2": "containerd",
+    "runc": "runc",
+    "busybox": "busybox-static",
+    "ip": "iproute2",
+}
+# Directories outside the lab roots that the engine creates as a side effect; the lab
+# removes them on `down` only if they did not exist before `up` and are empty by then.
+SIDE_EFFECT_DIRS = ("/run/containerd/s", "/run/containerd", "/run/docker/plugins", "/run/docker")
+_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One demo container: a shape that the tracer must be able to show."""
+
+    name: str
+    shape: str
+    command: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    running: bool = True
+
+
+def demos(web_port: int) -> list[Demo]:
+    return [
+        Demo(
+            "lab-plain", "plain: init shell with one child", ["sh", "-c", "sleep 2147483647 & wait"]
+        ),
+        Demo("lab-init", "--init: docker-init is PID 1", SLEEP, {"init": True}),
+        Demo(
+            "lab-web",
+            f"published port 127.0.0.1:{web_port} -> 80 (docker-proxy)",
+            ["httpd", "-f", "-p", "80", "-h", "/www"],
+            {"ports": {"80/tcp": ("127.0.0.1", web_port)}},
+        ),
+        Demo(
+            "lab-sidecar",
+            "--network container:lab-web --pid container:lab-web",
+            SLEEP,
+            {"network_mode": "container:lab-web", "pid_mode": "container:lab-web"},
+        ),
+        Demo("lab-exec", "a long-running `docker exec` process", SLEEP),
+        Demo("lab-stopped", "stopped (exited, no process)", ["true"], running=False),
+    ]
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    run: Path = RUN_DIR
+    data: Path = DATA_DIR
+
+    @property
+    def containerd_dir(self) -> Path:
+        return self.run / "containerd"
+
+    @property
+    def containerd_sock(self) -> Path:
+        return self.containerd_dir / "containerd.sock"
+
+    @property
+    def containerd_toml(self) -> Path:
+        return self.run / "containerd.toml"
+
+    @property
+    def containerd_pid(self) -> Path:
+        return self.run / "containerd.pid"
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.run / "docker.sock"
+
+    @property
+    def docker_pid(self) -> Path:
+        return self.run / "docker.pid"
+
+    @property
+    def daemon_json(self) -> Path:
+        return self.run / "daemon.json"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.run / "docker"
+
+    @property
+    def data_root(self) -> Path:
+        return self.data / "docker"
+
+    @property
+    def state_json(self) -> Path:
+        return self.run / "lab.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.docker_sock}"
+
+
+@dataclass
+class LabStatus:
+    docker_host: str
+    running: bool
+    containerd_pid: int | None
+    dockerd_pid: int | None
+    api: bool
+    live_restore: bool | None
+    containers: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- preconditions -----------------------------------------------------------------------
+
+
+def require_root(what: str = "the lab") -> None:
+    if os.geteuid() != 0:
+        raise NotRootError(what)
+
+
+def which(binary: str) -> str:
+    """Absolute path of binary, or MissingBinaryError naming the Debian package."""
+    path = shutil.which(binary, path=os.environ.get("PATH", "") + ":" + _SEARCH_PATH)
+    if path is None:
+        raise MissingBinaryError(binary, BINARIES.get(binary, binary))
+    return path
+
+
+def check_binaries() -> dict[str, str]:
+    found = {name: which(name) for name in BINARIES}
+    if not _is_static_elf(found["busybox"]):
+        raise MissingBinaryError("a static busybox", "busybox-static")
+    return found
+
+
+def _is_static_elf(path: str) -> bool:
+    """True if the ELF at path has no PT_INTERP segment (no dynamic loader needed)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only, which is all Debian ships
+            return False
+        (phoff,) = struct.unpack_from("<Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(
+        struct.unpack_from("<I", table, i * phentsize)[0] != 3  # PT_INTERP
+        for i in range(phnum)
+    )
+
+
+# -- state ---------------------------------------------------------------------------------
+
+
+def _read_state(paths: LabPaths) -> dict[str, Any]:
+    try:
+        return dict(json.loads(paths.state_json.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(paths: LabPaths, state: dict[str, Any]) -> None:
+    tmp = paths.state_json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(paths.state_json)
+
+
+def _pid_from(pidfile: Path, marker: str) -> int | None:
+    """The PID in pidfile, if that process runs and its command line holds marker."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline()):
+            return pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    return None
+
+
+def containerd_pid(paths: LabPaths) -> int | None:
+    return _pid_from(paths.containerd_pid, str(paths.containerd_toml))
+
+
+def dockerd_pid(paths: LabPaths) -> int | None:
+    return _pid_from(paths.docker_pid, str(paths.docker_sock))
+
+
+# -- up ------------------------------------------------------------------------------------
+
+
+def up(
+    live_restore: bool = True,
+    paths: LabPaths | None = None,
+    progress: Progress = lambda _msg: None,
+) -> LabStatus:
+    """Start the lab (idempotent): containerd, dockerd, image, demo containers."""
+    paths = paths or LabPaths()
+    require_root()
+    bins = check_binaries()
+
+    state = _read_state(paths) if paths.state_json.exists() else {}
+    if "preexisting" not in state:
+        state["preexisting"] = [d for d in SIDE_EFFECT_DIRS if os.path.lexists(d)]
+    _make_dirs(paths)
+    state.setdefault("web_port", _free_port())
+    _write_state(paths, state)
+
+    _ensure_bridge(progress)
+    _ensure_containerd(paths, bins, progress)
+    _ensure_dockerd(paths, bins, live_restore, progress)
+
+    from tracer.dockerapi import Api
+
+    with Api(paths.docker_host, timeout=60) as api:
+        _ensure_image(api, bins["busybox"], progress)
+        _ensure_demos(api, paths, state, progress)
+    _write_state(paths, state)
+    return status(paths)
+
+
+def _make_dirs(paths: LabPaths) -> None:
+    for d in (paths.run, paths.containerd_dir, paths.data, paths.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    # A docker or containerd socket is root access for whoever can open it.
+    os.chmod(paths.run, 0o700)
+    os.chmod(paths.data, 0o700)
+
+
+def _free_port() -> int:
+    """A free TCP port on 127.0.0.1 for the published-port demo (18080 when it is free)."""
+    for port in (18080, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise EngineError("no free TCP port on 127.0.0.1 for the lab's published-port demo")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([which("ip"), *args], capture_output=True, text=True, check=check)
+
+
+def _ensure_bridge(progress: Progress) -> None:
+    if _ip("link", "show", BRIDGE, check=False).returncode == 0:
+        return
+    progress(f"creating bridge {BRIDGE} ({BRIDGE_ADDR})")
+    try:
+        _ip("link", "add", BRIDGE, "type", "bridge")
+        _ip("addr", "add", BRIDGE_ADDR, "dev", BRIDGE)
+        _ip("link", "set", BRIDGE, "up")
+    except subprocess.CalledProcessError as exc:
+        raise EngineError(f"cannot create bridge {BRIDGE}: {exc.stderr.strip()}") from exc
+
+
+def containerd_config(paths: LabPaths) -> str:
+    root = paths.data / "containerd"
+    return f"""# dtrace-tree lab containerd: its own socket, root and state
+version = 2
+root = "{root}"
+state = "{paths.containerd_dir}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{paths.containerd_sock}"
+  uid = 0
+  gid = 0
+
+[ttrpc]
+  address = "{paths.containerd_sock}.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+"""
+
+
+def _ensure_containerd(paths: LabPaths, bins: dict[str, str], progress: Progress) -> None:
+    if containerd_pid(paths):
+        return
+    progress("starting the lab's containerd")
+    paths.containerd_toml.write_text(containerd_config(paths))
+    pid = daemon.start_detached(
+        [bins["containerd"], "--config", str(paths.containerd_toml)],
+        str(paths.logs / "containerd.log"),
+    )
+    paths.containerd_pid.write_text(f"{pid}\n")
+    if not daemon.wait_until(lambda: _connectable(paths.containerd_sock), 30):
+        raise EngineError(
+            "the lab's containerd did not start", f"see {paths.logs / 'containerd.log'}"
+        )
+
+
+def daemon_config(live_restore: bool, paths: LabPaths) -> dict[str, Any]:
+    return {
+        "live-restore": live_restore,
+        "deprecated-key-path": str(paths.data / "key.json"),
+        "labels": [f"{LABEL}=1"],
+    }
+
+
+def dockerd_argv(paths: LabPaths, dockerd: str) -> list[str]:
+    return [
+        dockerd,
+        "--config-file", str(paths.daemon_json),
+        "--host", paths.docker_host,
+        "--group", "root",
+        "--data-root", str(paths.data_root),
+        "--exec-root", str(paths.exec_root),
+        "--pidfile", str(paths.docker_pid),
+        "--containerd", str(paths.containerd_sock),
+        "--bridge", BRIDGE,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--ip-forward=false",
+    ]  # fmt: skip
+
+
+def _ensure_dockerd(
+    paths: LabPaths, bins: dict[str, str], live_restore: bool, progress: Progress
+) -> None:
+    wanted = daemon_config(live_restore, paths)
+    pid = dockerd_pid(paths)
+    if pid:
+        try:
+            current = json.loads(paths.daemon_json.read_text())
+        except (OSError, ValueError):
+            current = {}
+        if current != wanted:
+            # live-restore is reloadable: SIGHUP, no restart, containers untouched.
+            progress(f"reloading dockerd with live-restore={'on' if live_restore else 'off'}")
+            paths.daemon_json.write_text(json.dumps(wanted, indent=2))
+            os.kill(pid, signal.SIGHUP)
+        _wait_api(paths, pid)
+        return
+    progress(f"starting the lab's dockerd (live-restore {'on' if live_restore else 'off'})")
+    paths.daemon_json.write_text(json.dumps(wanted, indent=2))
+    pid = daemon.start_detached(
+        dockerd_argv(paths, bins["dockerd"]), str(paths.logs / "dockerd.log")
+    )
+    _wait_api(paths, pid)
+
+
+def _wait_api(paths: LabPaths, pid: int, timeout: float = 60) -> None:
+    from tracer.dockerapi import Api
+
+    def ready() -> bool:
+        if not daemon.alive(pid):
+            raise EngineError(
+                "the lab's dockerd exited during start-up", f"see {paths.logs / 'dockerd.log'}"
+            )
+        if not _connectable(paths.docker_sock):
+            return False
+        with Api(paths.docker_host, timeout=5) as api:
+            return api.ping()
+
+    if not daemon.wait_until(ready, timeout, interval=0.2):
+        raise TimeoutError_(
+            f"the lab's dockerd did not answer within {timeout:.0f}s",
+            f"see {paths.logs / 'dockerd.log'}",
+        )
+
+
+def _connectable(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+def _ensure_image(api: Any, busybox: str, progress: Progress) -> None:
+    if api.has_image(IMAGE):
+        return
+    progress(f"building image {IMAGE} from {busybox} (no registry needed)")
+    from tracer.dockerapi import tar_image
+
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    files: dict[str, bytes | str] = {"bin/busybox": Path(busybox).read_bytes()}
+    for applet in applets.stdout.split():
+        if applet != "busybox":
+            files[f"bin/{applet}"] = "busybox"
+    files["www/index.html"] = b"<h1>dtrace-tree lab</h1>\n"
+    files["tmp/.keep"] = b""
+    api.import_image(tar_image(files, {"www/index.html": 0o644}), IMAGE_REPO, IMAGE_TAG)
+
+
+def _ensure_demos(api: Any, paths: LabPaths, state: dict[str, Any], progress: Progress) -> None:
+    env = {"PATH": "/bin"}
+    for demo in demos(int(state["web_port"])):
+        found = api.inspect(demo.name)
+        running = bool(found and found["State"]["Running"])
+        if found and (running or not demo.running):
+            continue
+        if found:
+            progress(f"starting {demo.name}")
+            api.start(demo.name)
+            continue
+        progress(f"creating {demo.name}: {demo.shape}")
+        api.run(
+            IMAGE,
+            demo.command,
+            demo.name,
+            labels={LABEL: "1", f"{LABEL}.shape": demo.shape},
+            environment=env,
+            **demo.options,
+        )
+        if not demo.running:
+            api.wait(demo.name)
+    exec_id = state.get("exec_id")
+    if not (exec_id and api.exec_running(exec_id)):
+        progress("starting `docker exec lab-exec sleep ...`")
+        state["exec_id"] = api.exec_detached("lab-exec", SLEEP)
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def status(paths: LabPaths | None = None) -> LabStatus:
+    paths = paths or LabPaths()
+    c_pid, d_pid = containerd_pid(paths), dockerd_pid(paths)
+    api_up, live_restore, containers = False, None, []
+    if d_pid and _connectable(paths.docker_sock):
+        from tracer.dockerapi import Api
+
+        try:
+            with Api(paths.docker_host) as api:
+                live_restore = bool(api.info().get("LiveRestoreEnabled"))
+                for c in api.containers(all=True):
+                    containers.append(
+                        {
+                            "name": c.name,
+                            "id": c.id,
+                            "state": c.state,
+                            "shape": c.labels.get(f"{LABEL}.shape", ""),
+                        }
+                    )
+                api_up = True
+        except EngineError:
+            api_up = False
+    containers.sort(key=lambda c: c["name"] or "")
+    return LabStatus(
+        docker_host=paths.docker_host,
+        running=bool(c_pid or d_pid),
+        containerd_pid=c_pid,
+        dockerd_pid=d_pid,
+        api=api_up,
+        live_restore=live_restore,
+        containers=containers,
+    )
+
+
+# -- down ----------------------------------------------------------------------------------
+
+
+def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) -> list[str]:
+    """Remove everything the lab made. Returns what was removed, for the user."""
+    paths = paths or LabPaths()
+    require_root()
+    removed: list[str] = []
+    state = _read_state(paths)
+
+    d_pid = dockerd_pid(paths)
+    if d_pid and _connectable(paths.docker_sock):
+        # With live-restore on, stopping dockerd would leave containers running: remove first.
+        from tracer.dockerapi import Api
+
+        try:
+            with Api(paths.docker_host, timeout=60) as api:
+                for c in api.containers(all=True):
+                    progress(f"removing container {c.name}")
+                    api.remove(c.id)
+                    removed.append(f"container {c.name}")
+        except EngineError as exc:
+            progress(f"API unavailable ({exc.message}); killing the lab's shims instead")
+    if d_pid:
+        progress(f"stopping dockerd (pid {d_pid})")
+        daemon.stop(d_pid, timeout=30)
+        removed.append(f"dockerd {d_pid}")
+    for pid in _lab_shims(paths):
+        progress(f"killing leftover shim {pid} and its container")
+        _kill_tree(pid)
+        removed.append(f"shim {pid}")
+    c_pid = containerd_pid(paths)
+    if c_pid:
+        progress(f"stopping containerd (pid {c_pid})")
+        daemon.stop(c_pid, timeout=20)
+        removed.append(f"containerd {c_pid}")
+
+    for mount in _mounts_under((paths.run, paths.data)):
+        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+        removed.append(f"mount {mount}")
+    if _ip("link", "show", BRIDGE, check=False).returncode == 0:
+        progress(f"deleting bridge {BRIDGE}")
+        _ip("link", "delete", BRIDGE, check=False)
+        removed.append(f"bridge {BRIDGE}")
+    for root in (paths.run, paths.data):
+        if root.exists():
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(f"directory {root}")
+    preexisting = set(state.get("preexisting", SIDE_EFFECT_DIRS))
+    for d in SIDE_EFFECT_DIRS:  # deepest first
+        if d not in preexisting:
+            try:
+                os.rmdir(d)
+                removed.append(f"directory {d}")
+            except OSError:
+                pass  # gone already, or now used by another engine: leave it
+    return removed
+
+
+def _lab_shims(paths: LabPaths) -> list[int]:
+    address = str(paths.containerd_sock)
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd and "containerd-shim" in os.path.basename(cmd[0]) and address in cmd:
+            pids.append(proc.info["pid"])
+    return pids
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=5)
+
+
+def _mounts_under(roots: tuple[Path, ...]) -> list[str]:
+    """Mount points under roots, deepest first (from /proc/self/mountinfo)."""
+    found = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:
+            point = fields[4].encode().decode("unicode_escape")  # \040 for spaces
+            if any(point == str(r) or point.startswith(f"{r}/") for r in roots):
+                found.append(point)
+    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
