@@ -86,6 +86,49 @@ def _root(
     ctx.obj = {"debug": debug}
 
 
+# -- show --------------------------------------------------------------------------------
+
+HostOpt = Annotated[
+    str | None,
+    typer.Option("-H", "--host", help="Only the engine whose API socket is this unix:// URL."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
+
+
+@app.command()
+def show(
+    containers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these containers: name, id, unique id prefix or host PID."),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("-a", "--all", help="Also list stopped containers.")
+    ] = False,
+    host: HostOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The live chain: dockerd -> containerd -> containerd-shim -> container processes."""
+    from tracer.select import select
+    from tracer.trace import trace
+
+    topo = select(trace(host), containers or [], include_stopped=all_)
+    for line in topo.notes + [f"{e.title}: {n}" for e in topo.engines for n in e.notes]:
+        note(line)
+    if as_json:
+        emit_json(topo.to_json())
+        return
+    from tracer import render
+
+    console().print(render.topology(topo))
+
+
+def console() -> Any:
+    """stdout console: colour on a TTY, plain when piped or with NO_COLOR (rich decides)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
 # -- lab -----------------------------------------------------------------------------------
 
 

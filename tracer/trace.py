@@ -1,0 +1,61 @@
+"""Trace the host: one snapshot, one container list per engine, then the topology.
+
+The only place where the snapshot meets the Docker API; everything after is pure.
+"""
+
+from __future__ import annotations
+
+from tracer import argv as args
+from tracer import host as hostmod
+from tracer import topology
+from tracer.errors import EngineError, UsageError
+from tracer.model import Topology
+
+
+def query_api(socket_path: str | None) -> topology.ApiView:
+    """One list call and one info call: constant in the number of containers."""
+    if not socket_path:
+        return topology.ApiView(error="no API socket found")
+    from tracer.dockerapi import Api
+
+    try:
+        with Api(f"unix://{socket_path}") as api:
+            rows = api.containers(all=True)
+            info = api.info()
+        return topology.ApiView(containers=rows, live_restore=bool(info.get("LiveRestoreEnabled")))
+    except EngineError as exc:
+        return topology.ApiView(error=exc.message.rsplit(": ", 1)[-1])
+
+
+def trace(host_url: str | None = None, proc_root: str = "/proc") -> Topology:
+    """Every engine on the host (or only the one at host_url)."""
+    snap = hostmod.take(proc_root)
+    apis = {}
+    for d in topology.dockerds(snap):
+        sock = topology.api_socket(snap, d)
+        if host_url and not _same_socket(host_url, sock):
+            continue
+        apis[d.pid] = query_api(sock)
+    topo = topology.build(snap, apis)
+    return only_engine(topo, host_url) if host_url else topo
+
+
+def _same_socket(url: str, path: str | None) -> bool:
+    wanted = args.unix_path(url)
+    return bool(wanted and path and args.normalize_path(wanted) == args.normalize_path(path))
+
+
+def only_engine(topo: Topology, url: str) -> Topology:
+    """The engine whose API (or containerd) socket is url; UsageError if there is none."""
+    if not args.unix_path(url):
+        raise UsageError(f"-H {url}: only unix:// sockets can be traced on this host")
+    keep = [
+        e
+        for e in topo.engines
+        if (e.dockerd and _same_socket(url, e.dockerd.api_socket))
+        or (e.containerd and _same_socket(url, e.containerd.socket))
+    ]
+    if not keep:
+        found = ", ".join(e.title for e in topo.engines) or "none"
+        raise UsageError(f"no engine listens on {url} (engines found: {found})")
+    return Topology(engines=keep, orphans=[], host=topo.host, notes=topo.notes)
