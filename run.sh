@@ -1,0 +1,48 @@
+#!/bin/sh
+# dtrace-tree set-up and entry points, for a fresh Debian machine, as root.
+#   ./run.sh demo   install everything, start the lab, show its chain
+#   ./run.sh test   install everything, run lint, types and the whole test suite (real engine)
+set -eu
+cd "$(dirname "$0")"
+
+PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc python3 python3-venv"
+
+install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "run.sh: needs root (it installs Debian packages and starts a Docker engine): sudo $0 $*" >&2
+        exit 3
+    fi
+    missing=""
+    for pkg in $PACKAGES; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        echo "run.sh: installing Debian packages:$missing" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+    fi
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+}
+
+case "${1:-}" in
+    demo)
+        install
+        .venv/bin/dtrace-tree lab up
+        .venv/bin/dtrace-tree show
+        ;;
+    test)
+        install
+        .venv/bin/ruff check tracer tests
+        .venv/bin/ruff format --check tracer tests
+        .venv/bin/mypy
+        shift
+        .venv/bin/pytest "$@"
+        ;;
+    *)
+        echo "usage: $0 demo|test" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,95 @@
+"""Fixtures for tests against the lab's real Docker engine.
+
+Engine tests never skip in CI (CI=true): if the lab cannot start there, they fail.
+Outside CI, without root, they are skipped (the lab needs root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import psutil
+import pytest
+
+from tracer import lab
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "tracer"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(scope="session")
+def lab_engine():
+    """The lab, up for the whole session; brought down at the end if this session started it."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("engine tests need root in CI; they are never skipped there")
+        pytest.skip("engine tests need root")
+    was_running = lab.status().api
+    try:
+        status = lab.up()
+    except Exception as exc:  # noqa: BLE001 - in CI this must fail loudly, not skip
+        pytest.fail(f"the lab engine did not start: {exc}")
+    yield status
+    if not was_running:
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def client(lab_engine):
+    c = docker.DockerClient(base_url=lab.LabPaths().docker_host, timeout=60)
+    yield c
+    c.close()
+
+
+def run_cli(
+    *args: str, check: bool = False, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real CLI as a whole process, like a user would."""
+    proc = subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def show_json(*args: str) -> dict:
+    proc = run_cli("show", "--json", *args, check=True)
+    return json.loads(proc.stdout)
+
+
+def lab_engine_json(doc: dict) -> dict:
+    sock = str(lab.LabPaths().docker_sock)
+    (engine,) = [e for e in doc["engines"] if e["dockerd"] and e["dockerd"]["api_socket"] == sock]
+    return engine
+
+
+def ns_inodes(pid: int) -> dict[str, int]:
+    out = {}
+    for kind in os.listdir(f"/proc/{pid}/ns"):
+        out[kind] = os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    return out
+
+
+def live(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
