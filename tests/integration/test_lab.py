@@ -244,7 +244,8 @@ def test_missing_binary_names_the_debian_package(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["lab", "up"])
     assert result.exit_code == 4
     assert result.output.strip().splitlines() == [
-        "dtrace-tree: error: 'busybox' was not found (install it with: apt-get install -y busybox-static)"
+        "dtrace-tree: error: 'busybox' was not found "
+        "(install it with: apt-get install -y busybox-static)"
     ]
 
 
