@@ -120,12 +120,6 @@ class Api:
         self._call(self._client.api.exec_start, exec_id, detach=True)
         return str(exec_id)
 
-    def exec_running(self, exec_id: str) -> bool:
-        try:
-            return bool(self._client.api.exec_inspect(exec_id).get("Running"))
-        except docker.errors.NotFound:
-            return False
-
     def remove(self, ref: str) -> None:
         try:
             self._client.api.remove_container(ref, force=True, v=True)

@@ -284,6 +284,7 @@ def _free_port() -> int:
     """A free TCP port on 127.0.0.1 for the published-port demo (18080 when it is free)."""
     for port in (18080, 0):
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
@@ -468,10 +469,28 @@ def _ensure_demos(api: Any, paths: LabPaths, state: dict[str, Any], progress: Pr
         )
         if not demo.running:
             api.wait(demo.name)
-    exec_id = state.get("exec_id")
-    if not (exec_id and api.exec_running(exec_id)):
+    if not _exec_alive(api, "lab-exec"):
         progress("starting `docker exec lab-exec sleep ...`")
         state["exec_id"] = api.exec_detached("lab-exec", SLEEP)
+
+
+def _exec_alive(api: Any, name: str) -> bool:
+    """Does the container run a process besides its init (an exec, a child of its shim)?
+
+    Asked of /proc, not of the API: dockerd forgets exec sessions when it restarts
+    (live-restore keeps the process, not the record), so the API would say "none".
+    """
+    found = api.inspect(name)
+    init_pid = found["State"]["Pid"] if found else 0
+    try:
+        shim = psutil.Process(init_pid).parent() if init_pid else None
+        kids = shim.children() if shim else []
+        return any(
+            k.pid != init_pid and k.status() != psutil.STATUS_ZOMBIE and k.name() != "runc"
+            for k in kids
+        )
+    except psutil.Error:
+        return False
 
 
 # -- status --------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def resolve(containers: Sequence[Container], query: str) -> Container:
 
 def _closest(containers: Iterable[Container], query: str) -> str:
     names = [c.name for c in containers if c.name]
-    close = difflib.get_close_matches(query, names, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(query, names, n=3, cutoff=0.7)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 

@@ -8,10 +8,8 @@ import shutil
 import socket
 import stat
 import subprocess
-import time
 from pathlib import Path
 
-import docker
 import psutil
 import pytest
 
@@ -253,80 +251,3 @@ def test_cli_errors_never_show_a_traceback():
     out = run_cli("lab", "frobnicate")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
-
-
-# -- the host engine fixture ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def host_engine(lab_engine):
-    """An engine on the default sockets: the host's own if it runs, else one started here."""
-    started = []
-    if not _answers("unix:///var/run/docker.sock"):
-        made = [
-            p
-            for p in (
-                "/var/lib/docker",
-                "/var/lib/containerd",
-                "/run/containerd",
-                "/run/docker",
-                "/etc/docker/key.json",
-            )
-            if not os.path.exists(p)
-        ]
-        had_docker0 = (
-            subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
-        )
-        log = open("/tmp/dtrace-test-host-engine.log", "ab")  # noqa: SIM115
-        if not os.path.exists("/run/containerd/containerd.sock"):
-            started.append(
-                subprocess.Popen(["containerd"], stdout=log, stderr=log, start_new_session=True)
-            )
-            _wait(lambda: os.path.exists("/run/containerd/containerd.sock"))
-        started.append(
-            subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
-        )
-        _wait(lambda: _answers("unix:///var/run/docker.sock"))
-    c = docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=60)
-    name = "dtrace-test-host-engine"
-    try:
-        c.api.inspect_container(name)
-        c.api.start(name)
-    except docker.errors.NotFound:
-        if not any("dtrace-test/busybox:1" in i.tags for i in c.images.list()):
-            from tracer.dockerapi import tar_image
-
-            tar = tar_image(
-                {"bin/busybox": Path(shutil.which("busybox")).read_bytes(), "bin/sleep": "busybox"}
-            )
-            c.api.import_image_from_data(tar, repository="dtrace-test/busybox", tag="1")
-        c.containers.run("dtrace-test/busybox:1", ["sleep", "2147483647"], name=name, detach=True)
-    yield c, name
-    c.api.remove_container(name, force=True)
-    if started:
-        for proc in reversed(started):
-            proc.terminate()
-            proc.wait(timeout=30)
-        if not had_docker0:
-            subprocess.run(["ip", "link", "delete", "docker0"], capture_output=True)
-        for path in made:
-            subprocess.run(["rm", "-rf", path])
-    c.close()
-
-
-def _answers(url):
-    try:
-        c = docker.DockerClient(base_url=url, timeout=3)
-        ok = c.ping()
-        c.close()
-        return ok
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _wait(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the host engine did not start")
-        time.sleep(0.2)

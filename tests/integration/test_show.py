@@ -1,0 +1,248 @@
+"""`show` against the lab's real engine, compared with ground truth gathered independently."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+
+import psutil
+import pytest
+
+from tests.integration.conftest import lab_engine_json, live, ns_inodes, run_cli, show_json
+from tracer import daemon, host, lab, topology
+
+PATHS = lab.LabPaths()
+HOSTILE = (
+    "\x1b]0;pwned\x07[bold]markup[/bold]\x1b[2J\x1b[31mRED\x9b1m\u202eevil <script>x</script>"
+    ' "quoted" ]]> {braces} &amp;'
+)
+
+
+def _shim_tree(shim_pid: int) -> set[int]:
+    return {
+        p.pid
+        for p in psutil.Process(shim_pid).children(recursive=True)
+        if p.status() != psutil.STATUS_ZOMBIE and p.name() != "runc"
+    }
+
+
+def test_show_json_matches_ground_truth(client):
+    doc = show_json()
+    engine = lab_engine_json(doc)
+    assert engine["dockerd"]["pid"] == lab.dockerd_pid(PATHS)
+    assert engine["dockerd"]["reachable"] is True
+    assert engine["dockerd"]["live_restore"] is True
+    assert engine["containerd"] == {
+        "pid": lab.containerd_pid(PATHS),
+        "socket": str(PATHS.containerd_sock),
+        "managed": False,
+        "cmdline": psutil.Process(lab.containerd_pid(PATHS)).cmdline(),
+        "proven": True,
+    }
+    by_id = {c["id"]: c for c in engine["containers"]}
+    running = client.containers.list()
+    assert len(running) == 5
+    for ctr in running:
+        truth = client.api.inspect_container(ctr.id)
+        got = by_id[ctr.id]
+        init_pid = truth["State"]["Pid"]
+        shim_pid = psutil.Process(init_pid).ppid()
+        assert got["name"] == truth["Name"].lstrip("/")
+        assert got["image"] == truth["Config"]["Image"]
+        assert got["state"] == "running"
+        assert got["init_pid"] == init_pid
+        assert got["shim_pid"] == shim_pid
+        shim_cmd = psutil.Process(shim_pid).cmdline()
+        assert shim_cmd[shim_cmd.index("-id") + 1] == ctr.id
+        assert got["shim"]["address"] == str(PATHS.containerd_sock)
+        assert got["shim"]["ppid"] == psutil.Process(shim_pid).ppid()
+        assert {p["pid"] for p in got["processes"]} == _shim_tree(shim_pid)
+        truth_ns = ns_inodes(init_pid)
+        assert got["namespaces"] == {k: truth_ns[k] for k in got["namespaces"]}
+        assert {"mnt", "net", "pid", "uts", "ipc", "user", "cgroup"} <= set(got["namespaces"])
+        for p in got["processes"]:
+            proc = psutil.Process(p["pid"])
+            assert p["ppid"] == proc.ppid()
+            assert p["cmdline"] == proc.cmdline()
+        edges = {(e["from"], e["to"], e["kind"]) for e in engine["edges"]}
+        assert (shim_pid, engine["containerd"]["pid"], "shim-address") in edges
+        assert (shim_pid, init_pid, "parent") in edges
+        assert (psutil.Process(shim_pid).ppid(), shim_pid, "reparented") in edges
+    dockerd, containerd = engine["dockerd"]["pid"], engine["containerd"]["pid"]
+    assert (dockerd, containerd, "socket") in {
+        (e["from"], e["to"], e["kind"]) for e in engine["edges"]
+    }
+
+
+def test_roles_of_init_exec_and_docker_init(client):
+    engine = lab_engine_json(show_json())
+    by_name = {c["name"]: c for c in engine["containers"]}
+
+    ex = by_name["lab-exec"]
+    roles = {p["pid"]: p["role"] for p in ex["processes"]}
+    init_pid = client.api.inspect_container("lab-exec")["State"]["Pid"]
+    assert roles.pop(init_pid) == "init"
+    assert list(roles.values()) == ["exec"]
+    (exec_pid,) = roles
+    assert psutil.Process(exec_pid).ppid() == ex["shim_pid"]
+    assert ns_inodes(exec_pid) == ns_inodes(init_pid)  # exec joins, it does not create
+
+    ini = by_name["lab-init"]
+    assert ini["processes"][0]["role"] == "init"
+    assert ini["processes"][0]["cmdline"][0] == "/sbin/docker-init"
+    assert [p["role"] for p in ini["processes"][1:]] == ["child"]
+    assert ini["processes"][1]["ppid"] == ini["init_pid"]
+
+    web, side = by_name["lab-web"], by_name["lab-sidecar"]
+    assert side["namespaces"]["net"] == web["namespaces"]["net"]
+    assert side["namespaces"]["pid"] == web["namespaces"]["pid"]
+    (proxy,) = web["proxies"]
+    cmd = psutil.Process(proxy["pid"]).cmdline()
+    assert proxy == {
+        "pid": proxy["pid"],
+        "proto": cmd[cmd.index("-proto") + 1],
+        "host_ip": "127.0.0.1",
+        "host_port": int(cmd[cmd.index("-host-port") + 1]),
+        "container_ip": client.api.inspect_container("lab-web")["NetworkSettings"]["IPAddress"],
+        "container_port": 80,
+    }
+    assert psutil.Process(proxy["pid"]).ppid() == engine["dockerd"]["pid"]
+
+
+def test_stopped_containers_only_with_all(client):
+    names = {c["name"] for c in lab_engine_json(show_json())["containers"]}
+    assert "lab-stopped" not in names
+    stopped = {c["name"]: c for c in lab_engine_json(show_json("-a"))["containers"]}["lab-stopped"]
+    assert stopped["state"] == "exited"
+    assert stopped["init_pid"] is None and stopped["processes"] == []
+
+
+def test_filters_by_name_id_prefix_and_pid(client):
+    web = client.api.inspect_container("lab-web")
+    for query in ("lab-web", web["Id"], web["Id"][:6], str(web["State"]["Pid"])):
+        engine = lab_engine_json(show_json(query))
+        assert [c["name"] for c in engine["containers"]] == ["lab-web"], query
+    out = run_cli("show", "lab-wbe")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "dtrace-tree: error: no such container: 'lab-wbe' (did you mean lab-web?)"
+    )
+
+
+def test_every_engine_on_the_host_is_shown(host_engine):
+    host_client, name = host_engine
+    doc = show_json()
+    sockets = {e["dockerd"]["api_socket"] for e in doc["engines"] if e["dockerd"]}
+    assert {str(PATHS.docker_sock), "/run/docker.sock"} <= sockets
+    (default,) = [
+        e
+        for e in doc["engines"]
+        if e["dockerd"] and e["dockerd"]["api_socket"] == "/run/docker.sock"
+    ]
+    truth = host_client.api.inspect_container(name)
+    assert {c["name"]: c["init_pid"] for c in default["containers"]}[name] == truth["State"]["Pid"]
+    assert default["containerd"]["socket"] == "/run/containerd/containerd.sock"
+    only = show_json("-H", "unix:///var/run/docker.sock")
+    assert [e["dockerd"]["api_socket"] for e in only["engines"]] == ["/run/docker.sock"]
+
+
+def test_text_tree_is_plain_when_piped(lab_engine):
+    out = run_cli("show", check=True).stdout
+    assert "\x1b" not in out
+    lines = out.splitlines()
+    assert f"dockerd {lab.dockerd_pid(PATHS)}  api {PATHS.docker_sock}  live-restore on" in lines
+    assert any("containerd-shim" in line and "lab-exec" in line for line in lines)
+    assert any(" exec  sleep 2147483647" in line for line in lines)
+    assert any("docker-proxy" in line and "lab-web" in line for line in lines)
+
+
+def test_hostile_command_lines_are_inert(client):
+    ctr = client.containers.run(
+        "dtrace-lab/busybox:latest",
+        ["sh", "-c", f"sleep 2147483647; : '{HOSTILE}'"],
+        name="lab-hostile",
+        detach=True,
+        environment={"PATH": "/bin"},
+    )
+    try:
+        text = run_cli("show", "lab-hostile", check=True).stdout
+        assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+        assert "\u202e" not in text
+        assert "\\x1b]0;pwned\\x07" in text
+        assert "[bold]markup[/bold]" in text
+        doc = json.loads(run_cli("show", "--json", "lab-hostile", check=True).stdout)
+        (got,) = lab_engine_json(doc)["containers"]
+        assert got["processes"][0]["cmdline"][2] == f"sleep 2147483647; : '{HOSTILE}'"
+    finally:
+        ctr.remove(force=True)
+
+
+def test_show_while_dockerd_is_down(client):
+    """live-restore: stop the lab's dockerd; the shims and containers are still shown."""
+    before = {
+        c.name: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
+    }
+    d_pid = lab.dockerd_pid(PATHS)
+    try:
+        assert daemon.stop(d_pid, timeout=30)
+        assert not live(d_pid)
+        doc = show_json()
+        (engine,) = [
+            e
+            for e in doc["engines"]
+            if e["containerd"] and e["containerd"]["socket"] == str(PATHS.containerd_sock)
+        ]
+        assert engine["dockerd"] is None
+        assert sorted(c["init_pid"] for c in engine["containers"]) == sorted(before.values())
+        assert all(c["name"] is None for c in engine["containers"])
+        assert engine["notes"]
+        text = run_cli("show", check=True).stdout
+        assert "dockerd not running" in text
+    finally:
+        run_cli("lab", "up", check=True)
+    after = {
+        c.name: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
+    }
+    assert after == before
+
+
+def test_walk_under_churn_never_crashes_or_invents_links(lab_engine):
+    """Thousands of short-lived processes while we walk: no crash, no phantom edge."""
+    stop = threading.Event()
+
+    def churn():
+        while not stop.is_set():
+            subprocess.run(
+                ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do (sleep 0.01 &) ; done"], check=False
+            )
+
+    workers = [threading.Thread(target=churn, daemon=True) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        sizes = set()
+        for _ in range(30):
+            snap = host.take()
+            topo = topology.build(snap)
+            sizes.add(len(snap.procs))
+            for engine in topo.engines:
+                for edge in engine.edges:
+                    if edge.kind != "parent":
+                        continue
+                    child, parent = snap.procs[edge.dst], snap.procs.get(edge.src)
+                    assert parent is not None and host.is_parent(parent, child), edge
+                for c in engine.containers:
+                    init = snap.procs[c.init_pid]
+                    for p in c.processes:
+                        assert snap.procs[p.pid].ns.get("pid") == init.ns.get("pid"), (c.id, p)
+        assert len(sizes) > 1  # the process table really changed under the walks
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+
+
+@pytest.mark.parametrize("args", [["show"], ["show", "--json"], ["lab", "status"]])
+def test_read_commands_exit_zero(lab_engine, args):
+    assert run_cli(*args).returncode == 0
