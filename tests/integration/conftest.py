@@ -120,7 +120,7 @@ def host_engine(lab_engine):
             subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
         )
         log = open("/tmp/dtrace-test-host-engine.log", "ab")  # noqa: SIM115
-        if not os.path.exists("/run/containerd/containerd.sock"):
+        if not _connectable("/run/containerd/containerd.sock"):  # a stale file is not a daemon
             started.append(
                 subprocess.Popen(["containerd"], stdout=log, stderr=log, start_new_session=True)
             )
@@ -172,3 +172,14 @@ def _wait(predicate, timeout=60):
         if time.monotonic() > deadline:
             raise AssertionError("the host engine did not start")
         time.sleep(0.2)
+
+
+def _connectable(path):
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(path)
+            return True
+        except OSError:
+            return False
