@@ -99,16 +99,26 @@ def parse_proxy(argv: Sequence[str]) -> ProxyArgs | None:
     """docker-proxy's port mapping, or None if argv is not a complete docker-proxy line."""
     if program(argv) != "docker-proxy":
         return None
-    try:
-        return ProxyArgs(
-            proto=flag_value(argv, "-proto") or "tcp",
-            host_ip=flag_value(argv, "-host-ip") or "",
-            host_port=int(flag_value(argv, "-host-port") or ""),
-            container_ip=flag_value(argv, "-container-ip") or "",
-            container_port=int(flag_value(argv, "-container-port") or ""),
-        )
-    except ValueError:
+    host_port = _port(flag_value(argv, "-host-port"))
+    container_port = _port(flag_value(argv, "-container-port"))
+    container_ip = flag_value(argv, "-container-ip")
+    if host_port is None or container_port is None or not container_ip:
         return None
+    return ProxyArgs(
+        proto=flag_value(argv, "-proto") or "tcp",
+        host_ip=flag_value(argv, "-host-ip") or "",
+        host_port=host_port,
+        container_ip=container_ip,
+        container_port=container_port,
+    )
+
+
+def _port(text: str | None) -> int | None:
+    """A TCP/UDP port: ASCII digits in 0..65535 (int() would also take '-1', '٨٠', '8_0')."""
+    if not text or not (text.isascii() and text.isdigit()):
+        return None
+    port = int(text)
+    return port if port <= 65535 else None
 
 
 def unix_path(url: str) -> str | None:

@@ -122,6 +122,48 @@ def show(
     console().print(render.topology(topo))
 
 
+@app.command()
+def ns(
+    container: Annotated[
+        str | None,
+        typer.Argument(help="Name, id, unique id prefix or host PID; none for the matrix."),
+    ] = None,
+    host: HostOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Namespaces: what each container isolates, and what it shares with the host or others."""
+    from tracer import nsview
+    from tracer.errors import NotRootError, NotRunningError
+    from tracer.select import resolve
+    from tracer.trace import host_config, trace
+
+    topo = trace(host)
+    if container is None:
+        doc = nsview.matrix(topo)
+    else:
+        me = resolve(topo.containers(), container)
+        if me.init_pid is None:
+            raise NotRunningError(
+                f"{me.label} is {me.state}: a stopped container has no process, "
+                "so it has no namespaces",
+                f"start it with: docker start {me.label}",
+            )
+        if not me.namespaces:
+            raise NotRootError(f"reading /proc/{me.init_pid}/ns (permission denied)")
+        doc = nsview.container_report(topo, me, host_config(topo, me))
+    if not doc["host"]:
+        note(
+            "the host's namespaces could not be read (neither PID 1 nor kthreadd): "
+            "'isolated' is unknown"
+        )
+    if as_json:
+        emit_json(doc)
+        return
+    from tracer import render
+
+    console().print(render.ns_matrix(doc) if container is None else render.ns_container(doc))
+
+
 def console() -> Any:
     """stdout console: colour on a TTY, plain when piped or with NO_COLOR (rich decides)."""
     from rich.console import Console

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     REFUSED = 6  # a change was refused because it would lose containers (survive)
     LOST = 7  # survive: at least one container did not survive
     TIMEOUT = 8  # waited too long for a daemon
+    NOT_RUNNING = 9  # the container is stopped: it has no process, hence no namespaces
 
 
 class TracerError(Exception):
@@ -61,3 +62,7 @@ class EngineError(TracerError):
 
 class TimeoutError_(TracerError):
     exit_code = ExitCode.TIMEOUT
+
+
+class NotRunningError(TracerError):
+    exit_code = ExitCode.NOT_RUNNING

@@ -24,6 +24,7 @@ class Process:
     name: str = ""
     uid: int | None = None
     create_time: float = 0.0
+    namespaces: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -210,7 +211,13 @@ def _container(c: dict[str, Any]) -> Container:
         init_pid=c.get("init_pid"),
         shim_pid=c.get("shim_pid"),
         shim=Shim(**c["shim"]) if c.get("shim") else None,
-        processes=[Process(**p) for p in c.get("processes", [])],
+        processes=[_process(p) for p in c.get("processes", [])],
         proxies=[Proxy(**p) for p in c.get("proxies", [])],
         namespaces={str(k): int(v) for k, v in (c.get("namespaces") or {}).items()},
     )
+
+
+def _process(p: dict[str, Any]) -> Process:
+    fields = {k: v for k, v in p.items() if k != "namespaces"}
+    ns = {str(k): int(v) for k, v in (p.get("namespaces") or {}).items()}
+    return Process(**fields, namespaces=ns)

@@ -7,8 +7,11 @@ into markup, so a container cannot inject escape sequences or rich markup into t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
+from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
@@ -152,3 +155,82 @@ def _processes(node: Tree, procs: list[Process], root_pid: int) -> None:
             add(sub, p.pid)
 
     add(node, root_pid)
+
+
+# -- namespaces ------------------------------------------------------------------------------
+
+
+def _ns_state(entry: dict[str, Any]) -> Text:
+    if entry["isolated"] is None:
+        return _t(("?", STYLE["dim"]))
+    if not entry["isolated"]:
+        return _t(("host", "red"))
+    if entry["shared_with"]:
+        return _t(("shared", "yellow"))
+    return _t(("isolated", "green"))
+
+
+def ns_container(doc: dict[str, Any]) -> RenderableType:
+    """`ns CONTAINER`: one row per namespace type, then every process with its inodes."""
+    c = doc["container"]
+    head = _t(
+        ("namespaces of ", STYLE["dim"]),
+        (c["name"] or c["id"][:12], STYLE["name"]),
+        f" {c['id'][:12]}  init pid {c['init_pid']}",
+        (f"  (host = {doc['host_from']})", STYLE["dim"]),
+    )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in ("type", "inode", "host inode", "", "shared with", "why"):
+        table.add_column(col, overflow="fold")
+    for e in doc["namespaces"]:
+        table.add_row(
+            e["type"],
+            str(e["inode"]),
+            str(e["host_inode"] if e["host_inode"] is not None else "?"),
+            _ns_state(e),
+            _t(", ".join(e["shared_with"])),
+            _t((e["why"] or "", STYLE["dim"])),
+        )
+    kinds = [e["type"] for e in doc["namespaces"] if not e["type"].endswith("_for_children")]
+    procs = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in ("pid", "role", *kinds, "same as init", "cmdline"):
+        procs.add_column(col, overflow="fold")
+    for p in doc["processes"]:
+        procs.add_row(
+            str(p["pid"]),
+            _t((p["role"], STYLE.get(p["role"], ""))),
+            *[str(p["namespaces"].get(k, "?")) for k in kinds],
+            "yes" if p["same_as_init"] else _t(("NO", "red")),
+            _t(cmdline(p["cmdline"], 60)),
+        )
+    return Group(head, table, _t(("processes", STYLE["dim"])), procs)
+
+
+def ns_matrix(doc: dict[str, Any]) -> RenderableType:
+    """`ns`: containers x namespace types, then groups sharing a namespace."""
+    kinds = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("container")
+    table.add_column("init")
+    for k in kinds:
+        table.add_column(k)
+    style = {"host": "red", "isolated": "green"}
+    for c in doc["containers"]:
+        cells = []
+        for k in kinds:
+            value = c["cells"].get(k, "?")
+            shown = "= " + value[len("shared:") :] if value.startswith("shared:") else value
+            cells.append(_t((shown, style.get(value, "yellow"))))
+        table.add_row(_t((c["name"] or c["id"][:12], STYLE["name"])), str(c["init_pid"]), *cells)
+    parts: list[RenderableType] = [
+        _t((f"host namespaces from {doc['host_from']}", STYLE["dim"])),
+        table,
+    ]
+    shared = [g for g in doc["groups"] if len(g["containers"]) > 1 and not g["host"]]
+    if shared:
+        parts.append(_t(("shared between containers", STYLE["dim"])))
+        for g in shared:
+            parts.append(_t(f"  {g['type']:<18} {g['inode']}  ", *[", ".join(g["containers"])]))
+    if not doc["containers"]:
+        parts.append(_t(("no running containers", STYLE["dim"])))
+    return Group(*parts)

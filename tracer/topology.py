@@ -102,7 +102,8 @@ def containerd_socket(host: Host, containerd: Proc) -> tuple[str, bool]:
         )
         try:
             grpc = tomllib.loads(host.files.get(config, "")).get("grpc", {})
-            address = grpc.get("address") if isinstance(grpc, dict) else None
+            found = grpc.get("address") if isinstance(grpc, dict) else None
+            address = found if isinstance(found, str) else None
         except tomllib.TOMLDecodeError:
             address = None
     address = args.normalize_path(address or SYSTEM_CONTAINERD_SOCK)
@@ -136,7 +137,8 @@ def containerd_target(host: Host, dockerd: Proc) -> tuple[str | None, str]:
 
 def _is_runtime(proc: Proc) -> bool:
     """Transient runc invocations under a shim (create/start/exec/delete, `runc init`)."""
-    return proc.program == "runc" or proc.name.startswith("runc")
+    # runc's init stages rename themselves runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT].
+    return proc.program == "runc" or proc.name == "runc" or proc.name.startswith("runc:[")
 
 
 def find_init(host: Host, shim: Proc) -> Proc | None:
@@ -147,7 +149,7 @@ def find_init(host: Host, shim: Proc) -> Proc | None:
     cwd = host.cwd.get(shim.pid)
     if cwd:
         text = host.files.get(f"{cwd}/init.pid", "").strip()
-        if text.isdigit() and int(text) in by_pid:
+        if text.isascii() and text.isdigit() and int(text) in by_pid:
             return by_pid[int(text)]
     parsed = args.parse_shim(shim.cmdline)
     if parsed:
@@ -176,6 +178,7 @@ def container_processes(host: Host, shim: Proc, init: Proc | None) -> list[Proce
                 name=proc.name,
                 uid=proc.uid,
                 create_time=proc.create_time,
+                namespaces=dict(proc.ns),
             )
         )
 

@@ -5,11 +5,13 @@ The only place where the snapshot meets the Docker API; everything after is pure
 
 from __future__ import annotations
 
+from typing import Any
+
 from tracer import argv as args
 from tracer import host as hostmod
 from tracer import topology
 from tracer.errors import EngineError, UsageError
-from tracer.model import Topology
+from tracer.model import Container, Topology
 
 
 def query_api(socket_path: str | None) -> topology.ApiView:
@@ -59,3 +61,18 @@ def only_engine(topo: Topology, url: str) -> Topology:
         found = ", ".join(e.title for e in topo.engines) or "none"
         raise UsageError(f"no engine listens on {url} (engines found: {found})")
     return Topology(engines=keep, orphans=[], host=topo.host, notes=topo.notes)
+
+
+def host_config(topo: Topology, container: Container) -> dict[str, Any] | None:
+    """The container's HostConfig (one inspect call), or None when its API is unreachable."""
+    engine = next((e for e in topo.engines if container in e.containers), None)
+    if not (engine and engine.dockerd and engine.dockerd.reachable and engine.dockerd.api_socket):
+        return None
+    from tracer.dockerapi import Api
+
+    try:
+        with Api(f"unix://{engine.dockerd.api_socket}") as api:
+            found = api.inspect(container.id)
+    except EngineError:
+        return None
+    return dict(found.get("HostConfig") or {}) if found else None

@@ -152,6 +152,8 @@ def host_engine(lab_engine):
         if not had_docker0:
             subprocess.run(["ip", "link", "delete", "docker0"], capture_output=True)
         for path in made:
+            # dockerd bind-mounts its data root onto itself; unmount before removing.
+            subprocess.run(["umount", "-l", path], capture_output=True)
             subprocess.run(["rm", "-rf", path])
     c.close()
 

@@ -107,7 +107,9 @@ def test_render_degraded_engines_and_orphans_exactly() -> None:
         engines=[
             Engine(
                 dockerd=Dockerd(600, [], None, False, None, api_error="connection refused"),
-                containerd=Containerd(601, "/run/docker/containerd/containerd.sock", True, [], True),
+                containerd=Containerd(
+                    601, "/run/docker/containerd/containerd.sock", True, [], True
+                ),
             ),
             Engine(
                 dockerd=None,

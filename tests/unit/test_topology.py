@@ -462,7 +462,9 @@ def _exec_first_host() -> Host:
     return make_host(
         proc(1, 0, "systemd", ["/sbin/init"], 1.0),
         proc(500, 1, "containerd", ["containerd"], 5.0),
-        proc(900, 1, "containerd-shim", shim_cmd(ID_C, address="/run/containerd/containerd.sock"), 9),
+        proc(
+            900, 1, "containerd-shim", shim_cmd(ID_C, address="/run/containerd/containerd.sock"), 9
+        ),
         proc(905, 900, "sh", ["sh", "-c", "exec sleep 5"], 10.0),
         proc(910, 900, "postgres", ["postgres", "-D", "/data"], 11.0),
         proc(911, 910, "postgres", ["postgres: checkpointer"], 12.0),
@@ -521,11 +523,6 @@ def test_transient_and_zombie_shims_are_not_containers() -> None:
     assert sorted(c.id for c in topo.containers()) == [ID_A, ID_B]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: topology._is_runtime treats every comm starting with 'runc' as a transient "
-    "runc call, so a container whose program is e.g. 'runcache' loses its init",
-)
 def test_program_whose_name_starts_with_runc_is_a_container_process() -> None:
     host = make_host(
         proc(1, 0, "systemd", ["/sbin/init"], 1.0),
@@ -554,7 +551,12 @@ def test_json_round_trip(topo: Topology) -> None:
         "kind": "socket",
         "via": f"{SOCK} (--containerd)",
     }
-    assert {e["kind"] for e in engine["edges"]} == {"socket", "shim-address", "reparented", "parent"}
+    assert {e["kind"] for e in engine["edges"]} == {
+        "socket",
+        "shim-address",
+        "reparented",
+        "parent",
+    }
     assert doc["host"]["taken_at"] == "2023-11-14T22:13:20+00:00"
 
 
@@ -582,8 +584,11 @@ def test_json_round_trip_with_orphans_and_notes() -> None:
         {"schema": model.SCHEMA, "engines": [{"dockerd": {"pid": 1}}]},
         {"schema": model.SCHEMA, "engines": [{"edges": [{"from": 1}]}]},
         {"schema": model.SCHEMA, "engines": [], "orphans": [{"id": "x"}]},
-        {"schema": model.SCHEMA, "engines": [], "orphans": [{"id": "x", "state": "running",
-                                                               "namespaces": {"pid": "n"}}]},
+        {
+            "schema": model.SCHEMA,
+            "engines": [],
+            "orphans": [{"id": "x", "state": "running", "namespaces": {"pid": "n"}}],
+        },
     ],
 )
 def test_from_json_rejects_what_is_not_a_snapshot(doc: object) -> None:
@@ -596,3 +601,11 @@ def test_from_json_minimal() -> None:
     assert topo.engines == [Engine(dockerd=None, containerd=None)]
     assert topo.orphans == [] and topo.notes == [] and topo.host == {}
     assert Edge(1, 2, "parent").to_json() == {"from": 1, "to": 2, "kind": "parent", "via": ""}
+
+
+def test_garbage_init_pid_file_falls_back_to_the_oldest_child() -> None:
+    host = _exec_first_host()
+    host.listeners = {500: {1: "/run/containerd/containerd.sock"}}
+    host.cwd = {900: bundle(ID_C)}
+    host.files = {f"{bundle(ID_C)}/init.pid": "\u00b2"}
+    assert by_id(build(host))[ID_C].init_pid == 905
