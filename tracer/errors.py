@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     LOST = 7  # survive: at least one container did not survive
     TIMEOUT = 8  # waited too long for a daemon
     NOT_RUNNING = 9  # the container is stopped: it has no process, hence no namespaces
+    OUTPUT = 10  # an output file could not be written
 
 
 class TracerError(Exception):
@@ -66,3 +67,7 @@ class TimeoutError_(TracerError):
 
 class NotRunningError(TracerError):
     exit_code = ExitCode.NOT_RUNNING
+
+
+class OutputError(TracerError):
+    exit_code = ExitCode.OUTPUT
