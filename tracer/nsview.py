@@ -82,6 +82,8 @@ def flags(host_config: Mapping[str, Any] | None, names: Mapping[str, str]) -> di
             shown = (
                 f"{flag} container:{names.get(target, target[:12])}" if target else f"{flag} host"
             )
+            if key == "CgroupnsMode":  # nobody types it: it is the daemon's default on v1
+                shown = "cgroupns mode host (Docker's default on cgroup v1)"
             for kind in kinds:
                 out[kind] = shown
     return out

@@ -166,71 +166,99 @@ def _ns_state(entry: dict[str, Any]) -> Text:
     if not entry["isolated"]:
         return _t(("host", "red"))
     if entry["shared_with"]:
-        return _t(("shared", "yellow"))
+        return _t(("shared with ", "yellow"), (", ".join(entry["shared_with"]), "yellow"))
     return _t(("isolated", "green"))
 
 
+def _ns_rows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """*_for_children rows only where they differ from their parent type (after unshare)."""
+    by_type = {e["type"]: e for e in entries}
+    return [
+        e
+        for e in entries
+        if not e["type"].endswith("_for_children")
+        or by_type.get(e["type"].removesuffix("_for_children"), {}).get("inode") != e["inode"]
+    ]
+
+
 def ns_container(doc: dict[str, Any]) -> RenderableType:
-    """`ns CONTAINER`: one row per namespace type, then every process with its inodes."""
+    """`ns CONTAINER`: one row per namespace type, then every process against init."""
     c = doc["container"]
     head = _t(
-        ("namespaces of ", STYLE["dim"]),
         (c["name"] or c["id"][:12], STYLE["name"]),
         f" {c['id'][:12]}  init pid {c['init_pid']}",
-        (f"  (host = {doc['host_from']})", STYLE["dim"]),
+        (f"  (host namespaces from {doc['host_from']})", STYLE["dim"]),
     )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col in ("type", "inode", "host inode", "", "shared with", "why"):
-        table.add_column(col, overflow="fold")
-    for e in doc["namespaces"]:
+    table.add_column("type", no_wrap=True)
+    table.add_column("inode", no_wrap=True)
+    table.add_column("host", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("why", overflow="fold", style=STYLE["dim"])
+    for e in _ns_rows(doc["namespaces"]):
+        why = e["why"] if (e["why"] and not e["why"].startswith("shared with ")) else ""
         table.add_row(
             e["type"],
             str(e["inode"]),
             str(e["host_inode"] if e["host_inode"] is not None else "?"),
             _ns_state(e),
-            _t(", ".join(e["shared_with"])),
-            _t((e["why"] or "", STYLE["dim"])),
+            _t(why),
         )
-    kinds = [e["type"] for e in doc["namespaces"] if not e["type"].endswith("_for_children")]
-    procs = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col in ("pid", "role", *kinds, "same as init", "cmdline"):
-        procs.add_column(col, overflow="fold")
+    procs = Tree(_t(("processes (docker exec joins these namespaces with setns)", STYLE["dim"])))
     for p in doc["processes"]:
-        procs.add_row(
-            str(p["pid"]),
-            _t((p["role"], STYLE.get(p["role"], ""))),
-            *[str(p["namespaces"].get(k, "?")) for k in kinds],
-            "yes" if p["same_as_init"] else _t(("NO", "red")),
-            _t(cmdline(p["cmdline"], 60)),
+        if p["same_as_init"]:
+            where = _t(("same namespaces as init", "green"))
+        else:
+            where = _t(("differs from init", "red"))
+        procs.add(
+            _t(
+                f"{p['pid']} ",
+                (f"{p['role']:<5}", STYLE.get(p["role"], "")),
+                f" {cmdline(p['cmdline'], 50)}  ",
+            ).append_text(where)
         )
-    return Group(head, table, _t(("processes", STYLE["dim"])), procs)
+    return Group(head, table, procs)
 
 
 def ns_matrix(doc: dict[str, Any]) -> RenderableType:
-    """`ns`: containers x namespace types, then groups sharing a namespace."""
+    """`ns`: containers x namespace types (own / host / = other), then the shared groups."""
     kinds = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"]
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("container")
-    table.add_column("init")
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    table.add_column("container", no_wrap=True)
+    table.add_column("init", no_wrap=True)
     for k in kinds:
-        table.add_column(k)
-    style = {"host": "red", "isolated": "green"}
+        table.add_column(k, no_wrap=True)
     for c in doc["containers"]:
         cells = []
         for k in kinds:
             value = c["cells"].get(k, "?")
-            shown = "= " + value[len("shared:") :] if value.startswith("shared:") else value
-            cells.append(_t((shown, style.get(value, "yellow"))))
+            if value.startswith("shared:"):
+                others = value[len("shared:") :].split(",")
+                more = f"+{len(others) - 1}" if len(others) > 1 else ""
+                cells.append(_t(("=" + others[0] + more, "yellow")))
+            else:
+                cells.append(_t(("own" if value == "isolated" else value, _CELL.get(value, ""))))
         table.add_row(_t((c["name"] or c["id"][:12], STYLE["name"])), str(c["init_pid"]), *cells)
     parts: list[RenderableType] = [
-        _t((f"host namespaces from {doc['host_from']}", STYLE["dim"])),
         table,
+        _t(
+            (
+                "own: private to the container; host: the host's; =X: shared with container X"
+                f" (host namespaces from {doc['host_from']})",
+                STYLE["dim"],
+            )
+        ),
     ]
-    shared = [g for g in doc["groups"] if len(g["containers"]) > 1 and not g["host"]]
-    if shared:
-        parts.append(_t(("shared between containers", STYLE["dim"])))
-        for g in shared:
-            parts.append(_t(f"  {g['type']:<18} {g['inode']}  ", *[", ".join(g["containers"])]))
+    shared = [
+        g
+        for g in doc["groups"]
+        if len(g["containers"]) > 1 and not g["host"] and not g["type"].endswith("_for_children")
+    ]
+    for g in shared:
+        parts.append(_t(f"{g['type']} {g['inode']}: ", (", ".join(g["containers"]), STYLE["name"])))
     if not doc["containers"]:
         parts.append(_t(("no running containers", STYLE["dim"])))
     return Group(*parts)
+
+
+_CELL = {"host": "red", "isolated": "green"}
