@@ -27,6 +27,11 @@ class _Group(TyperGroup):
             _fail(exc.line(), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:
+            # `dtrace-tree show | head`: the reader left. Quietly, like any Unix tool on SIGPIPE.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
             if _debug(ctx):
                 raise
@@ -164,6 +169,49 @@ def ns(
     console().print(render.ns_matrix(doc) if container is None else render.ns_container(doc))
 
 
+@app.command()
+def survive(
+    daemon: Annotated[
+        str, typer.Option("--daemon", help="Which daemon to restart: dockerd or containerd.")
+    ] = "dockerd",
+    host: Annotated[
+        str | None,
+        typer.Option("-H", "--host", help="An engine other than the lab (needs --yes)."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm restarting an engine dtrace-tree does not own.")
+    ] = False,
+    allow_downtime: Annotated[
+        bool,
+        typer.Option(
+            "--allow-downtime", help="Restart even with live-restore off (loses containers)."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the daemon to come back.")
+    ] = 90.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restart the daemon and prove that every container kept running (live-restore)."""
+    from tracer import survive as surv
+    from tracer.errors import UsageError
+
+    if daemon not in ("dockerd", "containerd"):
+        raise UsageError(f"--daemon {daemon}: choose dockerd or containerd")
+    opts = surv.Options(
+        daemon=daemon, host=host, yes=yes, allow_downtime=allow_downtime, timeout=timeout
+    )
+    report = surv.run(opts, progress=note)
+    if as_json:
+        emit_json(report)
+    else:
+        from tracer import render
+
+        console().print(render.survive(report))
+    codes = {"survived": ExitCode.OK, "refused": ExitCode.REFUSED, "lost": ExitCode.LOST}
+    raise typer.Exit(int(codes[report["verdict"]]))
+
+
 def console() -> Any:
     """stdout console: colour on a TTY, plain when piped or with NO_COLOR (rich decides)."""
     from rich.console import Console
@@ -235,4 +283,10 @@ def _print_lab(status: Any, as_json: bool) -> None:
 
 
 def main() -> None:
-    app(prog_name="dtrace-tree")
+    try:
+        app(prog_name="dtrace-tree")
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left before the last buffered bytes
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

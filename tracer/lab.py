@@ -98,8 +98,12 @@ def demos(web_port: int) -> list[Demo]:
 
 @dataclass(frozen=True)
 class LabPaths:
+    """Where a lab lives. The default is *the* lab; tests build a second one elsewhere."""
+
     run: Path = RUN_DIR
     data: Path = DATA_DIR
+    bridge: str = BRIDGE
+    bridge_addr: str = BRIDGE_ADDR
 
     @property
     def containerd_dir(self) -> Path:
@@ -219,24 +223,37 @@ def _write_state(paths: LabPaths, state: dict[str, Any]) -> None:
     tmp.replace(paths.state_json)
 
 
-def _pid_from(pidfile: Path, marker: str) -> int | None:
-    """The PID in pidfile, if that process runs and its command line holds marker."""
+def _pid_from(pidfile: Path, program: str, marker: str) -> int | None:
+    """The running `program` whose command line holds marker: the PID in pidfile, or else
+    found in the process table (the daemon may have been restarted by someone else, e.g.
+    `survive`), in which case the pidfile is brought up to date."""
     try:
         pid = int(pidfile.read_text().strip())
         proc = psutil.Process(pid)
-        if proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline()):
+        if proc.status() != psutil.STATUS_ZOMBIE and marker in proc.cmdline():
             return pid
     except (OSError, ValueError, psutil.Error):
         pass
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmd = proc.info["cmdline"] or []
+        if (
+            cmd
+            and os.path.basename(cmd[0]) == program
+            and marker in cmd
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            if pidfile.parent.is_dir():
+                pidfile.write_text(f"{proc.info['pid']}\n")
+            return int(proc.info["pid"])
     return None
 
 
 def containerd_pid(paths: LabPaths) -> int | None:
-    return _pid_from(paths.containerd_pid, str(paths.containerd_toml))
+    return _pid_from(paths.containerd_pid, "containerd", str(paths.containerd_toml))
 
 
 def dockerd_pid(paths: LabPaths) -> int | None:
-    return _pid_from(paths.docker_pid, str(paths.docker_sock))
+    return _pid_from(paths.docker_pid, "dockerd", paths.docker_host)
 
 
 # -- up ------------------------------------------------------------------------------------
@@ -259,7 +276,7 @@ def up(
     state.setdefault("web_port", _free_port())
     _write_state(paths, state)
 
-    _ensure_bridge(progress)
+    _ensure_bridge(paths, progress)
     _ensure_containerd(paths, bins, progress)
     _ensure_dockerd(paths, bins, live_restore, progress)
 
@@ -297,16 +314,17 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([which("ip"), *args], capture_output=True, text=True, check=check)
 
 
-def _ensure_bridge(progress: Progress) -> None:
-    if _ip("link", "show", BRIDGE, check=False).returncode == 0:
+def _ensure_bridge(paths: LabPaths, progress: Progress) -> None:
+    bridge = paths.bridge
+    if _ip("link", "show", bridge, check=False).returncode == 0:
         return
-    progress(f"creating bridge {BRIDGE} ({BRIDGE_ADDR})")
+    progress(f"creating bridge {bridge} ({paths.bridge_addr})")
     try:
-        _ip("link", "add", BRIDGE, "type", "bridge")
-        _ip("addr", "add", BRIDGE_ADDR, "dev", BRIDGE)
-        _ip("link", "set", BRIDGE, "up")
+        _ip("link", "add", bridge, "type", "bridge")
+        _ip("addr", "add", paths.bridge_addr, "dev", bridge)
+        _ip("link", "set", bridge, "up")
     except subprocess.CalledProcessError as exc:
-        raise EngineError(f"cannot create bridge {BRIDGE}: {exc.stderr.strip()}") from exc
+        raise EngineError(f"cannot create bridge {bridge}: {exc.stderr.strip()}") from exc
 
 
 def containerd_config(paths: LabPaths) -> str:
@@ -370,7 +388,7 @@ def dockerd_argv(paths: LabPaths, dockerd: str) -> list[str]:
         "--exec-root", str(paths.exec_root),
         "--pidfile", str(paths.docker_pid),
         "--containerd", str(paths.containerd_sock),
-        "--bridge", BRIDGE,
+        "--bridge", paths.bridge,
         "--iptables=false",
         "--ip-masq=false",
         "--ip-forward=false",
@@ -570,10 +588,10 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
     for mount in _mounts_under((paths.run, paths.data)):
         subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         removed.append(f"mount {mount}")
-    if _ip("link", "show", BRIDGE, check=False).returncode == 0:
-        progress(f"deleting bridge {BRIDGE}")
-        _ip("link", "delete", BRIDGE, check=False)
-        removed.append(f"bridge {BRIDGE}")
+    if _ip("link", "show", paths.bridge, check=False).returncode == 0:
+        progress(f"deleting bridge {paths.bridge}")
+        _ip("link", "delete", paths.bridge, check=False)
+        removed.append(f"bridge {paths.bridge}")
     for root in (paths.run, paths.data):
         if root.exists():
             shutil.rmtree(root, ignore_errors=True)

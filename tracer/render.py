@@ -262,3 +262,80 @@ def ns_matrix(doc: dict[str, Any]) -> RenderableType:
 
 
 _CELL = {"host": "red", "isolated": "green"}
+
+
+# -- survive -----------------------------------------------------------------------------------
+
+
+def survive(r: dict[str, Any]) -> RenderableType:
+    """The before/after table and the verdict of a restart."""
+    parts: list[RenderableType] = []
+    lr = {True: "on", False: "off", None: "?"}[r["live_restore"]]
+    parts.append(
+        _t(("survive: ", "bold"), f"restart {r['daemon']} of {r['engine']} (live-restore {lr})")
+    )
+    if r["restart"]:
+        b, a = r["before"], r["after"] or {}
+        parts.append(
+            _t(
+                f"dockerd {b['dockerd_pid']} -> {a.get('dockerd_pid')}   "
+                f"containerd {b['containerd_pid']} -> {a.get('containerd_pid')}   "
+                f"(restarted {r['restart']['how']})"
+            )
+        )
+        parts.append(
+            _t(
+                f"{r['daemon']} was down {r['downtime_ms']} ms; "
+                f"the API answered again {r['api_back_ms']} ms after the stop request"
+            )
+        )
+    during = r.get("during")
+    if during:
+
+        def pid(value: int | None) -> str:
+            return f"pid {value}" if value else "missing"
+
+        parts.append(
+            _t(
+                ("while it was down: ", STYLE["dim"]),
+                f"dockerd {pid(during['dockerd_pid'])}, "
+                f"containerd {pid(during['containerd_pid'])}, "
+                f"{during['containers_running']} containers running under shims "
+                f"{', '.join(map(str, during['shims']))}",
+            )
+        )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in ("container", "init pid", "start time", "namespaces", "shim", "policy", ""):
+        table.add_column(col, no_wrap=True)
+    for c in r["containers"]:
+        after = c["init_pid_after"]
+        table.add_row(
+            _t((c["name"] or c["id"][:12], STYLE["name"])),
+            f"{c['init_pid_before']} -> {after if after is not None else 'gone'}",
+            "same" if c["start_time_same"] else "-",
+            "same" if c["namespaces_same"] else "-",
+            f"{c['shim_pid_before']} -> {c['shim_pid_after'] or 'gone'}",
+            _t(c["restart_policy"] or "?"),
+            _t(("survived", "green") if c["survived"] else ("LOST", "bold red"))
+            if r["verdict"] != "refused"
+            else _t(("would stop", "yellow")),
+        )
+    parts.append(table)
+    for p in r["ports"]:
+        parts.append(_t(f"published port {p['port']} refused connections for {p['refused_ms']} ms"))
+    for line in r["notes"]:
+        parts.append(_t(("note: " + line, STYLE["dim"])))
+    verdict = {
+        "survived": (
+            "verdict: survived - every container kept its PID, start time and namespaces",
+            "bold green",
+        ),
+        "lost": (
+            "verdict: lost - "
+            + ", ".join(c["name"] or c["id"][:12] for c in r["containers"] if not c["survived"]),
+            "bold red",
+        ),
+        "refused": ("verdict: refused - nothing was restarted", "bold yellow"),
+    }[r["verdict"]]
+    parts.append(_t(verdict))
+    return Group(*parts)
