@@ -305,21 +305,29 @@ def survive(r: dict[str, Any]) -> RenderableType:
             )
         )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col in ("container", "init pid", "start time", "namespaces", "shim", "policy", ""):
+    refused = r["verdict"] == "refused"
+    cols = ("container", "init pid", "shim", "policy", "") if refused else (
+        "container", "init pid", "start time", "namespaces", "shim", "policy", "")  # fmt: skip
+    for col in cols:
         table.add_column(col, no_wrap=True)
     for c in r["containers"]:
-        after = c["init_pid_after"]
-        table.add_row(
-            _t((c["name"] or c["id"][:12], STYLE["name"])),
-            f"{c['init_pid_before']} -> {after if after is not None else 'gone'}",
-            "same" if c["start_time_same"] else "-",
-            "same" if c["namespaces_same"] else "-",
-            f"{c['shim_pid_before']} -> {c['shim_pid_after'] or 'gone'}",
-            _t(c["restart_policy"] or "?"),
-            _t(("survived", "green") if c["survived"] else ("LOST", "bold red"))
-            if r["verdict"] != "refused"
-            else _t(("would stop", "yellow")),
-        )
+        name = _t((c["name"] or c["id"][:12], STYLE["name"]))
+        policy = _t(c["restart_policy"] or "?")
+        if refused:
+            row = [name, str(c["init_pid_before"]), str(c["shim_pid_before"]), policy,
+                   _t(("would stop", "yellow"))]  # fmt: skip
+        else:
+            after = c["init_pid_after"]
+            row = [
+                name,
+                f"{c['init_pid_before']} -> {after if after is not None else 'gone'}",
+                "same" if c["start_time_same"] else "-",
+                "same" if c["namespaces_same"] else "-",
+                f"{c['shim_pid_before']} -> {c['shim_pid_after'] or 'gone'}",
+                policy,
+                _t(("survived", "green") if c["survived"] else ("LOST", "bold red")),
+            ]
+        table.add_row(*row)
     parts.append(table)
     for p in r["ports"]:
         parts.append(_t(f"published port {p['port']} refused connections for {p['refused_ms']} ms"))
