@@ -313,6 +313,7 @@ def survive(r: dict[str, Any]) -> RenderableType:
     for c in r["containers"]:
         name = _t((c["name"] or c["id"][:12], STYLE["name"]))
         policy = _t(c["restart_policy"] or "?")
+        row: list[RenderableType]
         if refused:
             row = [name, str(c["init_pid_before"]), str(c["shim_pid_before"]), policy,
                    _t(("would stop", "yellow"))]  # fmt: skip
