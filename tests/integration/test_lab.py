@@ -73,7 +73,7 @@ def test_demo_containers_run_with_their_shapes(client):
     others = [p for p in _children(shim.pid) if p.pid != init_pid]
     assert len(others) == 1
     assert ns_inodes(others[0].pid) == ns_inodes(init_pid)
-    assert any(client.api.exec_inspect(e)["Running"] for e in ex["ExecIDs"])
+    # (Not asked of ExecIDs: dockerd forgets exec sessions when it restarts; /proc does not.)
 
     # The stopped one has no process at all.
     assert _container(client, "lab-stopped")["State"]["Pid"] == 0
