@@ -64,6 +64,19 @@ class Api:
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return False
 
+    def reaches_containerd(self) -> bool:
+        """Can dockerd talk to its containerd? (`top` of a running container goes through it.)
+
+        True when no container runs: then there is nothing to ask containerd about.
+        """
+        try:
+            running = self._client.api.containers(filters={"status": "running"}, limit=1)
+            if running:
+                self._client.api.top(running[0]["Id"])
+            return True
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+
     def info(self) -> dict[str, Any]:
         return self._call(self._client.api.info)
 

@@ -283,6 +283,9 @@ def up(
     from tracer.dockerapi import Api
 
     with Api(paths.docker_host, timeout=60) as api:
+        # After a containerd (re)start, dockerd reconnects with a back-off: wait for it.
+        if not daemon.wait_until(api.reaches_containerd, 60, interval=0.2):
+            raise TimeoutError_("the lab's dockerd did not reconnect to its containerd in 60s")
         _ensure_image(api, bins["busybox"], progress)
         _ensure_demos(api, paths, state, progress)
     _write_state(paths, state)

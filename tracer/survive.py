@@ -359,7 +359,7 @@ def _wait_back(
         if view.error is not None:
             return False
         if opts.daemon == "containerd":  # dockerd answered throughout: wait for the new containerd
-            return restart.find_successor(spec) is not None
+            return restart.find_successor(spec) is not None and _reconnected(api_socket)
         return True
 
     progress(f"waiting for the API at {api_socket} (timeout {opts.timeout:.0f}s)")
@@ -376,6 +376,16 @@ def _wait_back(
         f"containers still running: {', '.join(running) or 'none'}",
         f"to recover, start it by hand: {spec.command()}; its log: {spec.log}",
     )
+
+
+def _reconnected(api_socket: str | None) -> bool:
+    from tracer.dockerapi import Api
+
+    try:
+        with Api(f"unix://{api_socket}") as api:
+            return api.reaches_containerd()
+    except EngineError:
+        return False
 
 
 def _row(before: Seen, after: Seen | None, policies: dict[str, str]) -> dict[str, Any]:

@@ -93,13 +93,18 @@ def api_socket(host: Host, dockerd: Proc) -> str | None:
     return configured_paths[0] if configured_paths else None
 
 
-def containerd_socket(host: Host, containerd: Proc) -> tuple[str, bool]:
-    """containerd's gRPC socket and whether it is proven (a listener held by this process)."""
+def containerd_socket(host: Host, containerd: Proc) -> tuple[str | None, bool]:
+    """containerd's gRPC socket and whether it is proven (a listener held by this process).
+
+    None when it cannot be known: no --address, and its --config could not be read (not root).
+    """
     address = args.flag_value(containerd.cmdline, "--address", "-a")
+    listening = {args.normalize_path(p) for p in host.listeners.get(containerd.pid, {}).values()}
     if not address:
-        config = (
-            args.flag_value(containerd.cmdline, "--config", "-c") or "/etc/containerd/config.toml"
-        )
+        explicit = args.flag_value(containerd.cmdline, "--config", "-c")
+        config = explicit or "/etc/containerd/config.toml"
+        if explicit and config not in host.files and not listening:
+            return None, False
         try:
             grpc = tomllib.loads(host.files.get(config, "")).get("grpc", {})
             found = grpc.get("address") if isinstance(grpc, dict) else None
@@ -107,7 +112,6 @@ def containerd_socket(host: Host, containerd: Proc) -> tuple[str, bool]:
         except tomllib.TOMLDecodeError:
             address = None
     address = args.normalize_path(address or SYSTEM_CONTAINERD_SOCK)
-    listening = {args.normalize_path(p) for p in host.listeners.get(containerd.pid, {}).values()}
     if address in listening:
         return address, True
     grpc_socks = sorted(p for p in listening if p.endswith("containerd.sock"))
@@ -227,6 +231,17 @@ def build(host: Host, apis: Mapping[int, ApiView] | None = None) -> Topology:
         )
         engine = Engine(dockerd=dockerd, containerd=None)
         target, how = containerd_target(host, d)
+        unknown = [
+            pid for pid, (sock, _) in cd_sockets.items() if sock is None and pid not in claimed
+        ]
+        if target and len(unknown) == 1 and target not in {s for s, _ in cd_sockets.values()}:
+            # Not root: the one containerd whose socket we cannot read is taken to serve it,
+            # and marked unproven (no `socket` edge is drawn for it).
+            cd_sockets[unknown[0]] = (target, False)
+            engine.notes.append(
+                f"containerd {unknown[0]} is assumed to serve {target}: its socket could not "
+                "be read (run as root to prove it)"
+            )
         for pid, (sock, proven) in cd_sockets.items():
             if target and sock == target:
                 cd = cds[pid]
@@ -257,7 +272,7 @@ def build(host: Host, apis: Mapping[int, ApiView] | None = None) -> Topology:
         engine = Engine(
             dockerd=None,
             containerd=Containerd(
-                pid=pid, socket=sock, managed=False, cmdline=list(cd.cmdline), proven=proven
+                pid=pid, socket=sock or "?", managed=False, cmdline=list(cd.cmdline), proven=proven
             ),
         )
         engine.notes.append("no dockerd uses this containerd (dockerd down, or another client)")

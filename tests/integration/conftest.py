@@ -6,6 +6,7 @@ Outside CI, without root, they are skipped (the lab needs root).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -185,3 +186,17 @@ def _connectable(path):
             return True
         except OSError:
             return False
+
+
+def run_temp(client, name: str, command: list[str], **options):
+    """Run a throw-away container in the lab (removing a leftover of the same name first)."""
+    with contextlib.suppress(docker.errors.NotFound):
+        client.api.remove_container(name, force=True)
+    return client.containers.run(
+        "dtrace-lab/busybox:latest",
+        command,
+        name=name,
+        detach=True,
+        environment={"PATH": "/bin"},
+        **options,
+    )

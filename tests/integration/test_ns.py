@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import ns_inodes, run_cli
+from tests.integration.conftest import ns_inodes, run_cli, run_temp
 from tracer import daemon, lab
 
 PATHS = lab.LabPaths()
@@ -78,14 +78,12 @@ def test_exec_process_is_in_the_same_namespaces_as_init(client):
 
 
 def test_host_pid_and_network(client):
-    ctr = client.containers.run(
-        "dtrace-lab/busybox:latest",
+    ctr = run_temp(
+        client,
+        "lab-hostns",
         ["sleep", "2147483647"],
-        name="lab-hostns",
         pid_mode="host",
         network_mode="host",
-        detach=True,
-        environment={"PATH": "/bin"},
     )
     try:
         got = {e["type"]: e for e in ns_json("lab-hostns")["namespaces"]}

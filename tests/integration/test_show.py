@@ -9,7 +9,14 @@ import threading
 import psutil
 import pytest
 
-from tests.integration.conftest import lab_engine_json, live, ns_inodes, run_cli, show_json
+from tests.integration.conftest import (
+    lab_engine_json,
+    live,
+    ns_inodes,
+    run_cli,
+    run_temp,
+    show_json,
+)
 from tracer import daemon, host, lab, topology
 
 PATHS = lab.LabPaths()
@@ -158,12 +165,10 @@ def test_text_tree_is_plain_when_piped(lab_engine):
 
 
 def test_hostile_command_lines_are_inert(client):
-    ctr = client.containers.run(
-        "dtrace-lab/busybox:latest",
+    ctr = run_temp(
+        client,
+        "lab-hostile",
         ["sh", "-c", f"sleep 2147483647; : '{HOSTILE}'"],
-        name="lab-hostile",
-        detach=True,
-        environment={"PATH": "/bin"},
     )
     try:
         text = run_cli("show", "lab-hostile", check=True).stdout

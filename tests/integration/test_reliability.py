@@ -1,0 +1,278 @@
+"""Guarantees: never crash, never lie, never write, never leak; hostile containers stay inert.
+
+Each test states one guarantee of the README's "Guarantees" section.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.integration.conftest import ROOT, lab_engine_json, run_cli, run_temp, show_json
+from tracer import daemon, host, lab, topology
+
+PATHS = lab.LabPaths()
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+# -- not root ------------------------------------------------------------------------------------
+
+
+def run_as_nobody(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI as an unprivileged user (Debian's python3: the venv's may live under /root)."""
+    site = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+    return subprocess.run(
+        [*NOBODY, "/usr/bin/python3", "-m", "tracer", *args],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={
+            "PYTHONPATH": f"{ROOT}:{site}",
+            "PATH": os.environ["PATH"],
+            "NO_COLOR": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": "/nonexistent",
+        },  # fmt: skip
+        timeout=120,
+    )
+
+
+def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):
+    out = run_as_nobody("show", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "run as root (or with CAP_SYS_PTRACE)" in out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["host"]["root"] is False
+    (engine,) = [
+        e for e in doc["engines"] if e["dockerd"] and e["dockerd"]["pid"] == lab.dockerd_pid(PATHS)
+    ]
+    assert engine["dockerd"]["reachable"] is False
+    assert "permission denied" in engine["dockerd"]["api_error"]
+    # The chain itself is still drawn from /proc: every running container, by its shim.
+    truth = {
+        c.id: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
+    }
+    got = {c["id"]: c["init_pid"] for c in engine["containers"]}
+    assert got == truth
+    assert all(c["namespaces"] == {} for c in engine["containers"])  # not readable: not invented
+
+    out = run_as_nobody("ns", "lab-web")
+    assert out.returncode in (2, 3)  # names need the API: by name it is unknown
+    web_pid = truth[client.api.inspect_container("lab-web")["Id"]]
+    out = run_as_nobody("ns", str(web_pid))
+    assert out.returncode == 3
+    assert out.stderr.strip() == (
+        f"dtrace-tree: error: reading /proc/{web_pid}/ns (permission denied) needs root "
+        "(run it with sudo, or as root)"
+    )
+    out = run_as_nobody("lab", "up")
+    assert (out.returncode, out.stderr.strip()) == (
+        3,
+        "dtrace-tree: error: the lab needs root (run it with sudo, or as root)",
+    )
+
+
+# -- daemons down ------------------------------------------------------------------------------
+
+
+def test_containerd_down_leaves_shims_and_containers_visible(client):
+    truth = {
+        c.id: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
+    }
+    try:
+        assert daemon.stop(lab.containerd_pid(PATHS), timeout=30)
+        doc = show_json()
+        engine = lab_engine_json(doc)
+        assert engine["containerd"] is None
+        assert any("containerd for this dockerd not found" in n for n in engine["notes"])
+        orphans = {c["id"]: c["init_pid"] for c in doc["orphans"]}
+        assert {cid: orphans.get(cid) for cid in truth} == truth
+        text = run_cli("show", check=True).stdout
+        assert "shims whose containerd is not running" in text
+    finally:
+        run_cli("lab", "up", check=True)
+    assert {
+        c.id: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
+    } == truth
+
+
+def test_docker_socket_missing_or_refusing(lab_engine, tmp_path):
+    """The API view of a socket that is not there, or that nobody serves."""
+    from tracer.trace import query_api
+
+    assert query_api(str(tmp_path / "missing.sock")).error == "no such file or directory"
+    import socket
+
+    dead = tmp_path / "dead.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(dead))
+    s.close()  # bound, never listening: connect() is refused
+    assert query_api(str(dead)).error == "connection refused"
+
+
+# -- hostile containers ---------------------------------------------------------------------------
+
+INVALID = "exec sh -c 'sleep 2147483647; :' \"$(printf '\\377\\033]0;owned\\007\\033[2J')\""
+
+
+def test_invalid_utf8_and_escapes_in_a_command_line(client):
+    ctr = run_temp(
+        client,
+        "lab-invalid",
+        ["sh", "-c", INVALID],
+        labels={"evil": "\x1b]0;title\x07<script>x</script>"},
+    )
+    try:
+        raw = subprocess.run(
+            [sys.executable, "-m", "tracer", "show", "lab-invalid"],
+            capture_output=True, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"},
+        ).stdout  # fmt: skip
+        text = raw.decode("utf-8")  # strictly valid UTF-8
+        assert "\x1b" not in text and "\x07" not in text
+        assert "\\xff\\x1b]0;owned\\x07\\x1b[2J" in text
+        raw_json = subprocess.run(
+            [sys.executable, "-m", "tracer", "show", "--json", "lab-invalid"],
+            capture_output=True, cwd=ROOT,
+        ).stdout  # fmt: skip
+        doc = json.loads(raw_json.decode("utf-8"))
+        (got,) = lab_engine_json(doc)["containers"]
+        assert got["processes"][0]["cmdline"][-1] == "\\xff\x1b]0;owned\x07\x1b[2J"
+        ns_raw = subprocess.run(
+            [sys.executable, "-m", "tracer", "ns", "--json", "lab-invalid"],
+            capture_output=True, cwd=ROOT,
+        ).stdout  # fmt: skip
+        json.loads(ns_raw.decode("utf-8"))
+    finally:
+        ctr.remove(force=True)
+
+
+def test_a_very_long_command_line_is_cut_in_the_tree_and_whole_in_json(client):
+    long_arg = "A" * 100_000
+    ctr = run_temp(
+        client,
+        "lab-long",
+        ["sh", "-c", f"sleep 2147483647; : {long_arg}"],
+    )
+    try:
+        text = run_cli("show", "lab-long", check=True).stdout
+        assert max(len(line) for line in text.splitlines()) < 250
+        assert "…" in text
+        (got,) = lab_engine_json(show_json("lab-long"))["containers"]
+        assert got["processes"][0]["cmdline"][2].endswith(long_arg)
+    finally:
+        ctr.remove(force=True)
+
+
+# -- read-only, no secrets -------------------------------------------------------------------------
+
+WRITE_FLAGS = re.compile(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC")
+MUTATING = re.compile(r'"(POST|PUT|DELETE|PATCH) /')
+
+
+def straced(tmp_path: Path, *args: str) -> str:
+    log = tmp_path / "strace.log"
+    subprocess.run(
+        ["strace", "-f", "-qq", "-s", "200", "-o", str(log),
+         "-e", "trace=open,openat,creat,unlink,unlinkat,rename,renameat,renameat2,mkdir,mkdirat,"
+               "rmdir,truncate,sendto,sendmsg,write",
+         sys.executable, "-m", "tracer", *args],
+        capture_output=True, cwd=ROOT, check=True, timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"},
+    )  # fmt: skip
+    return log.read_text(errors="replace")
+
+
+@pytest.mark.parametrize(
+    "args", [["show", "--json"], ["show", "-a"], ["ns", "--json"], ["ns", "lab-sidecar"]]
+)
+def test_read_commands_write_nothing_and_only_get_from_the_api(lab_engine, tmp_path, args):
+    trace = straced(tmp_path, *args)
+    for line in trace.splitlines():
+        call = re.match(r"\d+\s+(\w+)\(", line)
+        if not call:
+            continue
+        name = call.group(1)
+        assert name not in ("unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir",
+                            "mkdirat", "rmdir", "truncate", "creat"), line  # fmt: skip
+        if name in ("open", "openat") and WRITE_FLAGS.search(line):
+            assert re.search(r'"/dev/(null|tty)"', line), f"write-open: {line}"
+        assert not MUTATING.search(line), f"mutating API request: {line}"
+        assert not re.search(r'"/proc/[^"]*/environ"', line), f"read an environment: {line}"
+    assert re.search(r'"GET /v[\d.]+/containers/json', trace), "the API was not asked at all"
+
+
+# -- races -----------------------------------------------------------------------------------------
+
+
+def test_walks_under_process_and_container_churn(client):
+    """Processes and containers come and go while we walk: no crash, no phantom edge,
+    no process attributed to the wrong container (checked against its cgroup)."""
+    stop = threading.Event()
+
+    def processes():
+        while not stop.is_set():
+            subprocess.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do (sleep 0.02 &); done"])
+
+    def containers():
+        while not stop.is_set():
+            c = client.containers.run("dtrace-lab/busybox:latest", ["sh", "-c", "sleep 0.3"],
+                                      detach=True, labels={"churn": "1"})  # fmt: skip
+            c.wait()
+            c.remove(force=True)
+
+    workers = [threading.Thread(target=f, daemon=True) for f in (processes, containers)]
+    for w in workers:
+        w.start()
+    walks = int(os.environ.get("DTRACE_CHURN_WALKS", "150"))
+    checked = 0
+    try:
+        for _ in range(walks):
+            snap = host.take()
+            topo = topology.build(snap)
+            for engine in topo.engines:
+                for edge in engine.edges:
+                    if edge.kind == "parent":
+                        parent, child = snap.procs.get(edge.src), snap.procs.get(edge.dst)
+                        assert child is not None and host.is_parent(parent, child), edge
+                for c in engine.containers:
+                    for p in c.processes:
+                        checked += _in_cgroup_of(p.pid, p.create_time, c.id)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert checked > walks  # the cgroup check really ran
+
+
+def _in_cgroup_of(pid: int, created: float, cid: str) -> int:
+    """1 if pid (still the same process) is in container cid's cgroup; 0 if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - created) > 0.05:
+            return 0  # exited and the PID was reused: nothing to check
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    except (psutil.Error, OSError):
+        return 0
+    assert cid in cgroup, f"process {pid} attributed to {cid[:12]} but its cgroup is {cgroup!r}"
+    return 1
+
+
+def test_a_host_with_thousands_of_processes(lab_engine):
+    procs = [subprocess.Popen(["sleep", "600"]) for _ in range(2000)]
+    try:
+        doc = show_json()
+        assert doc["host"]["processes"] >= 2000
+        assert lab_engine_json(doc)["containers"]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
