@@ -634,15 +634,15 @@ def _kill_tree(pid: int) -> None:
 
 def _mounts_under(roots: tuple[Path, ...]) -> list[str]:
     """Mount points under roots, deepest first (from /proc/self/mountinfo)."""
-    found = []
+    from tracer.host import parse_mount_points
+
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        text = Path("/proc/self/mountinfo").read_text(errors="surrogateescape")
     except OSError:
         return []
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 4:
-            point = fields[4].encode().decode("unicode_escape")  # \040 for spaces
-            if any(point == str(r) or point.startswith(f"{r}/") for r in roots):
-                found.append(point)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+    found = {
+        point
+        for point in parse_mount_points(text.splitlines())
+        if any(point == str(r) or point.startswith(f"{r}/") for r in roots)
+    }
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
