@@ -36,7 +36,7 @@ from tracer.errors import EngineError, MissingBinaryError, NotRootError, Timeout
 RUN_DIR = Path("/run/dtrace-lab")
 DATA_DIR = Path("/var/lib/dtrace-lab")
 BRIDGE = "dtlab0"
-BRIDGE_ADDR = "172.29.213.1/24"
+BRIDGE_ADDR = "172.29.208.1/20"  # room for the 300-container benchmark
 IMAGE_REPO = "dtrace-lab/busybox"
 IMAGE_TAG = "latest"
 IMAGE = f"{IMAGE_REPO}:{IMAGE_TAG}"

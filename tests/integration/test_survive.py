@@ -17,7 +17,7 @@ FOREIGN = lab.LabPaths(
     run=Path("/run/dtrace-foreign"),
     data=Path("/var/lib/dtrace-foreign"),
     bridge="dtfor0",
-    bridge_addr="172.29.214.1/24",
+    bridge_addr="172.29.224.1/24",
 )
 
 
