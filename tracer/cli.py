@@ -225,6 +225,112 @@ def console() -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
+# -- export --------------------------------------------------------------------------------
+
+COMPACT_HINT = 100  # containers: above this the full view takes dot seconds to minutes
+
+
+@app.command()
+def export(
+    containers: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these containers: name, id, unique id prefix or host PID."),
+    ] = None,
+    svg: Annotated[bool, typer.Option("--svg", help="Write SVG (the default).")] = False,
+    png: Annotated[bool, typer.Option("--png", help="Write PNG.")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Write PDF.")] = False,
+    as_dot: Annotated[bool, typer.Option("--dot", help="Write the DOT source.")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o", "--output", help="File to write (default: diagrams/<host>-<time>.<format>)."
+        ),
+    ] = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option("--from", help="Draw a saved `show --json` snapshot ('-' for stdin)."),
+    ] = None,
+    ns: Annotated[
+        bool, typer.Option("--ns", help="The namespace view instead of the architecture.")
+    ] = False,
+    compact: Annotated[
+        bool, typer.Option("--compact", help="One node per container, for hundreds of them.")
+    ] = False,
+    all_: Annotated[
+        bool, typer.Option("-a", "--all", help="Also draw stopped containers.")
+    ] = False,
+    host: HostOpt = None,
+) -> None:
+    """Draw the `show` snapshot (or --ns, the namespaces) with Graphviz; print the file written."""
+    from tracer import diagram
+    from tracer.errors import UsageError
+    from tracer.select import select
+    from tracer.trace import only_engine, trace
+
+    chosen = [f for f, on in (("svg", svg), ("png", png), ("pdf", pdf), ("dot", as_dot)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one format, not {' and '.join('--' + f for f in chosen)}")
+    suffix = os.path.splitext(output or "")[1].lstrip(".").lower()
+    fmt = chosen[0] if chosen else suffix if suffix in diagram.FORMATS else "svg"
+    if suffix in diagram.FORMATS and suffix != fmt:
+        raise UsageError(f"-o {output} does not end in .{fmt} (drop --{fmt}, or rename)")
+    if from_file is None:
+        topo = trace(host)
+    else:
+        topo = _snapshot(from_file)
+        if host:
+            topo = only_engine(topo, host)
+    topo = select(topo, containers or [], include_stopped=all_)
+    for line in topo.notes + [f"{e.title}: {n}" for e in topo.engines for n in e.notes]:
+        note(line)
+    count = len(topo.containers())
+    if count > COMPACT_HINT and not compact and fmt != "dot":
+        note(f"{count} containers: dot may take minutes; --compact draws one node per container")
+    data = diagram.render(diagram.source(topo, ns=ns, compact=compact), fmt)
+    path = output or os.path.join("diagrams", diagram.default_name(topo.host, fmt, ns))
+    _write(path, data, make_dir=output is None)
+    print(path)
+
+
+def _snapshot(path: str) -> Any:
+    """A Topology from a `show --json` file; UsageError (one line) for anything else."""
+    from tracer import diagram
+    from tracer.errors import UsageError
+    from tracer.model import SnapshotFormatError, from_json
+
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+    except OSError as exc:
+        raise UsageError(f"--from {path}: {exc.strerror or exc}") from exc
+    try:
+        topo = from_json(json.loads(text))
+        diagram.check(topo)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, SnapshotFormatError
+        what = str(exc) if isinstance(exc, SnapshotFormatError) else "not JSON"
+        raise UsageError(
+            f"--from {path}: {what}", "make one with: dtrace-tree show --json > FILE"
+        ) from exc
+    return topo
+
+
+def _write(path: str, data: bytes, make_dir: bool) -> None:
+    from tracer.errors import OutputError
+
+    try:
+        if make_dir:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}", "choose another file with -o"
+        ) from exc
+
+
 # -- lab -----------------------------------------------------------------------------------
 
 
