@@ -1,0 +1,41 @@
+"""Commands import only what they need: no graphviz for show, no rich tree for JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import contextlib, io, json, sys
+sys.argv = ["dtrace-tree", ARGS]
+from tracer.cli import app
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        app(prog_name="dtrace-tree")
+    except SystemExit:
+        pass
+print(json.dumps(sorted(m for m in sys.modules)))
+"""
+
+
+def modules_after(*args: str) -> set[str]:
+    code = PROBE.replace("ARGS", repr(list(args))[1:-1] or "")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_help_imports_no_engine_code():
+    mods = modules_after("--help")
+    assert not {"docker", "psutil", "graphviz", "rich.tree", "tracer.host"} & mods
+
+
+def test_show_json_imports_neither_graphviz_nor_rich_rendering():
+    mods = modules_after("show", "--json", "-H", "unix:///nonexistent.sock")
+    assert "tracer.host" in mods  # it did walk the host
+    assert not {"graphviz", "rich.tree", "rich.table", "tracer.render", "tracer.diagram"} & mods
+
+
+def test_ns_json_imports_no_graphviz():
+    mods = modules_after("ns", "--json", "-H", "unix:///nonexistent.sock")
+    assert not {"graphviz", "rich.table", "tracer.render"} & mods
