@@ -2,6 +2,7 @@
 # dtrace-tree set-up and entry points, for a fresh Debian machine, as root.
 #   ./run.sh demo   install everything, start the lab, show its chain
 #   ./run.sh test   install everything, run lint, types and the whole test suite (real engine)
+#   ./run.sh diagrams   install everything, start the lab, redraw diagrams/lab-*.svg from it
 set -eu
 cd "$(dirname "$0")"
 
@@ -44,8 +45,14 @@ case "${1:-}" in
         shift
         .venv/bin/pytest "$@"
         ;;
+    diagrams)
+        install
+        .venv/bin/dtrace-tree lab up
+        .venv/bin/dtrace-tree export -H unix:///run/dtrace-lab/docker.sock --svg -o diagrams/lab-architecture.svg
+        .venv/bin/dtrace-tree export -H unix:///run/dtrace-lab/docker.sock --ns --svg -o diagrams/lab-namespaces.svg
+        ;;
     *)
-        echo "usage: $0 demo|test" >&2
+        echo "usage: $0 demo|test|diagrams" >&2
         exit 2
         ;;
 esac
