@@ -196,6 +196,9 @@ def survive(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the daemon to come back.")
     ] = 90.0,
+    svg: Annotated[
+        str | None, typer.Option("--svg", help="Also write a before/after diagram (SVG) here.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Restart the daemon and prove that every container kept running (live-restore)."""
@@ -207,7 +210,16 @@ def survive(
     opts = surv.Options(
         daemon=daemon, host=host, yes=yes, allow_downtime=allow_downtime, timeout=timeout
     )
+    if svg and not os.access(os.path.dirname(os.path.abspath(svg)), os.W_OK):
+        from tracer.errors import OutputError
+
+        raise OutputError(f"cannot write {svg}: its directory is not writable (nothing restarted)")
     report = surv.run(opts, progress=note)
+    if svg and report["verdict"] != "refused":
+        from tracer import diagram
+
+        _write(svg, diagram.render(diagram.survival(report), "svg"), make_dir=False)
+        note(f"wrote {svg}")
     if as_json:
         emit_json(report)
     else:

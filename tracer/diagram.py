@@ -750,6 +750,52 @@ def _ns_legend(g: graphviz.Digraph) -> None:
             s.node(f"legend_{kind}", label=label(NS_MEANING[kind]), **NS_STYLE[kind])
 
 
+# -- survive: before and after a restart --------------------------------------------------------
+
+
+def survival(report: Mapping[str, Any]) -> str:
+    """The DOT source of a `survive` report: the daemons and every container's shim and init
+    before (left) and after (right) the restart; a kept process is joined to itself by a green
+    `same process` edge, and a lost one is red."""
+    g = graphviz.Digraph("dtrace_tree_survive")
+    title = f"dtrace-tree survive: restart {report.get('daemon')} of {report.get('engine')}"
+    outcome = f"verdict: {report.get('verdict')}; down {report.get('downtime_ms')} ms"
+    g.attr("graph", label=label(title, outcome, left=True), labelloc="t", labeljust="l")
+    g.attr("graph", fontname=FONT, fontsize="16", rankdir="LR", newrank="true")
+    g.attr("graph", nodesep="0.15", ranksep="1.2", bgcolor="white", pad="0.2")
+    g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="10")
+    g.attr("edge", fontname=FONT, fontsize="9", arrowsize="0.7")
+    rows = sorted(report.get("containers") or [], key=lambda c: (str(c.get("name")), c["id"]))
+    lost_style = {"fillcolor": "#ffe3e3", "color": "#c92a2a"}
+    for side in ("before", "after"):
+        daemons = report.get(side) or {}
+        with g.subgraph(name=f"cluster_{side}") as s:
+            _cluster(s, label(side), fontsize="14", color="#495057", style="rounded")
+            for kind in ("dockerd", "containerd"):
+                pid = daemons.get(f"{kind}_pid")
+                text = label(kind, f"pid {pid}" if pid else "not running")
+                s.node(f"{side}_{kind}", label=text, **NODE_STYLE[kind])
+            for i, c in enumerate(rows):
+                pid, shim = c.get(f"init_pid_{side}"), c.get(f"shim_pid_{side}")
+                lost = side == "after" and not c.get("survived")
+                text = label(
+                    str(c.get("name") or str(c["id"])[:12]),
+                    f"init pid {pid}" if pid else "no process",
+                    f"shim pid {shim}" if shim else "no shim",
+                )
+                s.node(f"{side}_c{i}", label=text, **(lost_style if lost else NODE_STYLE["init"]))
+    for kind in ("dockerd", "containerd"):
+        how = "restarted" if report.get("daemon") == kind else "kept"
+        g.edge(f"before_{kind}", f"after_{kind}", label=label(how), color="#adb5bd", style="dashed")
+    for i, c in enumerate(rows):
+        if c.get("survived"):
+            edge = {"label": label("same process"), "color": "#2b8a3e", "penwidth": "2"}
+        else:
+            edge = {"label": label("lost"), "color": "#c92a2a", "style": "dashed"}
+        g.edge(f"before_c{i}", f"after_c{i}", **edge)
+    return g.source
+
+
 # -- output ---------------------------------------------------------------------------------------
 
 

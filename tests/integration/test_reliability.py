@@ -276,3 +276,18 @@ def test_a_host_with_thousands_of_processes(lab_engine):
             p.kill()
         for p in procs:
             p.wait()
+
+
+def test_export_writes_only_its_output_file(lab_engine, tmp_path):
+    out = tmp_path / "lab.svg"
+    trace = straced(tmp_path, "export", "--svg", "-o", str(out))
+    assert out.stat().st_size > 0
+    for line in trace.splitlines():
+        call = re.match(r"\d+\s+(\w+)\(", line)
+        if not call:
+            continue
+        if call.group(1) in ("open", "openat") and WRITE_FLAGS.search(line):
+            assert re.search(rf'"({re.escape(str(out))}|/dev/null|/dev/tty)"', line), line
+        assert call.group(1) not in ("unlink", "unlinkat", "rename", "renameat", "renameat2"), line
+        assert not MUTATING.search(line), f"mutating API request: {line}"
+        assert not re.search(r'"/proc/[^"]*/environ"', line), f"read an environment: {line}"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.integration.conftest import live, ns_inodes, run_cli
 from tracer import lab
@@ -150,8 +150,15 @@ def test_errors_before_anything_changes(lab_engine, monkeypatch):
     )
 
 
-@pytest.mark.parametrize("daemon", ["dockerd"])
-def test_text_report(lab_engine, daemon):
-    out = run_cli("survive", "--daemon", daemon, check=True).stdout
+def test_text_report_and_before_after_diagram(client, tmp_path):
+    svg = tmp_path / "survive.svg"
+    out = run_cli("survive", "--svg", str(svg), check=True).stdout
     assert "verdict: survived" in out
     assert "while it was down: dockerd missing" in out
+    text = ET.tostring(ET.parse(svg).getroot(), encoding="unicode", method="text")
+    for c in client.containers.list():
+        pid = client.api.inspect_container(c.id)["State"]["Pid"]
+        assert c.name in text and f"init pid {pid}" in text
+    assert text.count("same process") == 5
+    out = run_cli("survive", "--svg", "/proc/nope/x.svg")
+    assert out.returncode == 10 and out.stderr.count("\n") == 1

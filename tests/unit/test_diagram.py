@@ -520,3 +520,25 @@ def test_check_accepts_the_lab_and_rejects_wrong_types() -> None:
     topo.engines[0].containers[0].processes[0].cmdline = "sleep"  # type: ignore[assignment]
     with pytest.raises(SnapshotFormatError):
         diagram.check(topo)
+
+
+def test_survival_diagram_marks_each_container_kept_or_lost() -> None:
+    from tracer import diagram
+
+    report = {
+        "daemon": "dockerd", "engine": "/run/x.sock", "verdict": "lost", "downtime_ms": 12,
+        "before": {"dockerd_pid": 10, "containerd_pid": 11},
+        "after": {"dockerd_pid": 20, "containerd_pid": 11},
+        "containers": [
+            {"id": "a" * 64, "name": "kept", "init_pid_before": 100, "init_pid_after": 100,
+             "shim_pid_before": 99, "shim_pid_after": 99, "survived": True},
+            {"id": "b" * 64, "name": "<gone>\\N", "init_pid_before": 200, "init_pid_after": None,
+             "shim_pid_before": 199, "shim_pid_after": None, "survived": False},
+        ],
+    }  # fmt: skip
+    src = diagram.survival(report)
+    assert src == diagram.survival(report)  # deterministic
+    assert src.count('label="same process"') == 1 and src.count("label=lost") == 1
+    assert "pid 10" in src and "pid 20" in src and "no process" in src
+    svg = diagram.render(src, "svg").decode()
+    assert "&lt;gone&gt;" in svg and "<gone>" not in svg
