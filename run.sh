@@ -3,6 +3,7 @@
 #   ./run.sh demo   install everything, start the lab, show its chain
 #   ./run.sh test   install everything, run lint, types and the whole test suite (real engine)
 #   ./run.sh diagrams   install everything, start the lab, redraw diagrams/lab-*.svg from it
+#   ./run.sh bench  install everything, run the benchmark, write benchmarks/RESULTS.md
 set -eu
 cd "$(dirname "$0")"
 
@@ -51,8 +52,13 @@ case "${1:-}" in
         .venv/bin/dtrace-tree export -H unix:///run/dtrace-lab/docker.sock --svg -o diagrams/lab-architecture.svg
         .venv/bin/dtrace-tree export -H unix:///run/dtrace-lab/docker.sock --ns --svg -o diagrams/lab-namespaces.svg
         ;;
+    bench)
+        install
+        shift
+        .venv/bin/python benchmarks/bench.py "$@"
+        ;;
     *)
-        echo "usage: $0 demo|test|diagrams" >&2
+        echo "usage: $0 demo|test|diagrams|bench" >&2
         exit 2
         ;;
 esac

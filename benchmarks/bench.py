@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import docker
+import docker  # noqa: TID251 - the benchmark drives the lab directly
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,10 +51,13 @@ def median_of(argv: list[str], repeat: int) -> tuple[float, int]:
 def api_requests(argv: list[str]) -> int:
     """Docker API requests one run makes, counted from its socket writes (strace)."""
     with tempfile.NamedTemporaryFile(suffix=".strace") as log:
+        strace = ["strace", "-f", "-qq", "-s", "64", "-e", "trace=sendto,sendmsg,write"]
         subprocess.run(
-            ["strace", "-f", "-qq", "-s", "64", "-e", "trace=sendto,sendmsg,write", "-o", log.name, *argv],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-        )  # fmt: skip
+            [*strace, "-o", log.name, *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
         text = Path(log.name).read_text(errors="replace")
     return len(re.findall(r'"(GET|POST|PUT|DELETE|HEAD) /', text))
 
@@ -108,14 +111,16 @@ def main() -> None:
             procs = len(os.listdir("/proc"))
             show_t, show_rss = median_of([*tool, "show", "--json"], opts.repeat)
             ns_t, ns_rss = median_of([*tool, "ns", "--json"], opts.repeat)
-            inspect_t, _ = median_of(
-                [docker_cli, "inspect", "--format", "{{.State.Pid}}", *ids], opts.repeat
-            )
+            pid_of = [docker_cli, "inspect", "--format", "{{.State.Pid}}"]
+            inspect_t, _ = median_of([*pid_of, *ids], opts.repeat)
+            # The usual way: one `docker inspect` per container, as scripts do in a loop.
+            loop = "".join(f"{docker_cli} inspect --format '{{{{.State.Pid}}}}' {i}; " for i in ids)
+            each_t, _ = median_of(["sh", "-c", loop], min(opts.repeat, 3))
             lsns_t, _ = median_of(["lsns", "-J"], opts.repeat)
             pstree_t, _ = median_of(["pstree", "-p"], opts.repeat)
             rows.append({
                 "n": n, "running": len(ids), "procs": procs,
-                "show": show_t, "ns": ns_t, "inspect": inspect_t, "lsns": lsns_t,
+                "show": show_t, "ns": ns_t, "inspect": inspect_t, "each": each_t, "lsns": lsns_t,
                 "pstree": pstree_t, "show_rss": show_rss, "ns_rss": ns_rss,
                 "show_api": api_requests([*tool, "show", "--json"]),
                 "ns_api": api_requests([*tool, "ns", "--json"]),
@@ -132,33 +137,47 @@ def main() -> None:
 
 
 def report(rows: list[dict], repeat: int) -> str:
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1000:.0f} ms"
+
     head = (
-        "| N | running | processes | show --json | ns --json | docker inspect (all) | lsns -J "
-        "| pstree -p | show / (inspect + lsns) | API requests show / ns | peak RSS show / ns |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| N | running | host processes | show --json | ns --json | docker inspect, all ids "
+        "in one call | docker inspect, one call per container | lsns -J | pstree -p "
+        "| show / (inspect all + lsns) | show / (inspect each + lsns) "
+        "| API requests show / ns | peak RSS show / ns |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
-        f"| {r['n']} | {r['running']} | {r['procs']} | {r['show'] * 1000:.0f} ms | {r['ns'] * 1000:.0f} ms "
-        f"| {r['inspect'] * 1000:.0f} ms | {r['lsns'] * 1000:.0f} ms | {r['pstree'] * 1000:.0f} ms "
-        f"| {r['show'] / (r['inspect'] + r['lsns']):.2f} | {r['show_api']} / {r['ns_api']} "
+        f"| {r['n']} | {r['running']} | {r['procs']} | {ms(r['show'])} | {ms(r['ns'])} "
+        f"| {ms(r['inspect'])} | {ms(r['each'])} | {ms(r['lsns'])} | {ms(r['pstree'])} "
+        f"| {r['show'] / (r['inspect'] + r['lsns']):.2f} "
+        f"| {r['show'] / (r['each'] + r['lsns']):.2f} | {r['show_api']} / {r['ns_api']} "
         f"| {r['show_rss'] / 1024:.0f} / {r['ns_rss'] / 1024:.0f} MiB |\n"
         for r in rows
     )
-    per = [
-        f"- N = {r['n']}: show --json costs {r['show'] / r['procs'] * 1e6:.0f} µs per host process"
-        for r in rows
-    ]
+    growth = []
+    for a, b in zip(rows, rows[1:], strict=False):
+        added = max(b["procs"] - a["procs"], 1)
+        growth.append(
+            f"- N {a['n']} -> {b['n']}: +{b['procs'] - a['procs']} processes, "
+            f"show +{(b['show'] - a['show']) * 1000:.0f} ms "
+            f"({(b['show'] - a['show']) / added * 1e6:.0f} µs per added process), "
+            f"ns +{(b['ns'] - a['ns']) * 1000:.0f} ms"
+        )
+    notes = ROOT / "benchmarks" / "NOTES.md"
     return (
         "# Benchmark results\n\n"
-        f"Machine: {machine()}.\n"
-        f"Produced by `./run.sh bench` ({Path(__file__).name}) on {time.strftime('%Y-%m-%d')}: "
-        f"whole processes, median of {repeat} runs each, with the lab's demo containers plus "
-        "N benchmark containers and a few hundred other processes on the host.\n\n"
+        f"Machine: {machine()}.\n\n"
+        f"Produced by `./run.sh bench` (`benchmarks/{Path(__file__).name}`) on "
+        f"{time.strftime('%Y-%m-%d')}: whole processes, median of {repeat} runs each (3 for the "
+        "per-container loop), with the lab's demo containers plus N sleeping benchmark "
+        "containers, and a few hundred other processes on the host.\n\n"
         + head
         + body
-        + "\n"
-        + "\n".join(per)
-        + "\n"
+        + "\nCost growth between the sizes:\n\n"
+        + "\n".join(growth)
+        + "\n\n"
+        + (notes.read_text() if notes.exists() else "")
     )
 
 

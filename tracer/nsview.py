@@ -62,14 +62,26 @@ def running(topo: Topology) -> list[Container]:
     return [c for c in topo.containers() if c.init_pid is not None and c.namespaces]
 
 
-def sharers(topo: Topology, me: Container, kind: str) -> list[str]:
+Members = dict[tuple[str, int], list[tuple[str, str]]]  # (type, inode) -> [(id, label)]
+
+
+def members(topo: Topology) -> Members:
+    """Every namespace of a running container, with the containers in it: built once, so
+    that sharing costs O(containers), not O(containers²)."""
+    index: Members = {}
+    for c in running(topo):
+        for kind, inode in c.namespaces.items():
+            index.setdefault((kind, inode), []).append((c.id, _label(c)))
+    return index
+
+
+def sharers(topo: Topology, me: Container, kind: str, index: Members | None = None) -> list[str]:
     """Other running containers whose init is in the same namespace of this kind."""
     inode = me.namespaces.get(kind)
-    return sorted(
-        _label(c)
-        for c in running(topo)
-        if c.id != me.id and inode is not None and c.namespaces.get(kind) == inode
-    )
+    if inode is None:
+        return []
+    index = members(topo) if index is None else index
+    return sorted(label for cid, label in index.get((kind, inode), []) if cid != me.id)
 
 
 def flags(host_config: Mapping[str, Any] | None, names: Mapping[str, str]) -> dict[str, str]:
@@ -93,13 +105,14 @@ def container_entries(
     topo: Topology, me: Container, host_ns: Mapping[str, int], told: Mapping[str, str]
 ) -> list[NsEntry]:
     entries = []
+    index = members(topo)
     for kind in TYPES:
         if kind not in me.namespaces:
             continue
         inode = me.namespaces[kind]
         host_inode = host_ns.get(kind)
         isolated = None if host_inode is None else inode != host_inode
-        shared = sharers(topo, me, kind)
+        shared = sharers(topo, me, kind, index)
         why = told.get(kind)
         if why is None and isolated is False:
             why = USUALLY_SHARED.get(kind, "shared with the host")
@@ -142,19 +155,16 @@ def matrix(topo: Topology) -> dict[str, Any]:
     """`ns --json`: containers x namespace types, and groups of containers sharing one."""
     host_ns = topo.host.get("namespaces") or {}
     ctrs = running(topo)
-    groups: dict[tuple[str, int], list[str]] = {}
-    for c in ctrs:
-        for kind, inode in c.namespaces.items():
-            groups.setdefault((kind, inode), []).append(_label(c))
+    index = members(topo)
     shared_groups = [
         {
             "type": kind,
             "inode": inode,
-            "containers": sorted(members),
+            "containers": sorted(label for _, label in inside),
             "host": host_ns.get(kind) == inode,
         }
-        for (kind, inode), members in sorted(groups.items())
-        if len(members) > 1 or host_ns.get(kind) == inode
+        for (kind, inode), inside in sorted(index.items())
+        if len(inside) > 1 or host_ns.get(kind) == inode
     ]
     return {
         "host": dict(host_ns),
@@ -165,7 +175,7 @@ def matrix(topo: Topology) -> dict[str, Any]:
                 "name": c.name,
                 "init_pid": c.init_pid,
                 "namespaces": dict(c.namespaces),
-                "cells": {k: cell(topo, c, k, host_ns) for k in c.namespaces},
+                "cells": {k: cell(topo, c, k, host_ns, index) for k in c.namespaces},
             }
             for c in ctrs
         ],
@@ -173,10 +183,16 @@ def matrix(topo: Topology) -> dict[str, Any]:
     }
 
 
-def cell(topo: Topology, c: Container, kind: str, host_ns: Mapping[str, int]) -> str:
+def cell(
+    topo: Topology,
+    c: Container,
+    kind: str,
+    host_ns: Mapping[str, int],
+    index: Members | None = None,
+) -> str:
     """isolated | host | shared:<names>"""
     inode = c.namespaces.get(kind)
     if inode is not None and host_ns.get(kind) == inode:
         return "host"
-    shared = sharers(topo, c, kind)
+    shared = sharers(topo, c, kind, index)
     return "shared:" + ",".join(shared) if shared else "isolated"
