@@ -189,8 +189,11 @@ def _read_pinned(
 
 def _same_process(fd: int, create_time: float, boot: float, clk: int) -> bool:
     try:
-        with open(os.open("stat", os.O_RDONLY, dir_fd=fd), "rb") as f:
-            stat = f.read()
+        stat_fd = os.open("stat", os.O_RDONLY, dir_fd=fd)
+        try:
+            stat = os.read(stat_fd, 4096)  # one line, well under a page
+        finally:
+            os.close(stat_fd)
     except OSError:
         return False
     # comm may hold spaces and parentheses: fields start after the last ')'.

@@ -5,6 +5,7 @@ The only place where the snapshot meets the Docker API; everything after is pure
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracer import argv as args
@@ -32,13 +33,15 @@ def query_api(socket_path: str | None) -> topology.ApiView:
 def trace(host_url: str | None = None, proc_root: str = "/proc") -> Topology:
     """Every engine on the host (or only the one at host_url)."""
     snap = hostmod.take(proc_root)
-    apis = {}
+    sockets: dict[int, str | None] = {}
     for d in topology.dockerds(snap):
         sock = topology.api_socket(snap, d)
-        if host_url and not _same_socket(host_url, sock):
-            continue
-        apis[d.pid] = query_api(sock)
-    topo = topology.build(snap, apis)
+        if not host_url or _same_socket(host_url, sock):
+            sockets[d.pid] = sock
+    # One list call per engine, all engines at once.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(sockets)))) as pool:
+        views = dict(zip(sockets, pool.map(query_api, sockets.values()), strict=True))
+    topo = topology.build(snap, views)
     return only_engine(topo, host_url) if host_url else topo
 
 
