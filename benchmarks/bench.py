@@ -64,13 +64,13 @@ def api_requests(argv: list[str]) -> int:
 
 def scale(client: docker.DockerClient, n: int) -> None:
     """Exactly n running benchmark containers (plain sleepers) in the lab."""
-    have = client.containers.list(filters={"label": LABEL})
+    have = client.containers.list(all=True, filters={"label": LABEL})
     for c in have[n:]:
         c.remove(force=True)
-    for i in range(len(have), n):
+    for _ in range(len(have), n):
         client.containers.run(
             lab.IMAGE, ["sleep", "2147483647"], detach=True, labels={LABEL: "1"},
-            name=f"bench-{i:03d}", environment={"PATH": "/bin"},
+            environment={"PATH": "/bin"},
         )  # fmt: skip
 
 
