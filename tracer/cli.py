@@ -234,7 +234,9 @@ def console() -> Any:
     """stdout console: colour on a TTY, plain when piped or with NO_COLOR (rich decides)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped into a file or a doc, lines should not be cut at rich's default of 80 columns.
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(highlight=False, soft_wrap=False, width=160 if piped else None)
 
 
 # -- export --------------------------------------------------------------------------------
