@@ -104,14 +104,21 @@ HostOpt = Annotated[
     typer.Option("-H", "--host", help="Only the engine whose API socket is this unix:// URL."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
+ContainersArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Only these containers: name, id, unique id prefix or host PID."),
+]
+
+
+def _notes(topo: Any) -> None:
+    """The snapshot's notes (not root, API down, ...), one line each on stderr."""
+    for line in topo.notes + [f"{e.title}: {n}" for e in topo.engines for n in e.notes]:
+        note(line)
 
 
 @app.command()
 def show(
-    containers: Annotated[
-        list[str] | None,
-        typer.Argument(help="Only these containers: name, id, unique id prefix or host PID."),
-    ] = None,
+    containers: ContainersArg = None,
     all_: Annotated[
         bool, typer.Option("-a", "--all", help="Also list stopped containers.")
     ] = False,
@@ -123,8 +130,7 @@ def show(
     from tracer.trace import trace
 
     topo = select(trace(host), containers or [], include_stopped=all_)
-    for line in topo.notes + [f"{e.title}: {n}" for e in topo.engines for n in e.notes]:
-        note(line)
+    _notes(topo)
     if as_json:
         emit_json(topo.to_json())
         return
@@ -246,10 +252,7 @@ COMPACT_HINT = 100  # containers: above this dot takes seconds (300: ~50 s) on t
 
 @app.command()
 def export(
-    containers: Annotated[
-        list[str] | None,
-        typer.Argument(help="Only these containers: name, id, unique id prefix or host PID."),
-    ] = None,
+    containers: ContainersArg = None,
     svg: Annotated[bool, typer.Option("--svg", help="Write SVG (the default).")] = False,
     png: Annotated[bool, typer.Option("--png", help="Write PNG.")] = False,
     pdf: Annotated[bool, typer.Option("--pdf", help="Write PDF.")] = False,
@@ -295,8 +298,7 @@ def export(
         if host:
             topo = only_engine(topo, host)
     topo = select(topo, containers or [], include_stopped=all_)
-    for line in topo.notes + [f"{e.title}: {n}" for e in topo.engines for n in e.notes]:
-        note(line)
+    _notes(topo)
     count = len(topo.containers())
     if count > COMPACT_HINT and not compact and fmt != "dot":
         note(f"{count} containers: dot may take a minute; --compact draws one node per container")

@@ -20,19 +20,8 @@ from dataclasses import dataclass, field
 import psutil
 
 from tracer import argv as args
+from tracer.model import NS_TYPES
 
-NS_TYPES = (
-    "cgroup",
-    "ipc",
-    "mnt",
-    "net",
-    "pid",
-    "pid_for_children",
-    "time",
-    "time_for_children",
-    "user",
-    "uts",
-)
 DAEMONS = ("dockerd", "containerd", "docker-proxy")
 SYSTEM_CONTAINERD_SOCK = "/run/containerd/containerd.sock"
 # One read of /proc/<pid>/stat (psutil's oneshot) and one of cmdline per process. The uid comes

@@ -10,6 +10,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 SCHEMA = "dtrace-tree/show/1"
+# The types under /proc/<pid>/ns, in the order they are listed there.
+NS_TYPES = (
+    "cgroup",
+    "ipc",
+    "mnt",
+    "net",
+    "pid",
+    "pid_for_children",
+    "time",
+    "time_for_children",
+    "user",
+    "uts",
+)
+
 EDGE_KINDS = ("parent", "socket", "shim-address", "reparented")
 ROLES = ("init", "child", "exec")
 RUNNING_STATES = ("running", "paused", "restarting")

@@ -10,20 +10,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tracer.model import Container, Topology
+from tracer.model import NS_TYPES, Container, Topology
 
-TYPES = (
-    "cgroup",
-    "ipc",
-    "mnt",
-    "net",
-    "pid",
-    "pid_for_children",
-    "time",
-    "time_for_children",
-    "user",
-    "uts",
-)
+TYPES = NS_TYPES
 MATRIX_TYPES = ("mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time")
 
 # Why Docker usually leaves these shared with the host.
