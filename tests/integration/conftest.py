@@ -117,6 +117,11 @@ def host_engine(lab_engine):
             )
             if not os.path.exists(p)
         ]
+        # The lab may have made /run/containerd (for its shims' sockets) already: remember what
+        # was in it, so that only what this engine adds is removed afterwards.
+        in_run_containerd = (
+            set(os.listdir("/run/containerd")) if os.path.isdir("/run/containerd") else set()
+        )
         had_docker0 = (
             subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
         )
@@ -156,6 +161,9 @@ def host_engine(lab_engine):
             # dockerd bind-mounts its data root onto itself; unmount before removing.
             subprocess.run(["umount", "-l", path], capture_output=True)
             subprocess.run(["rm", "-rf", path])
+        if os.path.isdir("/run/containerd") and "/run/containerd" not in made:
+            for entry in set(os.listdir("/run/containerd")) - in_run_containerd - {"s"}:
+                subprocess.run(["rm", "-rf", f"/run/containerd/{entry}"])
     c.close()
 
 
