@@ -40,6 +40,7 @@ def lab_engine():
             pytest.fail("engine tests need root in CI; they are never skipped there")
         pytest.skip("engine tests need root")
     was_running = lab.status().api
+    absent = [d for d in ("/run/containerd", "/run/docker") if not os.path.exists(d)]
     try:
         status = lab.up()
     except Exception as exc:  # noqa: BLE001 - in CI this must fail loudly, not skip
@@ -47,6 +48,17 @@ def lab_engine():
     yield status
     if not was_running:
         lab.down()
+        # Engines started by the tests (a second lab, a default engine) leave empty directory
+        # trees there; the session leaves the machine as it found it.
+        for root in absent:
+            _prune_empty(root)
+
+
+def _prune_empty(root: str) -> None:
+    """Remove the empty directories under root, and root if it ends up empty; no file."""
+    for path, _dirs, _files in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+        with contextlib.suppress(OSError):  # not empty: what it holds is not ours to remove
+            os.rmdir(path)
 
 
 @pytest.fixture(scope="session")
