@@ -60,6 +60,8 @@ class Host:
     host_ns: dict[str, int] = field(default_factory=dict)
     host_ns_source: str = "unknown"
     listeners: dict[int, dict[int, str]] = field(default_factory=dict)  # pid -> {inode: path}
+    sockets: dict[int, frozenset[int]] = field(default_factory=dict)  # daemon pid -> inodes
+    peers: dict[int, int] = field(default_factory=dict)  # daemon socket inode -> peer inode
     cwd: dict[int, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> text, for the files read
     exists: frozenset[str] = frozenset()
@@ -241,6 +243,11 @@ def _read_extras(host: Host, proc_root: str) -> None:
         if shim.namespace:  # no bundle to read: runc's own record of the init
             for root in state_roots:
                 _read_file(host, f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
+    if host.sockets:  # who is connected to whom: one sock_diag dump, kept for the daemons
+        from tracer.sockdiag import unix_peers
+
+        ours = frozenset().union(*host.sockets.values())
+        host.peers = {i: peer for i, peer in unix_peers().items() if i in ours}
     host.exists = frozenset(p for p in (SYSTEM_CONTAINERD_SOCK,) if os.path.lexists(p))
 
 
@@ -251,6 +258,7 @@ def _read_listeners(
     inodes = _socket_inodes(proc_root, proc.pid)
     if not inodes:
         return
+    host.sockets[proc.pid] = frozenset(inodes)
     netns = proc.ns.get("net", 0)
     if netns not in unix_tables:
         unix_tables[netns] = _listening_unix(f"{proc_root}/{proc.pid}/net/unix")

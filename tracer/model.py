@@ -106,6 +106,7 @@ class Containerd:
     managed: bool
     cmdline: list[str] = field(default_factory=list)
     proven: bool = False  # the socket is a listener held by this very process
+    connected: bool | None = None  # dockerd holds a socket whose peer this process holds
 
 
 @dataclass

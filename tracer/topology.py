@@ -246,14 +246,27 @@ def build(host: Host, apis: Mapping[int, ApiView] | None = None) -> Topology:
             if target and sock == target:
                 cd = cds[pid]
                 managed = is_parent(d, cd)
+                connected = _connected(host, d.pid, pid)
                 engine.containerd = Containerd(
-                    pid=pid, socket=sock, managed=managed, cmdline=list(cd.cmdline), proven=proven
+                    pid=pid,
+                    socket=sock,
+                    managed=managed,
+                    cmdline=list(cd.cmdline),
+                    proven=proven,
+                    connected=connected,
                 )
                 claimed.add(pid)
                 if managed:
                     engine.edges.append(Edge(d.pid, pid, "parent", "ppid"))
-                if proven:
-                    engine.edges.append(Edge(d.pid, pid, "socket", f"{sock} ({how})"))
+                if proven or connected:
+                    evidence = (
+                        [how]
+                        + (["listener"] if proven else [])
+                        + (["connected"] if connected else [])
+                    )
+                    engine.edges.append(
+                        Edge(d.pid, pid, "socket", f"{sock} ({', '.join(evidence)})")
+                    )
                 break
         else:
             engine.notes.append(
@@ -310,6 +323,14 @@ def build(host: Host, apis: Mapping[int, ApiView] | None = None) -> Topology:
     if not topo.engines and not orphans:
         topo.notes.append("no Docker engine found on this host (no dockerd, containerd or shim)")
     return topo
+
+
+def _connected(host: Host, client: int, server: int) -> bool | None:
+    """Does client hold a unix socket whose peer server holds (sock_diag)? None: unknown."""
+    mine, theirs = host.sockets.get(client), host.sockets.get(server)
+    if not mine or not theirs or not host.peers:
+        return None
+    return any(host.peers.get(inode) in theirs for inode in mine)
 
 
 def _live_restore_configured(host: Host, dockerd: Proc) -> bool | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 
@@ -46,7 +47,9 @@ def test_show_json_matches_ground_truth(client):
         "managed": False,
         "cmdline": psutil.Process(lab.containerd_pid(PATHS)).cmdline(),
         "proven": True,
+        "connected": True,
     }
+    assert _ss_connected(lab.dockerd_pid(PATHS), lab.containerd_pid(PATHS))
     by_id = {c["id"]: c for c in engine["containers"]}
     running = client.containers.list()
     assert len(running) == 5
@@ -251,3 +254,15 @@ def test_walk_under_churn_never_crashes_or_invents_links(lab_engine):
 @pytest.mark.parametrize("args", [["show"], ["show", "--json"], ["lab", "status"]])
 def test_read_commands_exit_zero(lab_engine, args):
     assert run_cli(*args).returncode == 0
+
+
+def _ss_connected(client: int, server: int) -> bool:
+    """Ground truth from iproute2's `ss -xp`: client holds a unix socket whose peer server holds."""
+    out = subprocess.run(["ss", "-xpn"], capture_output=True, text=True, check=True).stdout
+    owner, peer = {}, {}
+    for line in out.splitlines()[1:]:
+        m = re.search(r"(\d+)\s+\S+\s+(\d+)\s+users:\(\(\"[^\"]*\",pid=(\d+)", line)
+        if m:
+            inode, other, pid = map(int, m.groups())
+            owner[inode], peer[inode] = pid, other
+    return any(pid == client and owner.get(peer[i]) == server for i, pid in owner.items())

@@ -180,7 +180,7 @@ def test_edges_are_proven_and_typed(topo: Topology) -> None:
         (600, 650, "parent"),
     ]
     vias = {(e.src, e.dst, e.kind): e.via for e in engine.edges}
-    assert vias[(600, 500, "socket")] == f"{SOCK} (--containerd)"
+    assert vias[(600, 500, "socket")] == f"{SOCK} (--containerd, listener)"
     assert vias[(700, 500, "shim-address")] == SOCK
     assert vias[(1, 700, "reparented")] == "pid 1"
     # containerd is not dockerd's child here: no parent edge between them
@@ -356,7 +356,7 @@ def test_managed_containerd_is_dockerd_child() -> None:
     edges = triples(engine)
     assert edges[:2] == [(600, 601, "parent"), (600, 601, "socket")]
     assert engine.edges[1].via == (
-        "/run/docker/containerd/containerd.sock (managed (child of dockerd))"
+        "/run/docker/containerd/containerd.sock (managed (child of dockerd), listener)"
     )
     assert (601, 700, "parent") in edges and (700, 601, "shim-address") in edges
     assert (1, 800, "reparented") in edges and (601, 800, "parent") not in edges
@@ -549,7 +549,7 @@ def test_json_round_trip(topo: Topology) -> None:
         "from": 600,
         "to": 500,
         "kind": "socket",
-        "via": f"{SOCK} (--containerd)",
+        "via": f"{SOCK} (--containerd, listener)",
     }
     assert {e["kind"] for e in engine["edges"]} == {
         "socket",
@@ -609,3 +609,24 @@ def test_garbage_init_pid_file_falls_back_to_the_oldest_child() -> None:
     host.cwd = {900: bundle(ID_C)}
     host.files = {f"{bundle(ID_C)}/init.pid": "\u00b2"}
     assert by_id(build(host))[ID_C].init_pid == 905
+
+
+def test_a_connected_peer_is_evidence_of_the_socket_link() -> None:
+    host = standard_host()
+    host.sockets = {600: frozenset({21, 31}), 500: frozenset({11, 12, 41})}
+    host.peers = {31: 41, 41: 31}
+    (engine,) = build(host).engines
+    assert engine.containerd is not None and engine.containerd.connected is True
+    (edge,) = [e for e in engine.edges if e.kind == "socket"]
+    assert edge.via == f"{SOCK} (--containerd, listener, connected)"
+
+
+def test_no_peer_table_leaves_connected_unknown_and_a_stranger_is_no_peer() -> None:
+    host = standard_host()
+    (engine,) = build(host).engines
+    assert engine.containerd is not None and engine.containerd.connected is None
+    host.sockets = {600: frozenset({31}), 500: frozenset({11})}
+    host.peers = {31: 99}  # connected, but to a process that is not this containerd
+    host._kids = None
+    (engine,) = build(host).engines
+    assert engine.containerd is not None and engine.containerd.connected is False
