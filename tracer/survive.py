@@ -100,21 +100,25 @@ class PortProbe:
         if self._thread:
             self._thread.join()
 
-    @staticmethod
-    def key(p: Proxy) -> str:
-        return f"{p.proto} {p.host_ip}:{p.host_port}"
+    def _targets(self) -> dict[str, tuple[str, int]]:
+        """Each published TCP port: its name in the report -> where to connect (a wildcard
+        host IP is reached on loopback)."""
+        return {
+            f"{p.proto} {p.host_ip}:{p.host_port}": (
+                "127.0.0.1" if p.host_ip in ("0.0.0.0", "") else p.host_ip,
+                p.host_port,
+            )
+            for p in self.proxies
+            if p.proto == "tcp"
+        }
 
     def _run(self) -> None:
-        targets = [p for p in self.proxies if p.proto == "tcp"]
-        down_since: dict[str, float | None] = {self.key(p): None for p in targets}
-        for p in targets:
-            self.refused_ms[self.key(p)] = 0.0
+        targets = self._targets()
+        down_since: dict[str, float | None] = dict.fromkeys(targets)
+        self.refused_ms.update(dict.fromkeys(targets, 0.0))
         while not self._stop.is_set():
-            for p in targets:
-                k = self.key(p)
-                ok = _connects(
-                    "127.0.0.1" if p.host_ip in ("0.0.0.0", "") else p.host_ip, p.host_port
-                )
+            for k, (host, port) in targets.items():
+                ok = _connects(host, port)
                 now = time.monotonic()
                 since = down_since[k]
                 if not ok and since is None:
@@ -129,14 +133,9 @@ class PortProbe:
 
     def wait_open(self, timeout: float) -> bool:
         """Until every probed port accepts connections again (docker-proxy respawned)."""
-        targets = [p for p in self.proxies if p.proto == "tcp"]
+        targets = self._targets().values()
         return daemon.wait_until(
-            lambda: all(
-                _connects("127.0.0.1" if p.host_ip in ("0.0.0.0", "") else p.host_ip, p.host_port)
-                for p in targets
-            ),
-            timeout,
-            interval=0.05,
+            lambda: all(_connects(host, port) for host, port in targets), timeout, interval=0.05
         )
 
 
