@@ -138,9 +138,8 @@ def host_engine(lab_engine):
             subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0
         )
         log = open("/tmp/dtrace-test-host-engine.log", "ab")  # noqa: SIM115
-        if not lab._connectable(
-            Path("/run/containerd/containerd.sock")
-        ):  # a stale file is not a daemon
+        # A stale socket file is not a daemon: connect to know.
+        if not lab._connectable(Path("/run/containerd/containerd.sock")):
             started.append(
                 subprocess.Popen(["containerd"], stdout=log, stderr=log, start_new_session=True)
             )
@@ -197,3 +196,17 @@ def _wait(predicate, timeout=60):
         if time.monotonic() > deadline:
             raise AssertionError("the host engine did not start")
         time.sleep(0.2)
+
+
+def run_temp(client, name: str, command: list[str], **options):
+    """Run a throw-away container in the lab (removing a leftover of the same name first)."""
+    with contextlib.suppress(docker.errors.NotFound):
+        client.api.remove_container(name, force=True)
+    return client.containers.run(
+        "dtrace-lab/busybox:latest",
+        command,
+        name=name,
+        detach=True,
+        environment={"PATH": "/bin"},
+        **options,
+    )
