@@ -7,7 +7,6 @@ Every read the tracer makes costs a constant number of requests per engine
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -15,22 +14,10 @@ import docker.errors
 import requests.exceptions
 
 from tracer.errors import EngineError
+from tracer.topology import ApiContainer
 
 # Reads should fail fast: a daemon that is down must not stall `show`.
 READ_TIMEOUT = 5
-
-
-@dataclass(frozen=True)
-class ApiContainer:
-    """What one list call tells about a container."""
-
-    id: str
-    name: str | None
-    image: str | None
-    state: str
-    labels: dict[str, str]
-    ips: tuple[str, ...]
-    network_mode: str | None
 
 
 class Api:

@@ -2,9 +2,10 @@
 
 Everything else in dtrace-tree is a pure function of a `Host`. Reading is defensive: processes
 vanish, turn zombie or deny access while we walk; each case is handled per process and never
-stops the walk. Per-process reads after the psutil walk go through an fd on /proc/<pid>, whose
-start time is checked first, so a PID reused mid-walk cannot lend its namespaces to the process
-that held it before.
+stops the walk. Each process is read through one fd on /proc/<pid> (tracer.procfs), so its
+fields all belong to one process; the namespaces, read in a second pass for the processes that
+are drawn, go through a new fd whose start time is checked first, so a PID reused in between
+cannot lend its namespaces to the process that held it before.
 """
 
 from __future__ import annotations
@@ -12,21 +13,18 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import psutil
 
 from tracer import argv as args
+from tracer import procfs
 from tracer.model import NS_TYPES
 
 DAEMONS = ("dockerd", "containerd", "docker-proxy")
 SYSTEM_CONTAINERD_SOCK = "/run/containerd/containerd.sock"
-# One read of /proc/<pid>/stat (psutil's oneshot) and one of cmdline per process. The uid comes
-# from the owner of /proc/<pid> (the effective uid), saving a read of /proc/<pid>/status.
-_ATTRS = ["pid", "ppid", "name", "cmdline", "create_time", "status"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,10 @@ class Host:
     files: dict[str, str] = field(default_factory=dict)  # path -> text, for the files read
     exists: frozenset[str] = frozenset()
     _kids: dict[int, list[Proc]] | None = field(default=None, init=False, repr=False)
+
+    def reset(self) -> None:
+        """Forget what was derived from procs (after procs changed)."""
+        self._kids = None
 
     def children(self, pid: int) -> list[Proc]:
         """Children of pid, as long as the parent is older than the child (no PID reuse)."""
@@ -113,87 +115,129 @@ def is_parent(parent: Proc | None, child: Proc) -> bool:
 # -- taking the snapshot -------------------------------------------------------------------
 
 
-def take(proc_root: str = "/proc") -> Host:
-    """Walk every process once and read what proves the links between them."""
+def take(proc_root: str = "/proc", on_daemons: Callable[[Host], None] | None = None) -> Host:
+    """Walk every process once and read what proves the links between them.
+
+    on_daemons(host) is called as soon as the daemons are known (every process, and the
+    daemons' namespaces, listening sockets and config files), before the namespaces of the
+    containers and the shims' bundles are read: `trace` asks the API from there.
+    """
     clk = os.sysconf("SC_CLK_TCK")
     boot = psutil.boot_time()
     procs: dict[int, Proc] = {}
-    for p in psutil.process_iter(_ATTRS, ad_value=None):
-        info = p.info
-        if info["ppid"] is None or info["create_time"] is None:
-            continue
-        read = _read_pinned(proc_root, info["pid"], info["create_time"], boot, clk)
-        if read is None:
-            continue  # vanished (or its PID was reused) while we walked
-        ns, denied, uid = read
-        procs[info["pid"]] = Proc(
-            pid=info["pid"],
-            ppid=info["ppid"],
-            name=info["name"] or "",
-            cmdline=tuple(info["cmdline"] or ()),
-            create_time=info["create_time"],
-            uid=uid,
-            status=info["status"] or "unknown",
-            ns=ns,
-            denied=denied or (info["cmdline"] is None and info["status"] != psutil.STATUS_ZOMBIE),
-        )
-
-    host = Host(
-        procs=procs,
-        taken_at=time.time(),
-        hostname=socket.gethostname(),
-        euid=os.geteuid(),
-    )
+    for pid in _pids(proc_root):
+        proc = _read_proc(proc_root, pid, boot, clk)
+        if proc is not None:
+            procs[pid] = proc
+    host = Host(procs=procs, hostname=os.uname().nodename, euid=os.geteuid())
+    daemons = {p.pid for p in procs.values() if p.program in DAEMONS}
+    _add_namespaces(procs, daemons, proc_root, boot, clk)
+    _read_daemons(host, proc_root)
+    if on_daemons is not None:
+        on_daemons(host)
+    # Namespaces cost ten readlinks per process: read them only for the processes drawn.
+    _add_namespaces(procs, _drawn(procs) - daemons, proc_root, boot, clk)
+    host.reset()
     host.host_ns, host.host_ns_source = _host_namespaces(procs)
-    _read_extras(host, proc_root)
+    _read_shims(host, proc_root)
+    host.taken_at = time.time()
     return host
 
 
-def _read_pinned(
-    proc_root: str, pid: int, create_time: float, boot: float, clk: int
-) -> tuple[dict[str, int], bool, int] | None:
-    """Namespace inodes (and owner) of pid, read through an fd on /proc/<pid> after checking
-    that it is still the process psutil saw; None if it is gone or its PID was reused."""
+def _add_namespaces(
+    procs: dict[int, Proc], pids: Iterable[int], proc_root: str, boot: float, clk: int
+) -> None:
+    for pid in pids:
+        read = _read_namespaces(proc_root, procs[pid], boot, clk)
+        if read is None:
+            del procs[pid]  # gone since the walk: do not draw a half-read process
+        else:
+            ns, denied = read
+            procs[pid] = replace(procs[pid], ns=ns, denied=procs[pid].denied or denied)
+
+
+def _pids(proc_root: str) -> list[int]:
+    return sorted(int(name) for name in os.listdir(proc_root) if name.isdigit() and name.isascii())
+
+
+def _read_proc(proc_root: str, pid: int, boot: float, clk: int) -> Proc | None:
+    """pid's parent, name, argv, state, start time and owner, all read through one fd on
+    /proc/<pid> (see tracer.procfs); None if it is gone."""
     try:
-        fd = os.open(f"{proc_root}/{pid}", os.O_RDONLY | os.O_DIRECTORY)
+        fd = procfs.open_pinned(proc_root, pid)
     except OSError:
         return None
     try:
-        if not _same_process(fd, create_time, boot, clk):
+        stat = procfs.read_stat(fd)
+        if stat is None:
             return None
-        uid = os.fstat(fd).st_uid
+        uid = os.fstat(fd).st_uid  # the effective uid: /proc/<pid> is owned by it
+        denied = False
+        try:
+            cmdline = procfs.split_cmdline(procfs.read(fd, "cmdline"))
+        except PermissionError:  # hidepid, or a foreign user namespace
+            cmdline, denied = (), True
+    except OSError:
+        return None  # exited while we read it (ESRCH through the pinned fd)
+    finally:
+        os.close(fd)
+    return Proc(
+        pid=pid,
+        ppid=stat.ppid,
+        name=procfs.full_name(stat.comm, cmdline),
+        cmdline=cmdline,
+        create_time=stat.create_time(boot, clk),
+        uid=uid,
+        status=stat.status,
+        denied=denied,
+    )
+
+
+def _drawn(procs: dict[int, Proc]) -> set[int]:
+    """The processes whose namespaces dtrace-tree shows or uses: PIDs 1 and 2 (the host's),
+    the daemons (their network namespace names their sockets), every shim and all it runs."""
+    tree = Host(procs=procs)
+    wanted: set[int] = {pid for pid in (1, 2) if pid in procs}
+    for proc in procs.values():
+        prog = proc.program
+        if prog in DAEMONS:
+            wanted.add(proc.pid)
+        elif prog.startswith("containerd-shim"):
+            wanted.add(proc.pid)
+            wanted.update(p.pid for p in tree.descendants(proc.pid))
+    return wanted
+
+
+def _read_namespaces(
+    proc_root: str, proc: Proc, boot: float, clk: int
+) -> tuple[dict[str, int], bool] | None:
+    """Namespace inodes of proc, read through an fd on /proc/<pid> after checking that it is
+    still the process the walk saw; None if it is gone or its PID was reused."""
+    try:
+        fd = procfs.open_pinned(proc_root, proc.pid)
+    except OSError:
+        return None
+    try:
+        try:
+            stat = procfs.read_stat(fd)
+        except OSError:
+            return None
+        if stat is None or stat.create_time(boot, clk) != proc.create_time:
+            return None  # same formula, same ticks: equal unless the PID was reused
         ns: dict[str, int] = {}
         denied = False
         for kind in NS_TYPES:
             try:
-                ns[kind] = os.stat(f"ns/{kind}", dir_fd=fd).st_ino
+                ns[kind] = procfs.ns_inode(os.readlink(f"ns/{kind}", dir_fd=fd))
             except PermissionError:
                 denied = True
-            except FileNotFoundError:
+            except (FileNotFoundError, ValueError):
                 pass  # an older kernel without this type; or the process just exited
             except ProcessLookupError:
                 return None
-        return ns, denied, uid
+        return ns, denied
     finally:
         os.close(fd)
-
-
-def _same_process(fd: int, create_time: float, boot: float, clk: int) -> bool:
-    try:
-        stat_fd = os.open("stat", os.O_RDONLY, dir_fd=fd)
-        try:
-            stat = os.read(stat_fd, 4096)  # one line, well under a page
-        finally:
-            os.close(stat_fd)
-    except OSError:
-        return False
-    # comm may hold spaces and parentheses: fields start after the last ')'.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    try:
-        start = boot + int(fields[19]) / clk
-    except (IndexError, ValueError):
-        return False
-    return abs(start - create_time) < 0.05
 
 
 def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
@@ -210,12 +254,9 @@ def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
     return {}, "unknown"
 
 
-def _read_extras(host: Host, proc_root: str) -> None:
-    """Listening sockets of the daemons; bundle, init.pid (and, failing that, runc's
-    state.json) of each shim; the daemons' config files. Only these processes pay for it."""
+def _read_daemons(host: Host, proc_root: str) -> None:
+    """The daemons' listening sockets and config files, and who is connected to whom."""
     unix_tables: dict[int, dict[int, str]] = {}
-    state_roots = {"/run/docker"}
-    shims: list[tuple[Proc, args.ShimArgs]] = []
     for proc in host.procs.values():
         prog = proc.program
         if prog in ("dockerd", "containerd"):
@@ -223,12 +264,26 @@ def _read_extras(host: Host, proc_root: str) -> None:
         if prog == "dockerd":
             config = args.flag_value(proc.cmdline, "--config-file") or "/etc/docker/daemon.json"
             _read_file(host, config)
-            state_roots.add(
-                args.normalize_path(args.flag_value(proc.cmdline, "--exec-root") or "/run/docker")
-            )
         elif prog == "containerd":
             toml = args.flag_value(proc.cmdline, "--config", "-c")
             _read_file(host, toml or "/etc/containerd/config.toml")
+    if host.sockets:  # one sock_diag dump, kept for the daemons' sockets
+        from tracer.sockdiag import unix_peers
+
+        ours = frozenset().union(*host.sockets.values())
+        host.peers = {i: peer for i, peer in unix_peers().items() if i in ours}
+    host.exists = frozenset(p for p in (SYSTEM_CONTAINERD_SOCK,) if os.path.lexists(p))
+
+
+def _read_shims(host: Host, proc_root: str) -> None:
+    """Bundle and init.pid (and, failing that, runc's state.json) of each shim."""
+    state_roots = {"/run/docker"}
+    shims: list[tuple[Proc, args.ShimArgs]] = []
+    for proc in host.procs.values():
+        prog = proc.program
+        if prog == "dockerd":
+            root = args.flag_value(proc.cmdline, "--exec-root") or "/run/docker"
+            state_roots.add(args.normalize_path(root))
         elif prog.startswith("containerd-shim"):
             shim = args.parse_shim(proc.cmdline)
             if shim is not None and not shim.transient:
@@ -243,12 +298,6 @@ def _read_extras(host: Host, proc_root: str) -> None:
         if shim.namespace:  # no bundle to read: runc's own record of the init
             for root in state_roots:
                 _read_file(host, f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
-    if host.sockets:  # who is connected to whom: one sock_diag dump, kept for the daemons
-        from tracer.sockdiag import unix_peers
-
-        ours = frozenset().union(*host.sockets.values())
-        host.peers = {i: peer for i, peer in unix_peers().items() if i in ours}
-    host.exists = frozenset(p for p in (SYSTEM_CONTAINERD_SOCK,) if os.path.lexists(p))
 
 
 def _read_listeners(

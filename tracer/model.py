@@ -6,7 +6,7 @@ Plain data, no I/O. `to_json` gives the documented schema (README, "show --json"
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA = "dtrace-tree/show/1"
@@ -158,13 +158,23 @@ class Topology:
         }
 
 
+def _plain(flat: Any) -> dict[str, Any]:
+    """The fields of a flat dataclass (Process, Shim, Proxy, the daemons), lists and dicts
+    copied: dataclasses.asdict does the same through a deep copy of every value, and was a
+    tenth of `show --json` at 300 containers."""
+    return {
+        k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+        for k, v in vars(flat).items()
+    }
+
+
 def _engine_json(engine: Engine) -> dict[str, Any]:
     return {
-        "dockerd": asdict(engine.dockerd) if engine.dockerd else None,
-        "containerd": asdict(engine.containerd) if engine.containerd else None,
+        "dockerd": _plain(engine.dockerd) if engine.dockerd else None,
+        "containerd": _plain(engine.containerd) if engine.containerd else None,
         "containers": [_container_json(c) for c in engine.containers],
         "edges": [e.to_json() for e in engine.edges],
-        "unmatched_proxies": [asdict(p) for p in engine.unmatched_proxies],
+        "unmatched_proxies": [_plain(p) for p in engine.unmatched_proxies],
         "notes": list(engine.notes),
     }
 
@@ -177,9 +187,9 @@ def _container_json(c: Container) -> dict[str, Any]:
         "state": c.state,
         "init_pid": c.init_pid,
         "shim_pid": c.shim_pid,
-        "shim": asdict(c.shim) if c.shim else None,
-        "processes": [asdict(p) for p in c.processes],
-        "proxies": [asdict(p) for p in c.proxies],
+        "shim": _plain(c.shim) if c.shim else None,
+        "processes": [_plain(p) for p in c.processes],
+        "proxies": [_plain(p) for p in c.proxies],
         "namespaces": dict(c.namespaces),
     }
 

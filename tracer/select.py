@@ -53,11 +53,14 @@ def select(topo: Topology, queries: Sequence[str], include_stopped: bool) -> Top
 
     engines = []
     for engine in topo.engines:
-        kept = [c for c in engine.containers if keep(c)]
+        kept: list[Container] = []
+        left: list[Container] = []
+        for c in engine.containers:
+            (kept if keep(c) else left).append(c)
         if wanted is not None and not kept:
             continue
         pids = {p for c in kept for p in _pids(c)}
-        dropped = {p for c in engine.containers if c not in kept for p in _pids(c)}
+        dropped = {p for c in left for p in _pids(c)}
         clone = type(engine)(
             dockerd=engine.dockerd,
             containerd=engine.containerd,

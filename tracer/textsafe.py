@@ -25,6 +25,8 @@ _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\x1b"}
 
 def clean(text: str) -> str:
     """Replace lone surrogates (undecodable bytes from /proc) with a visible \\xNN."""
+    if text.isascii():  # most text: no surrogate can be in it
+        return text
     return _SURROGATE.sub(_escape_surrogate, text)
 
 

@@ -9,7 +9,6 @@ a listener held by that containerd), `shim-address` (the shim's -address is that
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +30,24 @@ from tracer.model import (
 DEFAULT_DOCKER_SOCK = "/run/docker.sock"
 
 
+@dataclass(frozen=True)
+class ApiContainer:
+    """What one list call tells about a container (tracer.dockerapi reads it)."""
+
+    id: str
+    name: str | None
+    image: str | None
+    state: str
+    labels: dict[str, str]
+    ips: tuple[str, ...]
+    network_mode: str | None
+
+
 @dataclass
 class ApiView:
     """What one engine's API said (or why it said nothing)."""
 
-    containers: Sequence[Any] | None = None  # dockerapi.ApiContainer rows
+    containers: Sequence[ApiContainer] | None = None
     live_restore: bool | None = None
     error: str | None = None
 
@@ -105,6 +117,8 @@ def containerd_socket(host: Host, containerd: Proc) -> tuple[str | None, bool]:
         config = explicit or "/etc/containerd/config.toml"
         if explicit and config not in host.files and not listening:
             return None, False
+        import tomllib  # only for a containerd started without --address
+
         try:
             grpc = tomllib.loads(host.files.get(config, "")).get("grpc", {})
             found = grpc.get("address") if isinstance(grpc, dict) else None

@@ -5,12 +5,13 @@ The only place where the snapshot meets the Docker API; everything after is pure
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 from tracer import argv as args
 from tracer import host as hostmod
 from tracer import topology
+from tracer.apiworker import ApiWorker
 from tracer.errors import EngineError, UsageError
 from tracer.model import Container, Topology
 
@@ -30,17 +31,36 @@ def query_api(socket_path: str | None) -> topology.ApiView:
         return topology.ApiView(error=exc.message.rsplit(": ", 1)[-1])
 
 
+def query_apis(sockets: Sequence[str | None]) -> list[topology.ApiView]:
+    """query_api for every engine, all at once."""
+    if not sockets:
+        return []
+    from concurrent.futures import ThreadPoolExecutor  # in the API worker, mostly
+
+    with ThreadPoolExecutor(max_workers=min(8, len(sockets))) as pool:
+        return list(pool.map(query_api, sockets))
+
+
+def _import_sdk() -> None:
+    import tracer.dockerapi  # noqa: F401 - the SDK's import is the cost the worker hides
+
+
 def trace(host_url: str | None = None, proc_root: str = "/proc") -> Topology:
     """Every engine on the host (or only the one at host_url)."""
-    snap = hostmod.take(proc_root)
     sockets: dict[int, str | None] = {}
-    for d in topology.dockerds(snap):
-        sock = topology.api_socket(snap, d)
-        if not host_url or _same_socket(host_url, sock):
-            sockets[d.pid] = sock
-    # One list call per engine, all engines at once.
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(sockets)))) as pool:
-        views = dict(zip(sockets, pool.map(query_api, sockets.values()), strict=True))
+
+    def ask(snap: hostmod.Host) -> None:  # as soon as the daemons are known
+        for d in topology.dockerds(snap):
+            sock = topology.api_socket(snap, d)
+            if not host_url or _same_socket(host_url, sock):
+                sockets[d.pid] = sock
+        api.ask(list(sockets.values()))
+
+    # The API is asked from a child that imported the SDK while we walked /proc, and answers
+    # while we read the containers' namespaces.
+    with ApiWorker(_import_sdk, query_apis) as api:
+        snap = hostmod.take(proc_root, on_daemons=ask)
+        views = dict(zip(sockets, api.answers(), strict=True))
     topo = topology.build(snap, views)
     return only_engine(topo, host_url) if host_url else topo
 

@@ -10,10 +10,9 @@ from contextlib import contextmanager
 import pytest
 
 from tracer import model
-from tracer.dockerapi import ApiContainer
 from tracer.host import Host, Proc, is_parent
 from tracer.model import Container, Edge, Engine, Proxy, SnapshotFormatError, Topology
-from tracer.topology import ApiView, build
+from tracer.topology import ApiContainer, ApiView, build
 
 ID_A = "a" * 12 + "1" * 52
 ID_B = "b" * 12 + "2" * 52
