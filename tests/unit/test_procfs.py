@@ -1,0 +1,189 @@
+"""Reading processes through a pinned /proc/<pid> fd: the parsers, and the walk against psutil.
+
+The walk reads /proc itself (tracer.procfs) instead of through psutil's Process objects, so it
+must give exactly what psutil gives: these tests compare the two on this machine's live
+processes, and on children staged with awkward names, arguments and states.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tracer import host, procfs
+
+# A real line (a shim), cut after starttime's neighbours; fields per proc_pid_stat(5).
+SHIM_STAT = (
+    b"25301 (containerd-shim) S 1 25301 25246 0 -1 1077936384 1163 0 0 0 2 1 0 0 20 0 11 0 "
+    b"582034 1498812416 3361 18446744073709551615 1 1 0 0 0 0 1002055680 0 2143420159 0 0 0 "
+    b"17 1 0 0 0 0 0\n"
+)
+
+
+def stat_line(pid: int, comm: bytes, state: bytes, ppid: int, ticks: int) -> bytes:
+    """A stat line: state, ppid, 17 fields (pgrp .. itrealvalue), starttime, two more."""
+    middle = b"0 " * 17
+    return b"%d (%s) %s %d %s%d 0 0\n" % (pid, comm, state, ppid, middle, ticks)
+
+
+def test_stat_fields_of_a_real_line():
+    stat = procfs.parse_stat(SHIM_STAT)
+    assert stat == procfs.Stat(comm="containerd-shim", state="S", ppid=1, start_ticks=582034)
+    assert stat.status == psutil.STATUS_SLEEPING
+
+
+def test_a_name_with_spaces_and_parentheses_does_not_shift_the_fields():
+    stat = procfs.parse_stat(stat_line(7, b"a) (b) Z 99", b"R", 3, 12345))
+    assert stat == procfs.Stat(comm="a) (b) Z 99", state="R", ppid=3, start_ticks=12345)
+
+
+@given(
+    st.binary(max_size=15).filter(lambda b: b"\0" not in b),
+    st.sampled_from(sorted(procfs.STATES)),
+    st.integers(0, 2**22),
+    st.integers(0, 2**63),
+)
+def test_stat_round_trip(comm, state, ppid, ticks):
+    stat = procfs.parse_stat(stat_line(1, comm, state.encode(), ppid, ticks))
+    assert stat is not None
+    assert (os.fsencode(stat.comm), stat.state, stat.ppid, stat.start_ticks) == (
+        comm,
+        state,
+        ppid,
+        ticks,
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"garbage",
+        b"1 (x",
+        b"1 (x) S",
+        b"1 (x) S -1 " + b"0 " * 30,
+        stat_line(1, b"x", b"S", 2, 3)[:-20],
+    ],
+)
+def test_what_is_not_a_stat_line_is_none(raw):
+    assert procfs.parse_stat(raw) is None
+
+
+@given(st.binary(max_size=300))
+def test_stat_parser_is_total(raw):
+    stat = procfs.parse_stat(raw)
+    assert stat is None or (stat.ppid >= 0 and stat.start_ticks >= 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "argv"),
+    [
+        (b"sleep\x00100\x00", ("sleep", "100")),
+        (b"a b\x00c\x00", ("a b", "c")),  # spaces inside one argument
+        (b"nginx: worker process\x00", ("nginx:", "worker", "process")),  # setproctitle
+        (b"postgres: writer   ", ("postgres:", "writer", "", "")),  # psutil's rule, as is
+        (b"", ()),  # zombies and kernel threads
+        (b"caf\xe9\x00\xff\x00", ("caf\udce9", "\udcff")),  # undecodable bytes kept
+    ],
+)
+def test_cmdline_is_split_as_psutil_splits_it(raw, argv):
+    assert procfs.split_cmdline(raw) == argv
+
+
+def test_a_truncated_name_is_completed_from_argv0_like_psutil():
+    assert procfs.full_name("containerd-shim", ("/usr/bin/containerd-shim-runc-v2", "-id")) == (
+        "containerd-shim-runc-v2"
+    )
+    assert procfs.full_name("containerd-shim", ("/bin/other",)) == "containerd-shim"
+    assert procfs.full_name("sleep", ("/bin/sleeper",)) == "sleep"  # short names are whole
+
+
+def test_namespace_link_inode():
+    assert procfs.ns_inode("net:[4026531840]") == 4026531840
+    with pytest.raises(ValueError):
+        procfs.ns_inode("net:4026531840")
+
+
+# -- the walk, on live processes --------------------------------------------------------------
+
+
+@pytest.fixture
+def odd_children(tmp_path):
+    """A child whose argv has spaces, undecodable bytes and escapes; one whose name is
+    longer than the kernel's 15 bytes (a symlink to sleep)."""
+    code = "import sys, time; sys.stdout.write('ok\\n'); sys.stdout.flush(); time.sleep(60)"
+    odd = subprocess.Popen(
+        [sys.executable, "-c", code, b"two words", b"caf\xe9", b"\x1b]0;title\x07"],
+        stdout=subprocess.PIPE,
+    )
+    assert odd.stdout is not None and odd.stdout.readline() == b"ok\n"
+    long_name = tmp_path / "a-very-long-program-name"
+    long_name.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    sleeper = subprocess.Popen([str(long_name), "60"])
+    yield odd, sleeper
+    for child in (odd, sleeper):
+        child.kill()
+        child.wait()
+
+
+def test_the_walk_reads_what_psutil_reads(odd_children):
+    odd, sleeper = odd_children
+    time.sleep(0.05)  # let the sleeper exec
+    snap = host.take()
+    compared = 0
+    for proc in psutil.process_iter(["pid", "ppid", "name", "cmdline", "create_time"]):
+        mine = snap.procs.get(proc.pid)
+        if mine is None or mine.create_time != proc.info["create_time"]:
+            continue  # born or gone (or its PID reused) between the two walks
+        assert (mine.ppid, list(mine.cmdline)) == (proc.info["ppid"], proc.info["cmdline"] or [])
+        if mine.ppid != 2:  # kernel workers rename themselves after their current work
+            assert mine.name == proc.info["name"], proc.pid
+        compared += 1
+    assert compared > 10
+    child = snap.procs[odd.pid]
+    assert child.cmdline[-3:] == ("two words", "caf\udce9", "\x1b]0;title\x07")
+    assert child.ppid == os.getpid() and child.uid == os.geteuid()
+    assert snap.procs[sleeper.pid].name == "a-very-long-program-name"
+
+
+def test_a_zombie_is_read_as_a_zombie_with_no_argv():
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        proc = host.take().procs[child.pid]
+        assert proc.zombie and proc.cmdline == () and proc.name == "true"
+    finally:
+        child.wait()
+
+
+def test_a_reused_pid_lends_no_namespaces():
+    """The namespace pass re-reads the start time through its own fd: a different process
+    under the same PID (here: the same PID with another start time) gets nothing."""
+    me = host.take().procs[os.getpid()]
+    clk, boot = os.sysconf("SC_CLK_TCK"), psutil.boot_time()
+    assert host._read_namespaces("/proc", me, boot, clk) is not None
+    older = host.Proc(me.pid, me.ppid, me.name, me.cmdline, me.create_time - 1)
+    assert host._read_namespaces("/proc", older, boot, clk) is None
+
+
+def test_a_vanished_pid_is_skipped():
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert host._read_proc("/proc", child.pid, psutil.boot_time(), 100) is None
+
+
+def test_namespaces_are_read_for_drawn_processes_only():
+    snap = host.take()
+    assert snap.procs[os.getpid()].ns == {}  # pytest is neither a daemon nor in a container
+    assert snap.host_ns  # PID 1 or kthreadd always is
