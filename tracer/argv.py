@@ -114,11 +114,18 @@ def parse_proxy(argv: Sequence[str]) -> ProxyArgs | None:
 
 
 def _port(text: str | None) -> int | None:
-    """A TCP/UDP port: ASCII digits in 0..65535 (int() would also take '-1', '٨٠', '8_0')."""
-    if not text or not (text.isascii() and text.isdigit()):
+    """A TCP/UDP port: 0..65535."""
+    port = number(text or "", digits=5)
+    return port if port is not None and port <= 65535 else None
+
+
+def number(text: str, digits: int = 10) -> int | None:
+    """text as a non-negative int if it is ASCII digits only, at most `digits` of them (after
+    leading zeros); else None. int() alone would take '-1', '٨٠', '8_0' and ' 8', and raises
+    on more than 4,300 digits: every one of these can be planted in an argv or a file."""
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > digits:
         return None
-    port = int(text)
-    return port if port <= 65535 else None
+    return int(text)
 
 
 def unix_path(url: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
+from tracer.argv import number
 from tracer.errors import UsageError
 from tracer.model import Container, Topology
 
@@ -17,8 +18,8 @@ def resolve(containers: Sequence[Container], query: str) -> Container:
     by_id = [c for c in containers if c.id == query]
     if by_id:
         return by_id[0]
-    if _is_pid(query):
-        pid = int(query)
+    pid = number(query)
+    if pid is not None:
         for c in containers:
             if any(p.pid == pid for p in c.processes):
                 return c
@@ -28,7 +29,7 @@ def resolve(containers: Sequence[Container], query: str) -> Container:
     if len(prefix) > 1:
         names = ", ".join(sorted(f"{c.label} ({c.short_id})" for c in prefix))
         raise UsageError(f"'{query}' is ambiguous: it matches {names}")
-    if _is_pid(query):
+    if query.isascii() and query.isdigit():
         raise UsageError(f"PID {query} is not a process of any container on this host")
     raise UsageError(f"no such container: '{query}'{_closest(containers, query)}")
 
@@ -77,8 +78,3 @@ def select(topo: Topology, queries: Sequence[str], include_stopped: bool) -> Top
 def _pids(c: Container) -> list[int]:
     pids = [p.pid for p in c.processes] + [p.pid for p in c.proxies]
     return pids + ([c.shim_pid] if c.shim_pid else [])
-
-
-def _is_pid(text: str) -> bool:
-    """ASCII digits only: str.isdigit() is also true for '²', which int() rejects."""
-    return text.isascii() and text.isdigit()

@@ -166,9 +166,9 @@ def find_init(host: Host, shim: Proc) -> Proc | None:
     by_pid = {k.pid: k for k in kids}
     cwd = host.cwd.get(shim.pid)
     if cwd:
-        text = host.files.get(f"{cwd}/init.pid", "").strip()
-        if text.isascii() and text.isdigit() and int(text) in by_pid:
-            return by_pid[int(text)]
+        pid = args.number(host.files.get(f"{cwd}/init.pid", "").strip())
+        if pid in by_pid:
+            return by_pid[pid]
     parsed = args.parse_shim(shim.cmdline)
     if parsed:
         for path, text in host.files.items():

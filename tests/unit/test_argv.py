@@ -13,6 +13,7 @@ from tracer.argv import (
     flag_value,
     flag_values,
     normalize_path,
+    number,
     parse_proxy,
     parse_shim,
     program,
@@ -410,3 +411,18 @@ def test_path_helpers_are_total(text: str) -> None:
     normalized = normalize_path(text)
     assert not normalized.startswith("/var/run/") and normalized != "/var/run"
     assert normalize_path(normalized) == normalized
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("42", 42), ("0042", 42), ("", None), ("-1", None), ("4_2", None), (" 42", None),
+     ("\u0664\u0662", None), ("9" * 11, None), ("9" * 5000, None)],
+)  # fmt: skip
+def test_number_takes_ascii_digits_only(text: str, value: int | None) -> None:
+    assert number(text) == value
+
+
+@given(st.text())
+def test_number_is_total(text: str) -> None:
+    value = number(text)
+    assert value is None or 0 <= value < 10**10

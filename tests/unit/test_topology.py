@@ -488,6 +488,15 @@ def test_init_from_runc_state_json() -> None:
     assert by_id(build(host))[ID_C].init_pid == 910
 
 
+@pytest.mark.parametrize("text", ["9" * 5000, "-910", "9_10", "\u0669\u0661\u0660"])
+def test_garbage_init_pid_is_ignored(text: str) -> None:
+    host = _exec_first_host()
+    host.listeners = {500: {1: "/run/containerd/containerd.sock"}}
+    host.cwd = {900: bundle(ID_C)}
+    host.files = {f"{bundle(ID_C)}/init.pid": text}
+    assert by_id(build(host))[ID_C].init_pid == 905  # the oldest child, as without a file
+
+
 def test_init_pid_naming_a_stranger_is_ignored() -> None:
     host = _exec_first_host()
     host.listeners = {500: {1: "/run/containerd/containerd.sock"}}
