@@ -14,7 +14,7 @@ import docker.errors
 import requests.exceptions
 
 from tracer.errors import EngineError
-from tracer.topology import ApiContainer
+from tracer.model import ApiContainer
 
 # Reads should fail fast: a daemon that is down must not stall `show`.
 READ_TIMEOUT = 5

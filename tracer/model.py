@@ -6,6 +6,7 @@ Plain data, no I/O. `to_json` gives the documented schema (README, "show --json"
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,34 @@ NS_TYPES = (
 EDGE_KINDS = ("parent", "socket", "shim-address", "reparented")
 ROLES = ("init", "child", "exec")
 RUNNING_STATES = ("running", "paused", "restarting")
+
+
+# -- what an engine's API said (one list call, one info call) --------------------------------
+
+
+@dataclass(frozen=True)
+class ApiContainer:
+    """What one list call tells about a container (tracer.dockerapi makes it)."""
+
+    id: str
+    name: str | None
+    image: str | None
+    state: str
+    labels: dict[str, str]
+    ips: tuple[str, ...]
+    network_mode: str | None
+
+
+@dataclass
+class ApiView:
+    """What one engine's API said (or why it said nothing)."""
+
+    containers: Sequence[ApiContainer] | None = None
+    live_restore: bool | None = None
+    error: str | None = None
+
+
+# -- what show knows ------------------------------------------------------------------------
 
 
 @dataclass

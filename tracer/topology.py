@@ -9,13 +9,14 @@ a listener held by that containerd), `shim-address` (the shim's -address is that
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracer import argv as args
 from tracer.host import SYSTEM_CONTAINERD_SOCK, Host, Proc, is_parent
 from tracer.model import (
+    ApiView,
     Container,
     Containerd,
     Dockerd,
@@ -28,28 +29,6 @@ from tracer.model import (
 )
 
 DEFAULT_DOCKER_SOCK = "/run/docker.sock"
-
-
-@dataclass(frozen=True)
-class ApiContainer:
-    """What one list call tells about a container (tracer.dockerapi reads it)."""
-
-    id: str
-    name: str | None
-    image: str | None
-    state: str
-    labels: dict[str, str]
-    ips: tuple[str, ...]
-    network_mode: str | None
-
-
-@dataclass
-class ApiView:
-    """What one engine's API said (or why it said nothing)."""
-
-    containers: Sequence[ApiContainer] | None = None
-    live_restore: bool | None = None
-    error: str | None = None
 
 
 # -- daemons -------------------------------------------------------------------------------

@@ -6,32 +6,33 @@ The only place where the snapshot meets the Docker API; everything after is pure
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer import argv as args
-from tracer import host as hostmod
-from tracer import topology
 from tracer.apiworker import ApiWorker
 from tracer.errors import EngineError, UsageError
-from tracer.model import Container, Topology
+from tracer.model import ApiView, Container, Topology
+
+if TYPE_CHECKING:
+    from tracer.host import Host
 
 
-def query_api(socket_path: str | None) -> topology.ApiView:
+def query_api(socket_path: str | None) -> ApiView:
     """One list call and one info call: constant in the number of containers."""
     if not socket_path:
-        return topology.ApiView(error="no API socket found")
+        return ApiView(error="no API socket found")
     from tracer.dockerapi import Api
 
     try:
         with Api(f"unix://{socket_path}") as api:
             rows = api.containers(all=True)
             info = api.info()
-        return topology.ApiView(containers=rows, live_restore=bool(info.get("LiveRestoreEnabled")))
+        return ApiView(containers=rows, live_restore=bool(info.get("LiveRestoreEnabled")))
     except EngineError as exc:
-        return topology.ApiView(error=exc.message.rsplit(": ", 1)[-1])
+        return ApiView(error=exc.message.rsplit(": ", 1)[-1])
 
 
-def query_apis(sockets: Sequence[str | None]) -> list[topology.ApiView]:
+def query_apis(sockets: Sequence[str | None]) -> list[ApiView]:
     """query_api for every engine, all at once."""
     if not sockets:
         return []
@@ -49,16 +50,19 @@ def trace(host_url: str | None = None, proc_root: str = "/proc") -> Topology:
     """Every engine on the host (or only the one at host_url)."""
     sockets: dict[int, str | None] = {}
 
-    def ask(snap: hostmod.Host) -> None:  # as soon as the daemons are known
-        for d in topology.dockerds(snap):
-            sock = topology.api_socket(snap, d)
-            if not host_url or _same_socket(host_url, sock):
-                sockets[d.pid] = sock
-        api.ask(list(sockets.values()))
-
-    # The API is asked from a child that imported the SDK while we walked /proc, and answers
-    # while we read the containers' namespaces.
+    # The API is asked from a child that imports the SDK while we walk /proc (and import
+    # what the walk needs: the fork comes first), and answers while we read the namespaces.
     with ApiWorker(_import_sdk, query_apis) as api:
+        from tracer import host as hostmod
+        from tracer import topology
+
+        def ask(snap: Host) -> None:  # as soon as the daemons are known
+            for d in topology.dockerds(snap):
+                sock = topology.api_socket(snap, d)
+                if not host_url or _same_socket(host_url, sock):
+                    sockets[d.pid] = sock
+            api.ask(list(sockets.values()))
+
         snap = hostmod.take(proc_root, on_daemons=ask)
         views = dict(zip(sockets, api.answers(), strict=True))
     topo = topology.build(snap, views)

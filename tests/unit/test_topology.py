@@ -11,8 +11,17 @@ import pytest
 
 from tracer import model
 from tracer.host import Host, Proc, is_parent
-from tracer.model import Container, Edge, Engine, Proxy, SnapshotFormatError, Topology
-from tracer.topology import ApiContainer, ApiView, build
+from tracer.model import (
+    ApiContainer,
+    ApiView,
+    Container,
+    Edge,
+    Engine,
+    Proxy,
+    SnapshotFormatError,
+    Topology,
+)
+from tracer.topology import build
 
 ID_A = "a" * 12 + "1" * 52
 ID_B = "b" * 12 + "2" * 52
