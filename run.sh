@@ -30,6 +30,9 @@ install() {
     # ~50 ms at every start of the tool.
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]' \
         --config-settings editable_mode=compat
+    # Bytecode now, as pip does for a wheel: with PYTHONDONTWRITEBYTECODE set (some shells
+    # and CI images set it), every start would compile the package again (~35 ms).
+    .venv/bin/python -m compileall -q tracer
 }
 
 case "${1:-}" in

@@ -34,16 +34,17 @@ def query_api(socket_path: str | None) -> ApiView:
 
 def query_apis(sockets: Sequence[str | None]) -> list[ApiView]:
     """query_api for every engine, all at once."""
-    if not sockets:
-        return []
-    from concurrent.futures import ThreadPoolExecutor  # in the API worker, mostly
+    from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(8, len(sockets))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(sockets)))) as pool:
         return list(pool.map(query_api, sockets))
 
 
 def _import_sdk() -> None:
-    import tracer.dockerapi  # noqa: F401 - the SDK's import is the cost the worker hides
+    """What query_apis imports: the SDK is the cost the worker hides."""
+    import concurrent.futures  # noqa: F401
+
+    import tracer.dockerapi  # noqa: F401
 
 
 def trace(host_url: str | None = None, proc_root: str = "/proc") -> Topology:
