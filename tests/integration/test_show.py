@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import threading
 
 import psutil
@@ -266,3 +267,21 @@ def _ss_connected(client: int, server: int) -> bool:
             inode, other, pid = map(int, m.groups())
             owner[inode], peer[inode] = pid, other
     return any(pid == client and owner.get(peer[i]) == server for i, pid in owner.items())
+
+
+def test_the_api_is_asked_by_a_child_and_this_process_never_imports_the_sdk(lab_engine):
+    """trace() hands the two API calls to a forked child (it imports the SDK during the walk):
+    the names still come from the API, and the calling process never loads the SDK."""
+    probe = (
+        "import json, os, sys\n"
+        "from tracer.trace import trace\n"
+        f"topo = trace('unix://{PATHS.docker_sock}')\n"
+        "names = sorted(c.name for c in topo.containers() if c.name)\n"
+        "print(json.dumps({'names': names, 'sdk': 'docker' in sys.modules}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    got = json.loads(out.stdout)
+    assert {"lab-plain", "lab-web", "lab-sidecar"} <= set(got["names"])
+    assert got["sdk"] is False
