@@ -44,8 +44,20 @@ def run_measured(argv: list[str]) -> tuple[float, int]:
 
 
 def median_of(argv: list[str], repeat: int) -> tuple[float, int]:
-    runs = [run_measured(argv) for _ in range(repeat)]
-    return statistics.median(t for t, _ in runs), max(r for _, r in runs)
+    return medians({"": argv}, repeat)[""]
+
+
+def medians(commands: dict[str, list[str]], repeat: int) -> dict[str, tuple[float, int]]:
+    """Median wall time and peak RSS of each command, run in turns (a, b, c, a, b, c, ...) so
+    that a slower minute of a shared machine weighs on every command alike."""
+    runs: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            runs[name].append(run_measured(argv))
+    return {
+        name: (statistics.median(t for t, _ in got), max(rss for _, rss in got))
+        for name, got in runs.items()
+    }
 
 
 def api_requests(argv: list[str]) -> int:
@@ -88,7 +100,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10,100,300")
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--background", type=int, default=300, help="other processes on the host")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--keep", action="store_true", help="keep the benchmark containers")
@@ -109,15 +121,21 @@ def main() -> None:
             scale(client, n)
             ids = [c.id for c in client.containers.list()]
             procs = len(os.listdir("/proc"))
-            show_t, show_rss = median_of([*tool, "show", "--json"], opts.repeat)
-            ns_t, ns_rss = median_of([*tool, "ns", "--json"], opts.repeat)
-            pid_of = [docker_cli, "inspect", "--format", "{{.State.Pid}}"]
-            inspect_t, _ = median_of([*pid_of, *ids], opts.repeat)
+            got = medians(
+                {
+                    "show": [*tool, "show", "--json"],
+                    "ns": [*tool, "ns", "--json"],
+                    "inspect": [docker_cli, "inspect", "--format", "{{.State.Pid}}", *ids],
+                    "lsns": ["lsns", "-J"],
+                    "pstree": ["pstree", "-p"],
+                },
+                opts.repeat,
+            )
+            (show_t, show_rss), (ns_t, ns_rss) = got["show"], got["ns"]
+            inspect_t, lsns_t, pstree_t = (got[k][0] for k in ("inspect", "lsns", "pstree"))
             # The usual way: one `docker inspect` per container, as scripts do in a loop.
             loop = "".join(f"{docker_cli} inspect --format '{{{{.State.Pid}}}}' {i}; " for i in ids)
             each_t, _ = median_of(["sh", "-c", loop], min(opts.repeat, 3))
-            lsns_t, _ = median_of(["lsns", "-J"], opts.repeat)
-            pstree_t, _ = median_of(["pstree", "-p"], opts.repeat)
             rows.append({
                 "n": n, "running": len(ids), "procs": procs,
                 "show": show_t, "ns": ns_t, "inspect": inspect_t, "each": each_t, "lsns": lsns_t,
@@ -169,9 +187,10 @@ def report(rows: list[dict], repeat: int) -> str:
         "# Benchmark results\n\n"
         f"Machine: {machine()}.\n\n"
         f"Produced by `./run.sh bench` (`benchmarks/{Path(__file__).name}`) on "
-        f"{time.strftime('%Y-%m-%d')}: whole processes, median of {repeat} runs each (3 for the "
-        "per-container loop), with the lab's demo containers plus N sleeping benchmark "
-        "containers, and a few hundred other processes on the host.\n\n"
+        f"{time.strftime('%Y-%m-%d')}: whole processes, median of {repeat} runs each, the "
+        "commands taking turns (3 runs for the per-container loop), with the lab's demo "
+        "containers plus N sleeping benchmark containers, and a few hundred other processes "
+        "on the host.\n\n"
         + head
         + body
         + "\nCost growth between the sizes:\n\n"

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -113,7 +113,7 @@ class ApiWorker(Generic[A, T]):
 
 def _serve(
     warm: Callable[[], None], job: Callable[[Sequence[Any]], list[Any]], ask: int, ans: int
-) -> None:
+) -> NoReturn:
     code = 1
     try:
         warm()
