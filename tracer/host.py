@@ -118,9 +118,10 @@ def is_parent(parent: Proc | None, child: Proc) -> bool:
 def take(proc_root: str = "/proc", on_daemons: Callable[[Host], None] | None = None) -> Host:
     """Walk every process once and read what proves the links between them.
 
-    on_daemons(host) is called as soon as the daemons are known (every process, and the
-    daemons' namespaces, listening sockets and config files), before the namespaces of the
-    containers and the shims' bundles are read: `trace` asks the API from there.
+    on_daemons(host) is called as soon as each dockerd's API socket can be known (every
+    process, and each dockerd's namespaces, listening sockets and daemon.json), before the
+    rest is read (containerd's sockets, the containers' namespaces, the shims' bundles):
+    `trace` asks the API from there, so that it answers while the walk goes on.
     """
     clk = os.sysconf("SC_CLK_TCK")
     boot = psutil.boot_time()
@@ -130,14 +131,17 @@ def take(proc_root: str = "/proc", on_daemons: Callable[[Host], None] | None = N
         if proc is not None:
             procs[pid] = proc
     host = Host(procs=procs, hostname=os.uname().nodename, euid=os.geteuid())
-    daemons = {p.pid for p in procs.values() if p.program in DAEMONS}
-    _add_namespaces(procs, daemons, proc_root, boot, clk)
-    _read_daemons(host, proc_root)
+    unix_tables: dict[int, dict[int, str]] = {}  # per network namespace, read once
+    dockerds = {p.pid for p in procs.values() if p.program == "dockerd"}
+    _add_namespaces(procs, dockerds, proc_root, boot, clk)
+    _read_daemons(host, "dockerd", proc_root, unix_tables)
     if on_daemons is not None:
         on_daemons(host)
     # Namespaces cost ten readlinks per process: read them only for the processes drawn.
-    _add_namespaces(procs, _drawn(procs) - daemons, proc_root, boot, clk)
+    _add_namespaces(procs, _drawn(procs) - dockerds, proc_root, boot, clk)
     host.reset()
+    _read_daemons(host, "containerd", proc_root, unix_tables)
+    _read_peers(host)
     host.host_ns, host.host_ns_source = _host_namespaces(procs)
     _read_shims(host, proc_root)
     host.taken_at = time.time()
@@ -195,7 +199,8 @@ def _read_proc(proc_root: str, pid: int, boot: float, clk: int) -> Proc | None:
 
 def _drawn(procs: dict[int, Proc]) -> set[int]:
     """The processes whose namespaces dtrace-tree shows or uses: PIDs 1 and 2 (the host's),
-    the daemons (their network namespace names their sockets), every shim and all it runs."""
+    the daemons (their network namespace names their sockets), and all that every shim runs
+    (not the shim itself: it stays in the host's namespaces and nothing shows them)."""
     tree = Host(procs=procs)
     wanted: set[int] = {pid for pid in (1, 2) if pid in procs}
     for proc in procs.values():
@@ -203,7 +208,6 @@ def _drawn(procs: dict[int, Proc]) -> set[int]:
         if prog in DAEMONS:
             wanted.add(proc.pid)
         elif prog.startswith("containerd-shim"):
-            wanted.add(proc.pid)
             wanted.update(p.pid for p in tree.descendants(proc.pid))
     return wanted
 
@@ -254,20 +258,25 @@ def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
     return {}, "unknown"
 
 
-def _read_daemons(host: Host, proc_root: str) -> None:
-    """The daemons' listening sockets and config files, and who is connected to whom."""
-    unix_tables: dict[int, dict[int, str]] = {}
+def _read_daemons(
+    host: Host, program: str, proc_root: str, unix_tables: dict[int, dict[int, str]]
+) -> None:
+    """The listening sockets and the config file of every dockerd (or containerd)."""
     for proc in host.procs.values():
-        prog = proc.program
-        if prog in ("dockerd", "containerd"):
-            _read_listeners(host, proc, proc_root, unix_tables)
-        if prog == "dockerd":
+        if proc.program != program:
+            continue
+        _read_listeners(host, proc, proc_root, unix_tables)
+        if program == "dockerd":
             config = args.flag_value(proc.cmdline, "--config-file") or "/etc/docker/daemon.json"
             _read_file(host, config)
-        elif prog == "containerd":
+        else:
             toml = args.flag_value(proc.cmdline, "--config", "-c")
             _read_file(host, toml or "/etc/containerd/config.toml")
-    if host.sockets:  # one sock_diag dump, kept for the daemons' sockets
+
+
+def _read_peers(host: Host) -> None:
+    """Who is connected to whom: one sock_diag dump, kept for the daemons' sockets."""
+    if host.sockets:
         from tracer.sockdiag import unix_peers
 
         ours = frozenset().union(*host.sockets.values())
