@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc strace python3 python3-venv"
+PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc strace time python3 python3-venv"
 
 install() {
     if [ "$(id -u)" != 0 ]; then
