@@ -138,8 +138,8 @@ def take(proc_root: str = "/proc", on_daemons: Callable[[Host], None] | None = N
     if on_daemons is not None:
         on_daemons(host)
     # Namespaces cost ten readlinks per process: read them only for the processes drawn.
-    _add_namespaces(procs, _drawn(procs) - dockerds, proc_root, boot, clk)
-    host.reset()
+    _add_namespaces(procs, _drawn(host) - dockerds, proc_root, boot, clk)
+    host.reset()  # procs now hold their namespaces: forget the parent map built from the old
     _read_daemons(host, "containerd", proc_root, unix_tables)
     _read_peers(host)
     host.host_ns, host.host_ns_source = _host_namespaces(procs)
@@ -197,18 +197,17 @@ def _read_proc(proc_root: str, pid: int, boot: float, clk: int) -> Proc | None:
     )
 
 
-def _drawn(procs: dict[int, Proc]) -> set[int]:
+def _drawn(host: Host) -> set[int]:
     """The processes whose namespaces dtrace-tree shows or uses: PIDs 1 and 2 (the host's),
     the daemons (their network namespace names their sockets), and all that every shim runs
     (not the shim itself: it stays in the host's namespaces and nothing shows them)."""
-    tree = Host(procs=procs)
-    wanted: set[int] = {pid for pid in (1, 2) if pid in procs}
-    for proc in procs.values():
+    wanted: set[int] = {pid for pid in (1, 2) if pid in host.procs}
+    for proc in host.procs.values():
         prog = proc.program
         if prog in DAEMONS:
             wanted.add(proc.pid)
         elif prog.startswith("containerd-shim"):
-            wanted.update(p.pid for p in tree.descendants(proc.pid))
+            wanted.update(p.pid for p in host.descendants(proc.pid))
     return wanted
 
 

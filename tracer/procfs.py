@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from tracer.argv import number
+
 # psutil's Linux state letters (psutil/_pslinux.py PROC_STATUSES), with its public constants.
 STATES = {
     "R": psutil.STATUS_RUNNING,
@@ -64,16 +66,14 @@ def parse_stat(raw: bytes) -> Stat | None:
     fields = raw[end + 2 :].split()
     try:
         state = fields[0].decode("ascii")
-        ppid, ticks = _number(fields[1]), _number(fields[19])
-    except (IndexError, ValueError, UnicodeDecodeError):
+        # u64 at most: 20 digits
+        ppid = number(fields[1].decode("ascii"), digits=20)
+        ticks = number(fields[19].decode("ascii"), digits=20)
+    except (IndexError, UnicodeDecodeError):
+        return None
+    if ppid is None or ticks is None:
         return None
     return Stat(comm=os.fsdecode(raw[start + 1 : end]), state=state, ppid=ppid, start_ticks=ticks)
-
-
-def _number(field: bytes) -> int:
-    if not field.isdigit():  # bytes.isdigit is ASCII-only; int() alone would take b"1_0"
-        raise ValueError(field)
-    return int(field)
 
 
 def split_cmdline(raw: bytes) -> tuple[str, ...]:
