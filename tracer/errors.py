@@ -1,10 +1,15 @@
-"""Exit codes and the errors the core raises; the CLI turns them into one line each."""
+"""Exit codes and the errors the core raises; the CLI turns them into one line each.
+
+Every expected failure is a `TracerError` that carries its exit code and, where it helps, the
+fix. The CLI (tracer/cli/core.py) is the one place that turns them into a line on stderr.
+"""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 
+@unique
 class ExitCode(IntEnum):
     """Documented exit codes (see README, "Exit codes")."""
 
@@ -19,6 +24,8 @@ class ExitCode(IntEnum):
     TIMEOUT = 8  # waited too long for a daemon
     NOT_RUNNING = 9  # the container is stopped: it has no process, hence no namespaces
     OUTPUT = 10  # an output file could not be written
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
+    BROKEN_PIPE = 141  # the reader of stdout left (`| head`): 128 + SIGPIPE
 
 
 class TracerError(Exception):
@@ -37,6 +44,10 @@ class TracerError(Exception):
 
 class UsageError(TracerError):
     exit_code = ExitCode.USAGE
+
+
+class SnapshotFormatError(UsageError):
+    """A file given as a saved snapshot is not one (or not of the documented types)."""
 
 
 class NotRootError(TracerError):
@@ -61,7 +72,20 @@ class EngineError(TracerError):
     exit_code = ExitCode.ENGINE
 
 
-class TimeoutError_(TracerError):
+class ApiError(EngineError):
+    """An engine's API did not answer; `reason` is the short why ("connection refused")."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        super().__init__(f"Docker API at {endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+
+
+class RefusedError(TracerError):
+    exit_code = ExitCode.REFUSED
+
+
+class WaitTimeoutError(TracerError):
     exit_code = ExitCode.TIMEOUT
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,10 +18,11 @@ import docker
 import psutil
 import pytest
 
-from tracer import lab
+from tests.builders import ROOT, run_cli
+from tracer.ops import lab
 
-ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "tracer"]
+__all__ = ["ROOT", "run_cli"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -66,23 +66,6 @@ def client(lab_engine):
     c = docker.DockerClient(base_url=lab.LabPaths().docker_host, timeout=60)
     yield c
     c.close()
-
-
-def run_cli(
-    *args: str, check: bool = False, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """Run the real CLI as a whole process, like a user would."""
-    proc = subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
-    return proc
 
 
 def show_json(*args: str) -> dict:
@@ -155,7 +138,7 @@ def host_engine(lab_engine):
         c.api.start(name)
     except docker.errors.NotFound:
         if not any("dtrace-test/busybox:1" in i.tags for i in c.images.list()):
-            from tracer.dockerapi import tar_image
+            from tracer.runtimes.dockersdk import tar_image
 
             tar = tar_image(
                 {"bin/busybox": Path(shutil.which("busybox")).read_bytes(), "bin/sleep": "busybox"}

@@ -7,12 +7,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.integration.conftest import lab_engine_json, ns_inodes, run_cli, run_temp, show_json
-from tracer import diagram, lab
-from tracer.model import from_json
+from tracer.model.show_json import from_json
+from tracer.ops import lab, labconfig
+from tracer.output import diagram
 
 PATHS = lab.LabPaths()
 LAB_HOST = f"unix://{PATHS.docker_sock}"
-DEMOS = [d.name for d in lab.demos(0) if d.running]  # the lab's running demo containers
+DEMOS = [d.name for d in labconfig.demos(0) if d.running]  # the lab's running demo containers
 
 
 def svg_text(path: Path) -> str:

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import live, ns_inodes, run_cli
-from tracer import lab
+from tracer.ops import lab, labconfig
 
 PATHS = lab.LabPaths()
 
@@ -84,7 +84,7 @@ def test_lab_is_isolated_from_the_host_engine_settings(lab_engine):
     assert "--containerd" in dockerd  # or dockerd 20.10 would attach to the system containerd
     assert dockerd[dockerd.index("--containerd") + 1] == str(PATHS.containerd_sock)
     assert "--bridge=none" not in dockerd  # that deletes the host's docker0
-    assert dockerd[dockerd.index("--bridge") + 1] == lab.BRIDGE
+    assert dockerd[dockerd.index("--bridge") + 1] == labconfig.BRIDGE
     assert "--iptables=false" in dockerd
     assert json.loads(PATHS.daemon_json.read_text())["live-restore"] is True
     # dockerd 20.10 writes a trust key to /etc/docker/key.json unless told otherwise.
@@ -183,17 +183,20 @@ def _assert_lab_gone():
     mounts = Path("/proc/self/mountinfo").read_text()
     assert "dtrace-lab" not in mounts
     assert not PATHS.run.exists() and not PATHS.data.exists()
-    assert subprocess.run(["ip", "link", "show", lab.BRIDGE], capture_output=True).returncode != 0
+    assert (
+        subprocess.run(["ip", "link", "show", labconfig.BRIDGE], capture_output=True).returncode
+        != 0
+    )
 
 
 def test_lab_down_removes_everything_and_up_restores(lab_engine):
-    pre = {d: os.path.exists(d) for d in lab.SIDE_EFFECT_DIRS}
+    pre = {d: os.path.exists(d) for d in labconfig.SIDE_EFFECT_DIRS}
     state = json.loads(PATHS.state_json.read_text())
     try:
         out = run_cli("lab", "down", check=True)
         assert "lab is down" in out.stdout
         _assert_lab_gone()
-        for d in lab.SIDE_EFFECT_DIRS:
+        for d in labconfig.SIDE_EFFECT_DIRS:
             if d not in state["preexisting"]:
                 assert not os.path.exists(d), f"{d} was made by the lab and left behind"
             elif pre[d]:

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.integration.conftest import ns_inodes, run_cli, run_temp
-from tracer import daemon, lab
+from tracer.ops import daemon, lab
 
 PATHS = lab.LabPaths()
 LSNS_TYPES = ("mnt", "net", "pid", "uts", "ipc", "user", "cgroup", "time")
@@ -166,7 +166,7 @@ def test_ns_while_the_api_is_down(client):
     """dockerd down: containers are still addressable by full id and host PID."""
     web = client.api.inspect_container("lab-web")
     try:
-        assert daemon.stop(lab.dockerd_pid(PATHS), timeout=30)
+        assert daemon.stop(daemon.identify(lab.dockerd_pid(PATHS)), timeout=30)
         for query in (web["Id"], str(web["State"]["Pid"])):
             doc = ns_json(query)
             assert doc["container"]["id"] == web["Id"]

@@ -13,11 +13,15 @@ import sys
 import threading
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.integration.conftest import ROOT, lab_engine_json, run_cli, run_temp, show_json
-from tracer import daemon, host, lab, topology
+from tracer import runtimes
+from tracer.kernel.procfs import ProcessId
+from tracer.kernel.root import HostRoot
+from tracer.ops import daemon, lab
+from tracer.snapshot import walk
+from tracer.snapshot.host import is_parent
 
 PATHS = lab.LabPaths()
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
@@ -88,7 +92,7 @@ def test_containerd_down_leaves_shims_and_containers_visible(client):
         c.id: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
     }
     try:
-        assert daemon.stop(lab.containerd_pid(PATHS), timeout=30)
+        assert daemon.stop(daemon.identify(lab.containerd_pid(PATHS)), timeout=30)
         doc = show_json()
         engine = lab_engine_json(doc)
         assert engine["containerd"] is None
@@ -106,16 +110,16 @@ def test_containerd_down_leaves_shims_and_containers_visible(client):
 
 def test_docker_socket_missing_or_refusing(lab_engine, tmp_path):
     """The API view of a socket that is not there, or that nobody serves."""
-    from tracer.trace import query_api
+    from tracer.runtimes.docker import RUNTIME
 
-    assert query_api(str(tmp_path / "missing.sock")).error == "no such file or directory"
+    assert RUNTIME.ask(str(tmp_path / "missing.sock")).error == "no such file or directory"
     import socket
 
     dead = tmp_path / "dead.sock"
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(dead))
     s.close()  # bound, never listening: connect() is refused
-    assert query_api(str(dead)).error == "connection refused"
+    assert RUNTIME.ask(str(dead)).error == "connection refused"
 
 
 # -- hostile containers ---------------------------------------------------------------------------
@@ -242,16 +246,16 @@ def test_walks_under_process_and_container_churn(client):
     checked = 0
     try:
         for _ in range(walks):
-            snap = host.take()
-            topo = topology.build(snap)
+            snap = walk.take(HostRoot(), runtimes.RUNTIMES)
+            topo = runtimes.build(snap)
             for engine in topo.engines:
                 for edge in engine.edges:
                     if edge.kind == "parent":
                         parent, child = snap.procs.get(edge.src), snap.procs.get(edge.dst)
-                        assert child is not None and host.is_parent(parent, child), edge
+                        assert child is not None and is_parent(parent, child), edge
                 for c in engine.containers:
                     for p in c.processes:
-                        checked += _in_cgroup_of(p.pid, p.create_time, c.id)
+                        checked += _in_cgroup_of(snap.procs[p.pid].ident, c.id)
     finally:
         stop.set()
         for w in workers:
@@ -259,16 +263,18 @@ def test_walks_under_process_and_container_churn(client):
     assert checked > walks  # the cgroup check really ran
 
 
-def _in_cgroup_of(pid: int, created: float, cid: str) -> int:
-    """1 if pid (still the same process) is in container cid's cgroup; 0 if it is gone."""
+def _in_cgroup_of(ident: ProcessId, cid: str) -> int:
+    """1 if that very process is in container cid's cgroup; 0 if it is gone (or its PID now
+    belongs to another process: nothing to check)."""
     try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - created) > 0.05:
-            return 0  # exited and the PID was reused: nothing to check
-        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
-    except (psutil.Error, OSError):
+        cgroup = Path(f"/proc/{ident.pid}/cgroup").read_text()
+    except OSError:
         return 0
-    assert cid in cgroup, f"process {pid} attributed to {cid[:12]} but its cgroup is {cgroup!r}"
+    if not ident.alive(HostRoot()):  # read after the cgroup: still the same process then
+        return 0
+    assert cid in cgroup, (
+        f"process {ident.pid} attributed to {cid[:12]} but its cgroup is {cgroup!r}"
+    )
     return 1
 
 

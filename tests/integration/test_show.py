@@ -19,7 +19,11 @@ from tests.integration.conftest import (
     run_temp,
     show_json,
 )
-from tracer import daemon, host, lab, topology
+from tracer import runtimes
+from tracer.kernel.root import HostRoot
+from tracer.ops import daemon, lab
+from tracer.snapshot import walk
+from tracer.snapshot.host import is_parent
 
 PATHS = lab.LabPaths()
 HOSTILE = (
@@ -194,7 +198,7 @@ def test_show_while_dockerd_is_down(client):
     }
     d_pid = lab.dockerd_pid(PATHS)
     try:
-        assert daemon.stop(d_pid, timeout=30)
+        assert daemon.stop(daemon.identify(d_pid), timeout=30)
         assert not live(d_pid)
         doc = show_json()
         (engine,) = [
@@ -232,15 +236,15 @@ def test_walk_under_churn_never_crashes_or_invents_links(lab_engine):
     try:
         sizes = set()
         for _ in range(30):
-            snap = host.take()
-            topo = topology.build(snap)
+            snap = walk.take(HostRoot(), runtimes.RUNTIMES)
+            topo = runtimes.build(snap)
             sizes.add(len(snap.procs))
             for engine in topo.engines:
                 for edge in engine.edges:
                     if edge.kind != "parent":
                         continue
                     child, parent = snap.procs[edge.dst], snap.procs.get(edge.src)
-                    assert parent is not None and host.is_parent(parent, child), edge
+                    assert parent is not None and is_parent(parent, child), edge
                 for c in engine.containers:
                     init = snap.procs[c.init_pid]
                     for p in c.processes:
@@ -269,19 +273,21 @@ def _ss_connected(client: int, server: int) -> bool:
     return any(pid == client and owner.get(peer[i]) == server for i, pid in owner.items())
 
 
-def test_the_api_is_asked_by_a_child_and_this_process_never_imports_the_sdk(lab_engine):
-    """trace() hands the two API calls to a forked child (it imports the SDK during the walk):
-    the names still come from the API, and the calling process never loads the SDK."""
+def test_the_api_is_read_without_the_docker_sdk(lab_engine):
+    """The names come from the lab's API, asked with the standard library: observing the
+    host imports neither the docker SDK nor http.client nor psutil."""
     probe = (
-        "import json, os, sys\n"
-        "from tracer.trace import trace\n"
-        f"topo = trace('unix://{PATHS.docker_sock}')\n"
+        "import json, sys\n"
+        "from tracer.runtimes import observe\n"
+        f"topo = observe(only='unix://{PATHS.docker_sock}').topology\n"
         "names = sorted(c.name for c in topo.containers() if c.name)\n"
-        "print(json.dumps({'names': names, 'sdk': 'docker' in sys.modules}))\n"
+        "heavy = ('docker', 'requests', 'http.client', 'psutil')\n"
+        "heavy = sorted(m for m in heavy if m in sys.modules)\n"
+        "print(json.dumps({'names': names, 'heavy': heavy}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     got = json.loads(out.stdout)
     assert {"lab-plain", "lab-web", "lab-sidecar"} <= set(got["names"])
-    assert got["sdk"] is False
+    assert got["heavy"] == []

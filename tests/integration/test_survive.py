@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 
 from tests.integration.conftest import live, ns_inodes, run_cli
-from tracer import lab
+from tracer.ops import lab
 
 PATHS = lab.LabPaths()
 FOREIGN = lab.LabPaths(

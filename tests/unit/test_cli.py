@@ -1,7 +1,9 @@
-"""The command line itself: every command documents itself, both entry points work."""
+"""The command line itself: every command documents itself, both entry points are one app, and
+every failure is one line on stderr with its documented exit code."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,9 +11,11 @@ from pathlib import Path
 
 import pytest
 from typer.main import get_command
-from typer.testing import CliRunner
 
+from tests.builders import containerd, dockerd, engine, invoke, one_error_line, running
 from tracer.cli import app
+from tracer.errors import ExitCode
+from tracer.model.topology import Topology
 
 
 def _commands(group, prefix=()):
@@ -37,7 +41,7 @@ def test_every_command_and_option_has_help(path, cmd):
     for param in cmd.params:
         if param.param_type_name == "option":
             assert (param.help or "").strip(), f"{' '.join(path)} {param.opts} has no help"
-    result = CliRunner().invoke(app, [*path, "--help"])
+    result = invoke(*path, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
@@ -52,9 +56,101 @@ def test_python_dash_m_and_the_console_script_are_the_same_app():
     assert by_script.stdout == by_module.stdout
 
 
-def test_usage_errors_are_one_line_and_exit_2():
+def test_exit_codes_are_unique_and_include_ctrl_c_and_sigpipe():
+    assert len({int(c) for c in ExitCode}) == len(ExitCode)
+    assert ExitCode.INTERRUPTED == 128 + 2 and ExitCode.BROKEN_PIPE == 128 + 13
+
+
+def test_usage_errors_exit_2_without_a_traceback():
     result = subprocess.run(
         [sys.executable, "-m", "tracer", "show", "--no-such-flag"], capture_output=True, text=True
     )
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.USAGE
     assert "Traceback" not in result.stderr
+    assert "No such option: --no-such-flag" in result.stderr
+    assert result.stdout == ""
+
+
+# -- the error funnel, with a failure planted where the command calls the core ---------------
+
+PLANT = """
+import sys
+import tracer.runtimes
+
+def planted(*args, **kwargs):
+    raise {error}
+
+tracer.runtimes.observe = planted
+sys.argv = ["dtrace-tree", *sys.argv[1:]]
+from tracer.cli import main
+main()
+"""
+
+
+def run_planted(error: str, *args: str) -> subprocess.CompletedProcess[str]:
+    code = PLANT.format(error=error)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_tracer_error_is_its_line_and_its_code():
+    out = run_planted('__import__("tracer.errors").errors.EngineError("down", "start it")', "show")
+    assert out.returncode == ExitCode.ENGINE
+    assert one_error_line(out.stderr) == "dtrace-tree: error: down (start it)"
+
+
+def test_an_unexpected_error_is_one_line_exit_1_and_names_debug():
+    out = run_planted('RuntimeError("boom\\nsecond line")', "show", "--json")
+    assert out.returncode == ExitCode.FAILURE
+    line = one_error_line(out.stderr, "internal error: RuntimeError: boom", "--debug")
+    assert "\\n" in line  # the newline of the message is shown, not obeyed
+    assert out.stdout == ""
+
+
+@pytest.mark.parametrize("how", [["--debug"], ["--traceback"]])
+def test_debug_re_raises_with_the_traceback(how):
+    out = run_planted('RuntimeError("boom")', *how, "show")
+    assert out.returncode == 1
+    assert "Traceback (most recent call last)" in out.stderr
+    assert "RuntimeError: boom" in out.stderr
+
+
+def test_debug_from_the_environment():
+    code = PLANT.format(error='RuntimeError("boom")')
+    out = subprocess.run(
+        [sys.executable, "-c", code, "show"],
+        capture_output=True,
+        text=True,
+        env={"DTRACE_DEBUG": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert "Traceback (most recent call last)" in out.stderr
+
+
+def test_ctrl_c_exits_130_with_one_line():
+    out = run_planted("KeyboardInterrupt()", "show")
+    assert out.returncode == ExitCode.INTERRUPTED == 130
+    assert one_error_line(out.stderr) == "dtrace-tree: error: interrupted"
+
+
+def test_a_reader_that_left_exits_141_quietly():
+    out = run_planted("BrokenPipeError()", "show")
+    assert out.returncode == ExitCode.BROKEN_PIPE == 141
+    assert out.stderr == ""
+
+
+def test_a_real_closed_pipe_exits_141(tmp_path):
+    """`dtrace-tree ... | head -c 1` on output far larger than the pipe's buffer."""
+    big = tmp_path / "big.json"
+    many = [running(f"{i:064x}", f"c-{i}", 10_000 + 2 * i, [10_001 + 2 * i]) for i in range(500)]
+    topo = Topology(engines=[engine(dockerd(), containerd(), containers=many)])
+    big.write_text(json.dumps(topo.to_json()))
+    script = f"{sys.executable} -m tracer export --from {big} --dot -o /dev/stdout | head -c 1"
+    out = subprocess.run(
+        ["bash", "-c", script + '; echo "${PIPESTATUS[0]}" >&2'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stderr.strip().splitlines()[-1] == "141", out.stderr
+    assert "Traceback" not in out.stderr

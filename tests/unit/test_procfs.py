@@ -1,8 +1,10 @@
-"""Reading processes through a pinned /proc/<pid> fd: the parsers, and the walk against psutil.
+"""Reading processes through a pinned /proc/<pid> fd: the parsers, a process's identity, and the
+walk against psutil.
 
-The walk reads /proc itself (tracer.procfs) instead of through psutil's Process objects, so it
-must give exactly what psutil gives: these tests compare the two on this machine's live
-processes, and on children staged with awkward names, arguments and states.
+The walk (tracer/snapshot/walk.py) reads /proc itself (tracer/kernel/procfs.py) instead of
+through psutil's Process objects, and without importing psutil, so it must give exactly what
+psutil gives: these tests compare the two on this machine's live processes, and on children
+staged with awkward names, arguments and states.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from psutil import _common, _pslinux
 
-from tracer import host, procfs
+from tracer.kernel import procfs
+from tracer.kernel.procfs import ProcessId, identify
+from tracer.kernel.root import HostRoot
+from tracer.runtimes import RUNTIMES
+from tracer.snapshot.walk import Walk, take
+
+ROOT = HostRoot()
 
 # A real line (a shim), cut after starttime's neighbours; fields per proc_pid_stat(5).
 SHIM_STAT = (
@@ -38,6 +48,19 @@ def test_stat_fields_of_a_real_line():
     stat = procfs.parse_stat(SHIM_STAT)
     assert stat == procfs.Stat(comm="containerd-shim", state="S", ppid=1, start_ticks=582034)
     assert stat.status == psutil.STATUS_SLEEPING
+
+
+def test_states_are_psutils_statuses():
+    """procfs writes psutil's status strings out instead of importing psutil: they must stay
+    the values of psutil's STATUS_* constants, letter for letter (PROC_STATUSES)."""
+    # psutil._common holds every STATUS_* (psutil itself does not export STATUS_WAKE_KILL)
+    constants = {v for k, v in vars(_common).items() if k.startswith("STATUS_")}
+    assert procfs.STATES.keys() == _pslinux.PROC_STATUSES.keys()
+    for letter, status in _pslinux.PROC_STATUSES.items():
+        assert procfs.STATES[letter] == status, letter
+        assert procfs.STATES[letter] in constants, letter
+    assert procfs.ZOMBIE == psutil.STATUS_ZOMBIE
+    assert procfs.parse_stat(stat_line(1, b"x", b"?", 0, 0)).status == "unknown"
 
 
 def test_a_name_with_spaces_and_parentheses_does_not_shift_the_fields():
@@ -134,18 +157,29 @@ def odd_children(tmp_path):
         child.wait()
 
 
+def psutil_view() -> dict[int, dict]:
+    fields = ["ppid", "name", "cmdline", "create_time"]
+    return {p.pid: p.info for p in psutil.process_iter(fields)}
+
+
 def test_the_walk_reads_what_psutil_reads(odd_children):
     odd, sleeper = odd_children
     time.sleep(0.05)  # let the sleeper exec
-    snap = host.take()
+    # psutil reads before and after the walk: what changed in between (a process born, gone,
+    # its PID reused, or an exec, such as `runc init` becoming the container's program) is
+    # left out, and every process that held still must be read exactly as psutil reads it.
+    before = psutil_view()
+    snap = take(ROOT, RUNTIMES)
+    after = psutil_view()
     compared = 0
-    for proc in psutil.process_iter(["pid", "ppid", "name", "cmdline", "create_time"]):
-        mine = snap.procs.get(proc.pid)
-        if mine is None or mine.create_time != proc.info["create_time"]:
-            continue  # born or gone (or its PID reused) between the two walks
-        assert (mine.ppid, list(mine.cmdline)) == (proc.info["ppid"], proc.info["cmdline"] or [])
+    for pid, info in after.items():
+        if before.get(pid) != info:
+            continue
+        mine = snap.procs.get(pid)
+        assert mine is not None and mine.create_time == info["create_time"], pid
+        assert (mine.ppid, list(mine.cmdline)) == (info["ppid"], info["cmdline"] or []), pid
         if mine.ppid != 2:  # kernel workers rename themselves after their current work
-            assert mine.name == proc.info["name"], proc.pid
+            assert mine.name == info["name"], pid
         compared += 1
     assert compared > 10
     child = snap.procs[odd.pid]
@@ -154,36 +188,95 @@ def test_the_walk_reads_what_psutil_reads(odd_children):
     assert snap.procs[sleeper.pid].name == "a-very-long-program-name"
 
 
-def test_a_zombie_is_read_as_a_zombie_with_no_argv():
-    child = subprocess.Popen(["true"])
+def wait_for_zombie(pid: int) -> None:
     deadline = time.monotonic() + 10
-    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+    while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_a_zombie_is_read_as_a_zombie_with_no_argv():
+    child = subprocess.Popen(["true"])
     try:
-        proc = host.take().procs[child.pid]
+        wait_for_zombie(child.pid)
+        proc = take(ROOT, RUNTIMES).procs[child.pid]
         assert proc.zombie and proc.cmdline == () and proc.name == "true"
     finally:
         child.wait()
 
 
 def test_a_reused_pid_lends_no_namespaces():
-    """The namespace pass re-reads the start time through its own fd: a different process
-    under the same PID (here: the same PID with another start time) gets nothing."""
-    me = host.take().procs[os.getpid()]
-    clk, boot = os.sysconf("SC_CLK_TCK"), psutil.boot_time()
-    assert host._read_namespaces("/proc", me, boot, clk) is not None
-    older = host.Proc(me.pid, me.ppid, me.name, me.cmdline, me.create_time - 1)
-    assert host._read_namespaces("/proc", older, boot, clk) is None
+    """The namespace pass re-reads the start ticks through its own fd: a different process
+    under the same PID (here: the same PID with another start) gets nothing."""
+    walk = Walk(ROOT, RUNTIMES)
+    me = walk.processes().procs[os.getpid()]
+    read = walk._namespaces(me)
+    assert read is not None and read[0]["net"] == os.stat("/proc/self/ns/net").st_ino
+    for other in (me.start - 1, me.start + 1):
+        assert walk._namespaces(replace(me, start=other)) is None, other
 
 
 def test_a_vanished_pid_is_skipped():
     child = subprocess.Popen(["true"])
     child.wait()
-    assert host._read_proc("/proc", child.pid, psutil.boot_time(), 100) is None
+    assert Walk(ROOT, RUNTIMES)._proc(child.pid) is None
 
 
 def test_namespaces_are_read_for_drawn_processes_only():
-    snap = host.take()
+    snap = take(ROOT, RUNTIMES)
     assert snap.procs[os.getpid()].ns == {}  # pytest is neither a daemon nor in a container
     assert snap.host_ns  # PID 1 or kthreadd always is
+
+
+# -- one process for the whole boot: ProcessId ---------------------------------------------------
+
+
+def test_a_live_child_is_identified_by_its_pid_and_start():
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        ident = identify(ROOT, child.pid)
+        assert ident is not None and ident.pid == child.pid
+        # the start ticks are the kernel's: psutil's create time is computed from them
+        clk = os.sysconf("SC_CLK_TCK")
+        assert ident.start / clk + ROOT.boot_time() == psutil.Process(child.pid).create_time()
+        assert ident == identify(ROOT, child.pid)  # the same process, read again
+        assert ident.alive(ROOT)
+        assert ProcessId(child.pid, ident.start).alive(ROOT)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_that_exited_and_was_reaped_is_not_alive():
+    child = subprocess.Popen(["sleep", "60"])
+    ident = identify(ROOT, child.pid)
+    assert ident is not None and ident.alive(ROOT)
+    child.kill()
+    child.wait()
+    assert not ident.alive(ROOT)
+    assert identify(ROOT, child.pid) is None or identify(ROOT, child.pid) != ident
+
+
+def test_a_zombie_is_not_alive():
+    child = subprocess.Popen(["sleep", "60"])
+    ident = identify(ROOT, child.pid)
+    assert ident is not None
+    child.kill()
+    try:
+        wait_for_zombie(child.pid)
+        assert identify(ROOT, child.pid) is None  # the PID is still held, by a zombie
+        assert not ident.alive(ROOT)
+    finally:
+        child.wait()
+
+
+def test_the_same_pid_with_another_start_is_another_process():
+    ident = identify(ROOT, os.getpid())
+    assert ident is not None and ident.alive(ROOT)
+    assert not ProcessId(ident.pid, ident.start - 1).alive(ROOT)  # what held the PID before
+    assert not ProcessId(ident.pid, ident.start + 1).alive(ROOT)  # what will hold it after
+
+
+def test_a_pid_that_cannot_be_read_is_no_process(tmp_path):
+    assert identify(ROOT, 2**22 + 1) is None  # above pid_max: never a process
+    assert identify(HostRoot(proc=str(tmp_path)), os.getpid()) is None  # not a /proc

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracer import sockdiag
+from tracer.kernel import sockdiag
 
 
 def message(inode: int, peer: int | None, name: bytes | None = None) -> bytes:
@@ -53,3 +56,59 @@ def test_parser_is_total(data):
 def test_this_namespace_answers():
     peers = sockdiag.unix_peers()  # may be empty in a sandbox, never raises
     assert all(isinstance(k, int) and isinstance(v, int) for k, v in peers.items())
+
+
+def sock_diag_refused() -> bool:
+    """Does the kernel (or a sandbox) refuse NETLINK_SOCK_DIAG here?"""
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, sockdiag.NETLINK_SOCK_DIAG).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.fixture
+def pair():
+    """Two connected unix sockets, and their inodes."""
+    if sock_diag_refused():
+        pytest.skip("sock_diag is refused here")
+    a, b = socket.socketpair(socket.AF_UNIX)
+    with a, b:
+        yield os.fstat(a.fileno()).st_ino, os.fstat(b.fileno()).st_ino
+
+
+def test_a_socketpairs_ends_are_each_others_peers(pair):
+    a, b = pair
+    peers = sockdiag.unix_peers()
+    assert (peers.get(a), peers.get(b)) == (b, a)
+
+
+def test_naming_our_own_network_namespace_gives_the_same_answer(pair):
+    a, b = pair
+    own = sockdiag.unix_peers(netns=None)
+    named = sockdiag.unix_peers(netns=f"/proc/{os.getpid()}/ns/net")
+    assert (own.get(a), own.get(b)) == (b, a)
+    assert (named.get(a), named.get(b)) == (b, a)
+    assert {a: own[a], b: own[b]} == {a: named[a], b: named[b]}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="joining a network namespace takes CAP_SYS_ADMIN")
+def test_a_joined_namespace_is_dumped_by_the_thread_that_joined_it(pair):
+    """The path taken for another process's namespace (a tool in a container, a rootless
+    engine): a thread joins it, dumps it, and ends; here the namespace joined is our own."""
+    a, b = pair
+    peers = sockdiag._joined(f"/proc/{os.getpid()}/ns/net", lambda: sockdiag._dump(2.0))
+    assert (peers.get(a), peers.get(b)) == (b, a)
+
+
+@pytest.mark.parametrize(
+    "netns",
+    [
+        "/nonexistent/ns/net",  # cannot be opened
+        "/proc/0/ns/net",  # no such process
+        "/dev/null",  # opens, but is no namespace
+        "/",  # a directory
+    ],
+)
+def test_a_namespace_that_cannot_be_joined_gives_nothing(netns):
+    assert sockdiag.unix_peers(netns=netns) == {}

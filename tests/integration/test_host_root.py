@@ -1,0 +1,83 @@
+"""One host root: the same host walked through another root gives the same topology.
+
+In a private mount namespace, the host's / is bind-mounted (recursively) under a temporary
+directory, and then this namespace's own /run, /var/lib and /proc are covered by empty tmpfs
+mounts: a read that does not go through the HostRoot finds nothing there (no /proc/<pid>, no
+daemon.json, no bundle, no API socket), so the topology would differ.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.builders import ROOT
+from tracer.runtimes import observe
+
+PROBE = """
+import json, sys
+from tracer.kernel.root import HostRoot
+from tracer.runtimes import observe
+root = HostRoot(sys.argv[1])
+print(json.dumps(observe(root).topology.to_json()))
+"""
+
+
+def _through(tmp_path: Path) -> dict:
+    host = tmp_path / "host"
+    host.mkdir()
+    script = (
+        "set -e; mount --make-rprivate /; "
+        f"mount --rbind / {host}; "
+        "for d in /run /var/lib /proc; do mount -t tmpfs hidden $d; done; "
+        f'exec {sys.executable} -c "$0" {host}'
+    )
+    out = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, PROBE],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _shape(doc: dict) -> list:
+    """What must be the same: every engine's daemons, containers, processes and edges."""
+    engines = []
+    for e in doc["engines"]:
+        containers = sorted(
+            (
+                c["id"],
+                c["name"],
+                c["state"],
+                c["init_pid"],
+                c["shim_pid"],
+                json.dumps(c["namespaces"], sort_keys=True),
+                sorted((p["pid"], p["ppid"], p["role"], p["create_time"]) for p in c["processes"]),
+                sorted((p["pid"], p["host_port"]) for p in c["proxies"]),
+            )
+            for c in e["containers"]
+        )
+        edges = sorted((x["from"], x["to"], x["kind"], x["via"]) for x in e["edges"])
+        engines.append((e["dockerd"], e["containerd"], containers, edges, e["notes"]))
+    return sorted(engines, key=json.dumps)
+
+
+def test_the_same_host_through_another_root(lab_engine, tmp_path):
+    here = observe().topology.to_json()
+    there = _through(tmp_path)
+    assert there["host"]["namespaces"] == here["host"]["namespaces"]
+    assert there["host"]["hostname"] == here["host"]["hostname"]
+    assert _shape(there) == _shape(here)
+    lab = [
+        e for e in there["engines"] if e["dockerd"] and "dtrace-lab" in e["dockerd"]["api_socket"]
+    ]
+    (engine,) = lab
+    # Proven through the root: the listener, the connected socket pair, the API's names.
+    assert engine["containerd"]["proven"] and engine["containerd"]["connected"]
+    assert engine["dockerd"]["reachable"] and engine["dockerd"]["live_restore"] is True
+    assert {c["name"] for c in engine["containers"]} >= {"lab-web", "lab-sidecar", "lab-stopped"}

@@ -1,0 +1,125 @@
+"""The host as this process reaches it: where the host's `/` and `/proc` are.
+
+Every read of the host goes through one `HostRoot`: the /proc walk, the daemons' sockets and
+configuration files, the shims' bundles, the boot time, sock_diag's view of the sockets. On the
+host itself it is `HostRoot()`: `/` and `/proc`. A tool running in a container with the host's
+PID namespace (`--pid=host`) and the host's `/` mounted at `/host` uses `HostRoot("/host")`:
+the paths that the host's processes name (`--config-file`, their bundle directories,
+`/run/containerd/containerd.sock`) are then looked up under `/host`, and a symlink met on the
+way (`/var/run -> /run`) is resolved inside `/host`, as the host resolves it, never against the
+container's own `/`. psutil has the same idea for /proc alone (`psutil.PROCFS_PATH`), and
+util-linux's `lsns` has `--prefix`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MAX_LINKS = 40  # what Linux allows in one path lookup (ELOOP)
+
+
+def normalize(path: str) -> str:
+    """A host path in one spelling: normalised, and /var/run (a symlink to /run on every
+    current distribution) written as /run, so that two spellings compare equal."""
+    path = os.path.normpath(path)
+    if path == "/var/run" or path.startswith("/var/run/"):
+        return path[len("/var") :]
+    return path
+
+
+@dataclass(frozen=True)
+class HostRoot:
+    """Where the host's file system (`fs`) and process table (`proc`) are, seen from here."""
+
+    fs: str = "/"
+    proc: str = ""  # default: <fs>/proc
+
+    def __post_init__(self) -> None:
+        fs = os.path.normpath(self.fs) if self.fs else "/"
+        object.__setattr__(self, "fs", fs)
+        if not self.proc:
+            object.__setattr__(self, "proc", os.path.join(fs, "proc"))
+
+    @property
+    def is_own(self) -> bool:
+        """Is the host's / this process's own /? (Then paths need no translation.)"""
+        return self.fs == "/"
+
+    # -- the file system -------------------------------------------------------------------
+
+    def path(self, host_path: str) -> str:
+        """Where a host path is, seen from here: under `fs`, its symlinks resolved inside it."""
+        if self.is_own:
+            return host_path
+        return self._inside(host_path)
+
+    def read_text(self, host_path: str, limit: int = 1 << 20) -> str | None:
+        """A host file's text (at most limit characters), or None if it cannot be read."""
+        try:
+            with open(self.path(host_path), encoding="utf-8") as f:
+                return f.read(limit)
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def lexists(self, host_path: str) -> bool:
+        """Does the host path exist (a dangling symlink or a stale socket file counts)?"""
+        return os.path.lexists(self.path(host_path))
+
+    def _inside(self, host_path: str) -> str:
+        """host_path under fs, resolving each symlink on the way as the host would: an absolute
+        target starts again at fs, and `..` never climbs above it."""
+        todo = [p for p in reversed(host_path.split("/")) if p]
+        done: list[str] = []
+        links = 0
+        while todo:
+            part = todo.pop()
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            here = os.path.join(self.fs, *done, part)
+            try:
+                target = os.readlink(here)
+            except OSError:  # not a symlink, or missing: taken as it is
+                done.append(part)
+                continue
+            links += 1
+            if links > MAX_LINKS:
+                return here  # a loop: let the caller's open() fail on it
+            if target.startswith("/"):
+                done = []
+            todo.extend(p for p in reversed(target.split("/")) if p)
+        return os.path.join(self.fs, *done)
+
+    # -- the process table -----------------------------------------------------------------
+
+    def pid_dir(self, pid: int) -> str:
+        return f"{self.proc}/{pid}"
+
+    def pids(self) -> list[int]:
+        """Every PID in the host's /proc, in order."""
+        return sorted(int(n) for n in os.listdir(self.proc) if n.isascii() and n.isdigit())
+
+    def boot_time(self) -> float:
+        """When the host booted (seconds since the epoch): `btime` of <proc>/stat, as psutil
+        reads it. 0.0 if it cannot be read (start times are then relative to boot)."""
+        try:
+            with open(f"{self.proc}/stat", "rb") as f:
+                for line in f:
+                    if line.startswith(b"btime "):
+                        return float(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0.0
+
+    def hostname(self) -> str:
+        """The host's name: this process's own when the root is its own, else the host's
+        /etc/hostname (a container's UTS namespace has a name of its own)."""
+        if not self.is_own:
+            text = (self.read_text("/etc/hostname", 256) or "").strip()
+            if text:
+                return text
+        return os.uname().nodename

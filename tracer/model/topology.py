@@ -1,0 +1,209 @@
+"""What `show` knows: engines, their daemons, containers, processes and the edges between them.
+
+Plain data, no I/O. An `Engine` is runtime-neutral: the runtime that found it (tracer/runtimes)
+and its daemons as a list, top of the chain first (Docker: dockerd, then its containerd; a bare
+containerd: just containerd); each daemon is a dataclass of its own role. JSON in and out is
+in tracer/model/show_json.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+RUNNING_STATES = ("running", "paused", "restarting")
+
+# -- what an engine's API said (one list call, one info call) --------------------------------
+
+
+@dataclass(frozen=True)
+class ApiContainer:
+    """What one list call tells about a container (tracer/runtimes/dockerapi.py makes it)."""
+
+    id: str
+    name: str | None
+    image: str | None
+    state: str
+    labels: dict[str, str]
+    ips: tuple[str, ...]
+
+
+@dataclass
+class ApiView:
+    """What one engine's API said (or why it said nothing)."""
+
+    containers: Sequence[ApiContainer] | None = None
+    live_restore: bool | None = None
+    error: str | None = None
+
+
+# -- processes and containers ---------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    pid: int
+    ppid: int
+    cmdline: list[str]
+    role: str  # init | child | exec
+    name: str = ""
+    uid: int | None = None
+    create_time: float = 0.0
+    namespaces: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Proxy:
+    pid: int
+    proto: str
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+
+
+@dataclass
+class Shim:
+    pid: int
+    ppid: int
+    cmdline: list[str]
+    namespace: str | None
+    address: str | None
+    reparented: bool
+    create_time: float = 0.0
+
+
+@dataclass
+class Container:
+    id: str
+    name: str | None
+    image: str | None
+    state: str
+    init_pid: int | None = None
+    shim_pid: int | None = None
+    shim: Shim | None = None
+    processes: list[Process] = field(default_factory=list)
+    proxies: list[Proxy] = field(default_factory=list)
+    namespaces: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.init_pid is not None or self.state in RUNNING_STATES
+
+    @property
+    def label(self) -> str:
+        return self.name or self.short_id
+
+
+# -- daemons -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Daemon:
+    """A long-lived process of an engine. Each role is a subclass with its own facts."""
+
+    ROLE: ClassVar[str] = "daemon"
+
+    pid: int
+    cmdline: list[str]
+
+    @property
+    def address(self) -> str | None:
+        """The socket it serves, by which people name the engine."""
+        return None
+
+
+@dataclass
+class Dockerd(Daemon):
+    ROLE: ClassVar[str] = "dockerd"
+
+    api_socket: str | None = None
+    reachable: bool = False
+    live_restore: bool | None = None
+    api_error: str | None = None
+    containerd_namespace: str = "moby"
+
+    @property
+    def address(self) -> str | None:
+        return self.api_socket
+
+
+@dataclass
+class Containerd(Daemon):
+    ROLE: ClassVar[str] = "containerd"
+
+    socket: str = "?"
+    managed: bool = False
+    proven: bool = False  # the socket is a listener held by this very process
+    connected: bool | None = None  # the daemon above holds a socket whose peer this one holds
+
+    @property
+    def address(self) -> str | None:
+        return self.socket
+
+
+DAEMON_TYPES: tuple[type[Daemon], ...] = (Dockerd, Containerd)
+D = TypeVar("D", bound=Daemon)
+
+
+@dataclass
+class Edge:
+    src: int
+    dst: int
+    kind: str  # parent | socket | shim-address | reparented
+    via: str = ""
+
+
+@dataclass
+class Engine:
+    """One engine: its daemons (top of the chain first), containers and proven edges."""
+
+    runtime: str  # the tracer/runtimes module that found it: "docker", "containerd"
+    daemons: list[Daemon] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unmatched_proxies: list[Proxy] = field(default_factory=list)
+
+    def daemon(self, kind: type[D]) -> D | None:
+        """Its daemon of that role, if it runs."""
+        for d in self.daemons:
+            if isinstance(d, kind):
+                return d
+        return None
+
+    @property
+    def title(self) -> str:
+        """The engine's name: the socket of its topmost daemon that has one."""
+        for d in self.daemons:
+            if d.address:
+                return d.address
+        return "unknown engine"
+
+
+@dataclass
+class Topology:
+    engines: list[Engine]
+    orphans: list[Container] = field(default_factory=list)
+    host: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def containers(self) -> list[Container]:
+        return [c for e in self.engines for c in e.containers] + list(self.orphans)
+
+    def engine_of(self, container: Container) -> Engine | None:
+        """The engine that holds this very container (None for an orphan)."""
+        for e in self.engines:
+            if any(c is container for c in e.containers):
+                return e
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        from tracer.model.show_json import to_json
+
+        return to_json(self)

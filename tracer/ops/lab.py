@@ -1,0 +1,530 @@
+"""The lab: a private, real Docker engine that dtrace-tree starts, owns and removes.
+
+Its own containerd (own socket, root and state) and its own dockerd (own socket, data root,
+exec root, pidfile, config file, bridge), isolated from any engine already on the host:
+- `--containerd` is always given, or dockerd 20.10 would attach to /run/containerd/containerd.sock;
+- its own bridge is created first and passed with `--bridge`; the lab never uses `--bridge=none`,
+  which makes a second dockerd delete the host's docker0;
+- `--iptables=false --ip-masq=false --ip-forward=false`, so no host iptables chain or sysctl
+  is touched (docker-proxy still serves the published port on 127.0.0.1);
+- its own daemon.json (`--config-file`), so the host's /etc/docker/daemon.json is never read,
+  with `deprecated-key-path` set so that /etc/docker/key.json is not created;
+- sockets are 0660 root:root inside a 0700 directory, and nothing listens on TCP but the
+  demo's docker-proxy, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tracer.errors import EngineError, MissingBinaryError, NotRootError, WaitTimeoutError
+from tracer.kernel.procfs import ProcessId
+from tracer.kernel.root import HostRoot
+from tracer.ops import daemon
+from tracer.ops.labconfig import (
+    BINARIES,
+    IMAGE,
+    IMAGE_REPO,
+    IMAGE_TAG,
+    LABEL,
+    SIDE_EFFECT_DIRS,
+    SLEEP,
+    LabPaths,
+    containerd_config,
+    daemon_config,
+    demos,
+    dockerd_argv,
+)
+from tracer.runtimes.dockerapi import DockerApi
+
+__all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "status", "up"]
+
+Progress = Callable[[str], None]
+_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class LabStatus:
+    docker_host: str
+    running: bool
+    containerd_pid: int | None
+    dockerd_pid: int | None
+    api: bool
+    live_restore: bool | None
+    containers: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- preconditions -----------------------------------------------------------------------
+
+
+def require_root(what: str = "the lab") -> None:
+    if os.geteuid() != 0:
+        raise NotRootError(what)
+
+
+def which(binary: str) -> str:
+    """Absolute path of binary, or MissingBinaryError naming the Debian package."""
+    path = shutil.which(binary, path=os.environ.get("PATH", "") + ":" + _SEARCH_PATH)
+    if path is None:
+        raise MissingBinaryError(binary, BINARIES.get(binary, binary))
+    return path
+
+
+def check_binaries() -> dict[str, str]:
+    found = {name: which(name) for name in BINARIES}
+    if not _is_static_elf(found["busybox"]):
+        raise MissingBinaryError("a static busybox", "busybox-static")
+    return found
+
+
+def _is_static_elf(path: str) -> bool:
+    """True if the ELF at path has no PT_INTERP segment (no dynamic loader needed)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only, which is all Debian ships
+            return False
+        (phoff,) = struct.unpack_from("<Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(
+        struct.unpack_from("<I", table, i * phentsize)[0] != 3  # PT_INTERP
+        for i in range(phnum)
+    )
+
+
+# -- state ---------------------------------------------------------------------------------
+
+
+def _read_state(paths: LabPaths) -> dict[str, Any]:
+    try:
+        return dict(json.loads(paths.state_json.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(paths: LabPaths, state: dict[str, Any]) -> None:
+    tmp = paths.state_json.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(paths.state_json)
+
+
+def _pid_from(pidfile: Path, program: str, marker: str) -> int | None:
+    """The running `program` whose command line holds marker: the PID in pidfile, or else
+    found in the process table (the daemon may have been restarted by someone else, e.g.
+    `survive`), in which case the pidfile is brought up to date."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and marker in proc.cmdline():
+            return pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmd = proc.info["cmdline"] or []
+        if (
+            cmd
+            and os.path.basename(cmd[0]) == program
+            and marker in cmd
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            if pidfile.parent.is_dir():
+                pidfile.write_text(f"{proc.info['pid']}\n")
+            return int(proc.info["pid"])
+    return None
+
+
+def containerd_pid(paths: LabPaths) -> int | None:
+    return _pid_from(paths.containerd_pid, "containerd", str(paths.containerd_toml))
+
+
+def dockerd_pid(paths: LabPaths) -> int | None:
+    return _pid_from(paths.docker_pid, "dockerd", paths.docker_host)
+
+
+# -- up ------------------------------------------------------------------------------------
+
+
+def up(
+    live_restore: bool = True,
+    paths: LabPaths | None = None,
+    progress: Progress = lambda _msg: None,
+) -> LabStatus:
+    """Start the lab (idempotent): containerd, dockerd, image, demo containers."""
+    paths = paths or LabPaths()
+    require_root()
+    bins = check_binaries()
+
+    state = _read_state(paths) if paths.state_json.exists() else {}
+    if "preexisting" not in state:
+        state["preexisting"] = [d for d in SIDE_EFFECT_DIRS if os.path.lexists(d)]
+    _make_dirs(paths)
+    state.setdefault("web_port", _free_port())
+    _write_state(paths, state)
+
+    _ensure_bridge(paths, progress)
+    _ensure_containerd(paths, bins, progress)
+    _ensure_dockerd(paths, bins, live_restore, progress)
+
+    from tracer.runtimes.dockersdk import Api
+
+    # After a containerd (re)start, dockerd reconnects with a back-off: wait for it.
+    reads = DockerApi(str(paths.docker_sock), timeout=60)
+    with Api(paths.docker_host, timeout=60) as api:
+        if not daemon.wait_until(reads.reaches_containerd, 60, interval=0.2):
+            raise WaitTimeoutError("the lab's dockerd did not reconnect to its containerd in 60s")
+        _ensure_image(api, bins["busybox"], progress)
+        _ensure_demos(api, paths, state, progress)
+    _write_state(paths, state)
+    return status(paths)
+
+
+def _make_dirs(paths: LabPaths) -> None:
+    for d in (paths.run, paths.containerd_dir, paths.data, paths.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    # A docker or containerd socket is root access for whoever can open it.
+    os.chmod(paths.run, 0o700)
+    os.chmod(paths.data, 0o700)
+
+
+def _free_port() -> int:
+    """A free TCP port on 127.0.0.1 for the published-port demo (18080 when it is free)."""
+    for port in (18080, 0):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise EngineError("no free TCP port on 127.0.0.1 for the lab's published-port demo")
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([which("ip"), *args], capture_output=True, text=True, check=check)
+
+
+def _ensure_bridge(paths: LabPaths, progress: Progress) -> None:
+    bridge = paths.bridge
+    if _ip("link", "show", bridge, check=False).returncode == 0:
+        return
+    progress(f"creating bridge {bridge} ({paths.bridge_addr})")
+    try:
+        _ip("link", "add", bridge, "type", "bridge")
+        _ip("addr", "add", paths.bridge_addr, "dev", bridge)
+        _ip("link", "set", bridge, "up")
+    except subprocess.CalledProcessError as exc:
+        raise EngineError(f"cannot create bridge {bridge}: {exc.stderr.strip()}") from exc
+
+
+def _ensure_containerd(paths: LabPaths, bins: dict[str, str], progress: Progress) -> None:
+    if containerd_pid(paths):
+        return
+    progress("starting the lab's containerd")
+    paths.containerd_toml.write_text(containerd_config(paths))
+    pid = daemon.start_detached(
+        [bins["containerd"], "--config", str(paths.containerd_toml)],
+        str(paths.logs / "containerd.log"),
+    )
+    paths.containerd_pid.write_text(f"{pid}\n")
+    if not daemon.wait_until(lambda: _connectable(paths.containerd_sock), 30):
+        raise EngineError(
+            "the lab's containerd did not start", f"see {paths.logs / 'containerd.log'}"
+        )
+
+
+def _ensure_dockerd(
+    paths: LabPaths, bins: dict[str, str], live_restore: bool, progress: Progress
+) -> None:
+    wanted = daemon_config(live_restore, paths)
+    pid = dockerd_pid(paths)
+    if pid:
+        try:
+            current = json.loads(paths.daemon_json.read_text())
+        except (OSError, ValueError):
+            current = {}
+        if current != wanted:
+            # live-restore is reloadable: SIGHUP, no restart, containers untouched.
+            progress(f"reloading dockerd with live-restore={'on' if live_restore else 'off'}")
+            paths.daemon_json.write_text(json.dumps(wanted, indent=2))
+            os.kill(pid, signal.SIGHUP)
+        _wait_api(paths, pid)
+        return
+    progress(f"starting the lab's dockerd (live-restore {'on' if live_restore else 'off'})")
+    paths.daemon_json.write_text(json.dumps(wanted, indent=2))
+    pid = daemon.start_detached(
+        dockerd_argv(paths, bins["dockerd"]), str(paths.logs / "dockerd.log")
+    )
+    _wait_api(paths, pid)
+
+
+def _wait_api(paths: LabPaths, pid: int, timeout: float = 60) -> None:
+    ident = daemon.identify(pid)
+    api = DockerApi(str(paths.docker_sock))
+
+    def ready() -> bool:
+        if ident is None or not ident.alive(HostRoot()):
+            raise EngineError(
+                "the lab's dockerd exited during start-up", f"see {paths.logs / 'dockerd.log'}"
+            )
+        return _connectable(paths.docker_sock) and api.ping()
+
+    if not daemon.wait_until(ready, timeout, interval=0.2):
+        raise WaitTimeoutError(
+            f"the lab's dockerd did not answer within {timeout:.0f}s",
+            f"see {paths.logs / 'dockerd.log'}",
+        )
+
+
+def _connectable(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+def _ensure_image(api: Any, busybox: str, progress: Progress) -> None:
+    if api.has_image(IMAGE):
+        return
+    progress(f"building image {IMAGE} from {busybox} (no registry needed)")
+    from tracer.runtimes.dockersdk import tar_image
+
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    files: dict[str, bytes | str] = {"bin/busybox": Path(busybox).read_bytes()}
+    for applet in applets.stdout.split():
+        if applet != "busybox":
+            files[f"bin/{applet}"] = "busybox"
+    files["www/index.html"] = b"<h1>dtrace-tree lab</h1>\n"
+    files["tmp/.keep"] = b""
+    api.import_image(tar_image(files, {"www/index.html": 0o644}), IMAGE_REPO, IMAGE_TAG)
+
+
+def _ensure_demos(api: Any, paths: LabPaths, state: dict[str, Any], progress: Progress) -> None:
+    env = {"PATH": "/bin"}
+    for demo in demos(int(state["web_port"])):
+        found = api.inspect(demo.name)
+        running = bool(found and found["State"]["Running"])
+        if found and (running or not demo.running):
+            continue
+        if found:
+            progress(f"starting {demo.name}")
+            api.start(demo.name)
+            continue
+        progress(f"creating {demo.name}: {demo.shape}")
+        api.run(
+            IMAGE,
+            demo.command,
+            demo.name,
+            labels={LABEL: "1", f"{LABEL}.shape": demo.shape},
+            environment=env,
+            **demo.options,
+        )
+        if not demo.running:
+            api.wait(demo.name)
+    if not _exec_alive(api, "lab-exec"):
+        progress("starting `docker exec lab-exec sleep ...`")
+        state["exec_id"] = api.exec_detached("lab-exec", SLEEP)
+
+
+def _exec_alive(api: Any, name: str) -> bool:
+    """Does the container run a process besides its init (an exec, a child of its shim)?
+
+    Asked of /proc, not of the API: dockerd forgets exec sessions when it restarts
+    (live-restore keeps the process, not the record), so the API would say "none".
+    """
+    found = api.inspect(name)
+    init_pid = found["State"]["Pid"] if found else 0
+    try:
+        shim = psutil.Process(init_pid).parent() if init_pid else None
+        kids = shim.children() if shim else []
+        return any(
+            k.pid != init_pid and k.status() != psutil.STATUS_ZOMBIE and k.name() != "runc"
+            for k in kids
+        )
+    except psutil.Error:
+        return False
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def status(paths: LabPaths | None = None) -> LabStatus:
+    paths = paths or LabPaths()
+    c_pid, d_pid = containerd_pid(paths), dockerd_pid(paths)
+    api_up, live_restore, containers = False, None, []
+    if d_pid and _connectable(paths.docker_sock):
+        try:
+            api = DockerApi(str(paths.docker_sock))
+            live_restore = bool(api.info().get("LiveRestoreEnabled"))
+            for c in api.containers(all=True):
+                containers.append(
+                    {
+                        "name": c.name,
+                        "id": c.id,
+                        "state": c.state,
+                        "shape": c.labels.get(f"{LABEL}.shape", ""),
+                    }
+                )
+            api_up = True
+        except EngineError:
+            api_up = False
+    containers.sort(key=lambda c: c["name"] or "")
+    return LabStatus(
+        docker_host=paths.docker_host,
+        running=bool(c_pid or d_pid),
+        containerd_pid=c_pid,
+        dockerd_pid=d_pid,
+        api=api_up,
+        live_restore=live_restore,
+        containers=containers,
+    )
+
+
+# -- down ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Teardown:
+    """What `lab down` removed, and what it could not (each with why)."""
+
+    removed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+
+def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) -> Teardown:
+    """Remove everything the lab made; say what was removed and what is left."""
+    paths = paths or LabPaths()
+    require_root()
+    done = Teardown()
+    state = _read_state(paths)
+
+    d_pid = dockerd_pid(paths)
+    if d_pid and _connectable(paths.docker_sock):
+        # With live-restore on, stopping dockerd would leave containers running: remove first.
+        from tracer.runtimes.dockersdk import Api
+
+        try:
+            listed = DockerApi(str(paths.docker_sock), timeout=60).containers(all=True)
+            with Api(paths.docker_host, timeout=60) as api:
+                for c in listed:
+                    progress(f"removing container {c.name}")
+                    api.remove(c.id)
+                    done.removed.append(f"container {c.name}")
+        except EngineError as exc:
+            progress(f"API unavailable ({exc.message}); killing the lab's shims instead")
+    _stop(done, "dockerd", daemon.identify(d_pid), 30, progress)
+    for pid in _lab_shims(paths):
+        progress(f"killing leftover shim {pid} and its container")
+        _kill_tree(pid)
+        done.removed.append(f"shim {pid}")
+    _stop(done, "containerd", daemon.identify(containerd_pid(paths)), 20, progress)
+
+    for mount in _mounts_under((paths.run, paths.data)):
+        out = subprocess.run(["umount", "-l", mount], capture_output=True, text=True)
+        if out.returncode == 0:
+            done.removed.append(f"mount {mount}")
+        else:
+            done.left.append(f"mount {mount} ({out.stderr.strip() or 'umount failed'})")
+    if _ip("link", "show", paths.bridge, check=False).returncode == 0:
+        progress(f"deleting bridge {paths.bridge}")
+        out = _ip("link", "delete", paths.bridge, check=False)
+        if out.returncode == 0:
+            done.removed.append(f"bridge {paths.bridge}")
+        else:
+            done.left.append(f"bridge {paths.bridge} ({out.stderr.strip() or 'ip failed'})")
+    for root in (paths.run, paths.data):
+        if root.exists():
+            why = _rmtree(root)
+            if root.exists():
+                done.left.append(f"directory {root} ({why or 'not empty'})")
+            else:
+                done.removed.append(f"directory {root}")
+    preexisting = set(state.get("preexisting", SIDE_EFFECT_DIRS))
+    for d in SIDE_EFFECT_DIRS:  # deepest first
+        if d not in preexisting:
+            try:
+                os.rmdir(d)
+                done.removed.append(f"directory {d}")
+            except OSError:
+                pass  # gone already, or now used by another engine: not the lab's to remove
+    return done
+
+
+def _rmtree(root: Path) -> str | None:
+    """Remove root and all it holds; the first error met, if any."""
+    errors: list[str] = []
+
+    def failed(_fn: Any, path: str, exc: Any) -> None:
+        errors.append(f"{path}: {exc[1]}")
+
+    shutil.rmtree(root, onerror=failed)
+    return errors[0] if errors else None
+
+
+def _stop(
+    done: Teardown, name: str, ident: ProcessId | None, timeout: float, progress: Progress
+) -> None:
+    if ident is None:
+        return
+    progress(f"stopping {name} (pid {ident.pid})")
+    daemon.stop(ident, timeout=timeout)
+    if ident.alive(HostRoot()):
+        done.left.append(f"{name} {ident.pid} (still running after SIGKILL)")
+    else:
+        done.removed.append(f"{name} {ident.pid}")
+
+
+def _lab_shims(paths: LabPaths) -> list[int]:
+    address = str(paths.containerd_sock)
+    pids = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd and "containerd-shim" in os.path.basename(cmd[0]) and address in cmd:
+            pids.append(proc.info["pid"])
+    return pids
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=5)
+
+
+def _mounts_under(roots: tuple[Path, ...]) -> list[str]:
+    """Mount points under roots, deepest first (from /proc/self/mountinfo)."""
+    from tracer.kernel.mountinfo import parse_mount_points
+
+    try:
+        text = Path("/proc/self/mountinfo").read_text(errors="surrogateescape")
+    except OSError:
+        return []
+    found = {
+        point
+        for point in parse_mount_points(text.splitlines())
+        if any(point == str(r) or point.startswith(f"{r}/") for r in roots)
+    }
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)

@@ -1,0 +1,178 @@
+"""Where the lab lives and how its engine is configured: paths, daemon configuration files,
+command lines and the demo containers. Plain data and text; tracer/ops/lab.py runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_DIR = Path("/run/dtrace-lab")
+DATA_DIR = Path("/var/lib/dtrace-lab")
+BRIDGE = "dtlab0"
+BRIDGE_ADDR = "172.29.208.1/20"  # room for the 300-container benchmark
+IMAGE_REPO = "dtrace-lab/busybox"
+IMAGE_TAG = "latest"
+IMAGE = f"{IMAGE_REPO}:{IMAGE_TAG}"
+LABEL = "dtrace-tree.lab"
+SLEEP = ["sleep", "2147483647"]
+
+# binary -> Debian package that provides it
+BINARIES = {
+    "dockerd": "docker.io",
+    "docker-proxy": "docker.io",
+    "docker-init": "docker.io",
+    "containerd": "containerd",
+    "containerd-shim-runc-v2": "containerd",
+    "runc": "runc",
+    "busybox": "busybox-static",
+    "ip": "iproute2",
+}
+# Directories outside the lab roots that the engine creates as a side effect; the lab
+# removes them on `down` only if they did not exist before `up` and are empty by then.
+SIDE_EFFECT_DIRS = ("/run/containerd/s", "/run/containerd", "/run/docker/plugins", "/run/docker")
+_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One demo container: a shape that the tracer must be able to show."""
+
+    name: str
+    shape: str
+    command: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    running: bool = True
+
+
+def demos(web_port: int) -> list[Demo]:
+    return [
+        Demo(
+            "lab-plain", "plain: init shell with one child", ["sh", "-c", "sleep 2147483647 & wait"]
+        ),
+        Demo("lab-init", "--init: docker-init is PID 1", SLEEP, {"init": True}),
+        Demo(
+            "lab-web",
+            f"published port 127.0.0.1:{web_port} -> 80 (docker-proxy)",
+            ["httpd", "-f", "-p", "80", "-h", "/www"],
+            {"ports": {"80/tcp": ("127.0.0.1", web_port)}},
+        ),
+        Demo(
+            "lab-sidecar",
+            "--network container:lab-web --pid container:lab-web",
+            SLEEP,
+            {"network_mode": "container:lab-web", "pid_mode": "container:lab-web"},
+        ),
+        Demo("lab-exec", "a long-running `docker exec` process", SLEEP),
+        Demo("lab-stopped", "stopped (exited, no process)", ["true"], running=False),
+    ]
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    """Where a lab lives. The default is *the* lab; tests build a second one elsewhere."""
+
+    run: Path = RUN_DIR
+    data: Path = DATA_DIR
+    bridge: str = BRIDGE
+    bridge_addr: str = BRIDGE_ADDR
+
+    @property
+    def containerd_dir(self) -> Path:
+        return self.run / "containerd"
+
+    @property
+    def containerd_sock(self) -> Path:
+        return self.containerd_dir / "containerd.sock"
+
+    @property
+    def containerd_toml(self) -> Path:
+        return self.run / "containerd.toml"
+
+    @property
+    def containerd_pid(self) -> Path:
+        return self.run / "containerd.pid"
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.run / "docker.sock"
+
+    @property
+    def docker_pid(self) -> Path:
+        return self.run / "docker.pid"
+
+    @property
+    def daemon_json(self) -> Path:
+        return self.run / "daemon.json"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.run / "docker"
+
+    @property
+    def data_root(self) -> Path:
+        return self.data / "docker"
+
+    @property
+    def state_json(self) -> Path:
+        return self.run / "lab.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.docker_sock}"
+
+
+def containerd_config(paths: LabPaths) -> str:
+    root = paths.data / "containerd"
+    return f"""# dtrace-tree lab containerd: its own socket, root and state
+version = 2
+root = "{root}"
+state = "{paths.containerd_dir}"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{paths.containerd_sock}"
+  uid = 0
+  gid = 0
+
+[ttrpc]
+  address = "{paths.containerd_sock}.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+"""
+
+
+def daemon_config(live_restore: bool, paths: LabPaths) -> dict[str, Any]:
+    return {
+        "live-restore": live_restore,
+        "deprecated-key-path": str(paths.data / "key.json"),
+        "labels": [f"{LABEL}=1"],
+    }
+
+
+def dockerd_argv(paths: LabPaths, dockerd: str) -> list[str]:
+    return [
+        dockerd,
+        "--config-file", str(paths.daemon_json),
+        "--host", paths.docker_host,
+        "--group", "root",
+        "--data-root", str(paths.data_root),
+        "--exec-root", str(paths.exec_root),
+        "--pidfile", str(paths.docker_pid),
+        "--containerd", str(paths.containerd_sock),
+        "--bridge", paths.bridge,
+        "--iptables=false",
+        "--ip-masq=false",
+        "--ip-forward=false",
+    ]  # fmt: skip

@@ -1,0 +1,145 @@
+"""Restarting a daemon the way it is managed: systemd, or exactly as it was started.
+
+A daemon under systemd is restarted with `systemctl restart <unit>`. Any other daemon is stopped
+with SIGTERM and started again with the same command line, environment and working directory
+(read from /proc before it stops, through one pinned fd so that all of it belongs to that very
+process; the environment is never printed). Its output goes to the file its stdout pointed to,
+if that was a regular file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+
+from tracer.errors import EngineError
+from tracer.kernel import procfs
+from tracer.kernel.procfs import ProcessId
+from tracer.kernel.root import HostRoot
+from tracer.ops import daemon
+
+
+@dataclass(frozen=True)
+class DaemonSpec:
+    """How to start a daemon again: captured from /proc while it runs."""
+
+    ident: ProcessId
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+    log: str
+    unit: str | None  # systemd unit that runs it, if systemd is the init system
+
+    @property
+    def pid(self) -> int:
+        return self.ident.pid
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.argv[0]) if self.argv else str(self.pid)
+
+    def command(self) -> str:
+        """A shell line that starts it again (for people; without the environment)."""
+        if self.unit:
+            return f"systemctl start {self.unit}"
+        cd = f"cd {shlex.quote(self.cwd)}"
+        return f"{cd} && {shlex.join(self.argv)} >>{shlex.quote(self.log)} 2>&1 &"
+
+
+def capture(pid: int, root: HostRoot | None = None) -> DaemonSpec:
+    """Everything needed to start pid again, read through one fd on its /proc directory."""
+    root = root or HostRoot()
+    try:
+        fd = procfs.open_pinned(root, pid)
+        try:
+            stat = procfs.read_stat(fd)
+            argv = procfs.split_cmdline(procfs.read(fd, "cmdline"))
+            env = _environ(procfs.read(fd, "environ"))
+            cwd = os.readlink("cwd", dir_fd=fd)
+            stdout = _stdout_file(fd, root)
+            cgroup = procfs.read(fd, "cgroup").decode(errors="replace")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise EngineError(f"cannot read how process {pid} was started: {exc.strerror}") from exc
+    if stat is None or not argv:
+        raise EngineError(f"cannot read how process {pid} was started: it is gone")
+    return DaemonSpec(
+        ident=ProcessId(pid, stat.start_ticks),
+        argv=argv,
+        env=env,
+        cwd=cwd,
+        log=stdout or f"/tmp/dtrace-tree-{os.path.basename(argv[0])}.log",
+        unit=_systemd_unit(cgroup) if root.lexists("/run/systemd/system") else None,
+    )
+
+
+def _environ(raw: bytes) -> dict[str, str]:
+    env = {}
+    for item in os.fsdecode(raw).split("\x00"):
+        key, eq, value = item.partition("=")
+        if eq and key:
+            env[key] = value
+    return env
+
+
+def _stdout_file(fd: int, root: HostRoot) -> str | None:
+    try:
+        target = os.readlink("fd/1", dir_fd=fd)
+    except OSError:
+        return None
+    return target if target.startswith("/") and os.path.isfile(root.path(target)) else None
+
+
+def _systemd_unit(cgroup: str) -> str | None:
+    """The .service unit in a /proc/<pid>/cgroup text (systemd being the init system)."""
+    units = re.findall(r"/([^/\s]+\.service)(?:/|$)", cgroup, flags=re.MULTILINE)
+    return units[-1] if units else None
+
+
+def stop(spec: DaemonSpec, timeout: float = 60.0, root: HostRoot | None = None) -> float:
+    """Stop it; returns the monotonic time at which it was gone."""
+    root = root or HostRoot()
+    if spec.unit:
+        subprocess.run(["systemctl", "stop", spec.unit], check=False, capture_output=True)
+    else:
+        daemon.stop(spec.ident, timeout=timeout, root=root)
+    if not daemon.wait_until(lambda: not spec.ident.alive(root), timeout):
+        raise EngineError(f"{spec.name} (pid {spec.pid}) did not stop within {timeout:.0f}s")
+    return time.monotonic()
+
+
+def start(spec: DaemonSpec) -> None:
+    if spec.unit:
+        out = subprocess.run(["systemctl", "start", spec.unit], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise EngineError(f"systemctl start {spec.unit} failed: {out.stderr.strip()}")
+        return
+    daemon.start_detached(list(spec.argv), spec.log, env=spec.env, cwd=spec.cwd)
+
+
+def find_successor(spec: DaemonSpec, root: HostRoot | None = None) -> ProcessId | None:
+    """The daemon started again: same command line, started after the old one, alive."""
+    root = root or HostRoot()
+    for pid in root.pids():
+        if pid == spec.pid:
+            continue
+        try:
+            fd = procfs.open_pinned(root, pid)
+        except OSError:
+            continue
+        try:
+            stat = procfs.read_stat(fd)
+            if stat is None or stat.state == "Z" or stat.start_ticks < spec.ident.start:
+                continue
+            if procfs.split_cmdline(procfs.read(fd, "cmdline")) == spec.argv:
+                return ProcessId(pid, stat.start_ticks)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return None

@@ -1,0 +1,332 @@
+"""The architecture diagram: engines, daemons, shims, container processes, docker-proxy.
+
+One cluster per engine, one per container; every daemon, shim, container process and proxy
+is a node with its PID and program; edges are styled by kind, with a legend. `--compact` draws
+one node per container, in a grid, for hundreds of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import graphviz
+
+from tracer.model.topology import (
+    Container,
+    Containerd,
+    Dockerd,
+    Edge,
+    Engine,
+    Process,
+    Proxy,
+    Topology,
+)
+from tracer.output.diagram.dot import (
+    CONTAINER_CLUSTER,
+    NODE_STYLE,
+    Label,
+    by_name,
+    cid,
+    cluster,
+    cmd,
+    graph,
+    grid,
+    height,
+    label,
+    plural,
+    pnode,
+    proc_key,
+    program,
+    title,
+    wrapped,
+)
+
+COLUMN = 12  # containers stacked in one column (full view) before the next column starts
+
+
+# The model's edge kinds, plus `forwards` (docker-proxy -> the container owning -container-ip).
+EDGE_STYLE: dict[str, dict[str, str]] = {
+    "parent": {"color": "#4d4d4d", "style": "solid"},
+    "socket": {"color": "#1f5fbf", "style": "bold", "penwidth": "2.5"},
+    "shim-address": {"color": "#a1329b", "style": "dashed", "penwidth": "1.4"},
+    "reparented": {"color": "#d9480f", "style": "dotted", "penwidth": "2"},
+    "forwards": {"color": "#1c7c54", "style": "dashed", "penwidth": "1.4"},
+}
+EDGE_MEANING = {
+    "parent": "parent: ppid (the process tree)",
+    "socket": "socket: dockerd -> containerd (gRPC; a listener held by containerd)",
+    "shim-address": "shim-address: shim -> its containerd (-address)",
+    "reparented": "reparented: shim adopted by pid 1 or a subreaper",
+    "forwards": "forwards: docker-proxy -> container (-container-ip)",
+}
+# Layout only, not meaning: a shim is drawn after its containerd although its edge points at
+# containerd (dir=back).
+EDGE_LAYOUT = {
+    "shim-address": {"dir": "back"},
+}
+
+
+def _engines(topo: Topology) -> list[Engine]:
+    return sorted(topo.engines, key=lambda e: (e.title, [d.pid for d in e.daemons]))
+
+
+def _legend(g: graphviz.Digraph, rows: list[tuple[str, dict[str, str], str]]) -> None:
+    """One row per edge style: a short sample edge labelled with what it means."""
+    with g.subgraph(name="cluster_legend") as s:
+        cluster(s, label("legend"), color="#adb5bd", style="rounded")
+        s.attr("node", shape="point", width="0.06", color="#495057", style="filled")
+        for i, (cls, style, meaning) in enumerate(rows):
+            s.node(f"legend_{i}_a")
+            s.node(f"legend_{i}_b")
+            s.edge(
+                f"legend_{i}_a", f"legend_{i}_b", label=label(meaning), **{**style, "class": cls}
+            )
+
+
+# -- the architecture view ------------------------------------------------------------------------
+
+
+@dataclass
+class _Arch:
+    """What has been drawn so far: the nodes, in drawing order, and the edges to draw at the
+    end (at the top level, so that no edge declares a node inside the wrong cluster)."""
+
+    compact: bool
+    known: set[int] = field(default_factory=set)
+    order: dict[str, int] = field(default_factory=dict)
+    edges: dict[tuple[str, str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+
+    def node(self, s: graphviz.Digraph, name: str, text: Label, style: Mapping[str, str]) -> None:
+        self.order.setdefault(name, len(self.order))
+        if re.fullmatch(r"p\d+", name):
+            self.known.add(int(name[1:]))
+        s.node(name, label=text, **style)
+
+    def edge(self, kind: str, src: str, dst: str, text: str = "", **attrs: str) -> None:
+        self.edges.setdefault((kind, src, dst), (text, attrs))
+
+    def sorted_edges(self) -> list[tuple[str, str, str, str, dict[str, str]]]:
+        """In the order of their nodes (as drawn), so that dot keeps containers in name order."""
+
+        def key(item: tuple[tuple[str, str, str], tuple[str, dict[str, str]]]) -> tuple[Any, ...]:
+            (kind, src, dst), (text, attrs) = item
+            last = len(self.order)  # pid 1 and other nodes drawn later: their edges go last
+            where = (self.order.get(src, last), self.order.get(dst, last), src, dst)
+            return (*where, list(EDGE_STYLE).index(kind), text, sorted(attrs.items()))
+
+        return [(k, s, d, t, a) for (k, s, d), (t, a) in sorted(self.edges.items(), key=key)]
+
+
+def architecture(topo: Topology, compact: bool = False) -> str:
+    """DOT source: one cluster per engine, one per container, nodes for every daemon, shim,
+    container process and docker-proxy; edges styled by kind, and a legend."""
+    g = graph(topo, "architecture: dockerd -> containerd -> containerd-shim -> container")
+    st = _Arch(compact)
+    for i, e in enumerate(_engines(topo)):
+        with g.subgraph(name=f"cluster_engine_{i}") as s:
+            _engine(s, e, i, st)
+    if topo.orphans:
+        with g.subgraph(name="cluster_orphans") as s:
+            cluster(
+                s,
+                label("shims whose containerd is not running"),
+                color="#c92a2a",
+                style="dashed,rounded",
+            )
+            _containers(s, "orphans", topo.orphans, st, anchor=None)
+    if not topo.engines and not topo.orphans:
+        g.node("nothing", label=label("no Docker engine on this host"), **NODE_STYLE["stopped"])
+    _model_edges(topo, st)
+    for kind, src, dst, text, attrs in st.sorted_edges():
+        for node in (src, dst):
+            _outside_node(g, node, st)
+        style = {**EDGE_STYLE[kind], **EDGE_LAYOUT.get(kind, {}), **attrs}
+        g.edge(src, dst, label=label(text) if text else None, **style, **{"class": kind})
+    _legend(g, [(k, EDGE_STYLE[k], EDGE_MEANING[k]) for k in EDGE_STYLE])
+    return g.source
+
+
+def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
+    d, cd = e.daemon(Dockerd), e.daemon(Containerd)
+    heading = ["engine " + e.title]
+    if d and d.live_restore is not None:
+        heading.append("live-restore " + ("on" if d.live_restore else "off"))
+    cluster(s, label(*heading, left=True), fontsize="12", color="#1f5fbf", style="rounded")
+    if d:
+        lines = [program(d.cmdline, "dockerd"), f"pid {d.pid}", f"api {d.api_socket or '?'}"]
+        if not d.reachable:
+            lines.append(f"API unreachable: {d.api_error or '?'}")
+        st.node(s, pnode(d.pid), label(*lines), NODE_STYLE["dockerd"])
+    else:
+        st.node(s, f"e{i}_nodockerd", label("dockerd not running"), NODE_STYLE["missing"])
+    anchor = None
+    if cd:
+        how = "child of dockerd" if cd.managed else "listener proven" if cd.proven else ""
+        lines = [program(cd.cmdline, "containerd"), f"pid {cd.pid}", cd.socket]
+        lines += [how] if how else []
+        anchor = pnode(cd.pid)
+        st.node(s, anchor, label(*lines), NODE_STYLE["containerd"])
+    else:
+        st.node(s, f"e{i}_nocontainerd", label("containerd not found"), NODE_STYLE["missing"])
+    proxies: list[tuple[Proxy, Container | None]] = [
+        (p, c) for c in e.containers for p in c.proxies
+    ]
+    proxies += [(p, None) for p in e.unmatched_proxies]
+    for p, owner in sorted(proxies, key=lambda x: x[0].pid):
+        if st.compact and owner is not None:
+            continue  # told in its container's node
+        st.node(s, pnode(p.pid), _proxy_label(p), NODE_STYLE["proxy"])
+        target = _entry(owner) if owner is not None else None
+        if owner is not None and target is not None:  # the ports are in the proxy's label
+            st.edge("forwards", pnode(p.pid), target, lhead=f"cluster_c_{cid(owner)}")
+    if e.containers:
+        _containers(s, f"e{i}", e.containers, st, anchor)
+
+
+def _proxy_label(p: Proxy) -> Label:
+    where = f"{p.proto} {p.host_ip}:{p.host_port} -> {p.container_ip}:{p.container_port}"
+    return label("docker-proxy", f"pid {p.pid}", where)
+
+
+def _entry(c: Container) -> str | None:
+    """The node a port forward points at: the container's init (or its first process)."""
+    if not c.processes:
+        return None
+    return pnode(min(c.processes, key=proc_key).pid)
+
+
+def _containers(
+    s: graphviz.Digraph, key: str, containers: list[Container], st: _Arch, anchor: str | None
+) -> None:
+    if not st.compact:
+        # In name order, COLUMN containers high, then the next column (see grid).
+        units = [_full(s, c, st) for c in by_name(containers)]
+        grid(s, units, COLUMN)
+        return
+    name = f"cluster_{key}_all"
+    with s.subgraph(name=name) as box:
+        n = len(containers)
+        cluster(box, label(plural(n, "container")), style="rounded", color="#495057")
+        # Declared last first: in a left-to-right layout dot stacks a column's first node lowest.
+        units = [_compact(box, c, st) for c in reversed(by_name(containers))][::-1]
+        rows = height(n)
+        grid(box, units, rows)
+        for first, _ in units[:rows] if anchor else ():  # the whole grid after containerd
+            s.edge(anchor, first, style="invis")
+    _aggregate(containers, units, anchor, name, st)
+
+
+def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
+    """A shim node, then a cluster with the container's processes; (first, last) node. Both
+    sit in one invisible cluster, so that dot keeps a shim beside its container."""
+    first = ""
+    with g.subgraph(name=f"cluster_u_{cid(c)}") as s:
+        s.attr(label="", style="invis", margin="0")
+        if c.shim is not None and c.shim.pid not in st.known:
+            sh = c.shim
+            how = f"re-parented: ppid {sh.ppid}" if sh.reparented else f"ppid {sh.ppid}"
+            lines = [program(sh.cmdline, "containerd-shim"), f"pid {sh.pid}", how]
+            first = pnode(sh.pid)
+            st.node(s, first, label(*lines), NODE_STYLE["shim"])
+        with s.subgraph(name=f"cluster_c_{cid(c)}") as box:
+            cluster(box, title(c), **CONTAINER_CLUSTER)
+            procs = sorted((p for p in c.processes if p.pid not in st.known), key=proc_key)
+            for p in procs:
+                lines = [f"{p.role}  pid {p.pid}", *wrapped(cmd(p))]
+                style = NODE_STYLE.get(p.role, NODE_STYLE["child"])
+                st.node(box, pnode(p.pid), label(*lines), style)
+            if procs:
+                depth = _depths(procs)
+                last = pnode(max(procs, key=lambda p: (depth[p.pid], -p.pid)).pid)
+            else:
+                last = f"c_{cid(c)}_none"
+                why = f"{c.state}: no process" if c.shim is None else "processes not readable"
+                st.node(box, last, label(why), NODE_STYLE["stopped"])
+    return first or last, last
+
+
+def _depths(procs: list[Process]) -> dict[int, int]:
+    """How deep each process is in its container's tree (a guard: PID reuse can make cycles)."""
+    ppid = {p.pid: p.ppid for p in procs}
+    out = {}
+    for p in procs:
+        n, cur, seen = 0, p.pid, set()
+        while cur in ppid and cur not in seen:
+            seen.add(cur)
+            cur = ppid[cur]
+            n += 1
+        out[p.pid] = n
+    return out
+
+
+def _compact(s: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
+    """One node for a whole container: its shim, init, process count and ports in the label."""
+    lines = [f"{c.name or '(name unknown)'}  {c.short_id}", c.image or "(image unknown)"]
+    run = [f"shim {c.shim.pid}"] if c.shim is not None else []
+    init = next((p for p in c.processes if p.pid == c.init_pid), None)
+    if init is not None:
+        run.append(f"init {init.pid} {init.name or program(init.cmdline, '?')}")
+    lines.append("  ".join(run) if run else f"{c.state}: no process")
+    if c.processes:
+        lines.append(plural(len(c.processes), "process", "processes"))
+    for p in sorted(c.proxies, key=lambda x: x.pid):
+        lines.append(f"{p.proto} {p.host_ip}:{p.host_port} -> :{p.container_port} (proxy {p.pid})")
+    node = f"c_{cid(c)}"
+    st.node(s, node, label(*lines), NODE_STYLE["container" if c.shim else "stopped"])
+    return node, node
+
+
+def _aggregate(
+    containers: list[Container],
+    units: list[tuple[str, str]],
+    anchor: str | None,
+    cluster: str,
+    st: _Arch,
+) -> None:
+    """Compact view: one shim-address edge for all of an engine's shims, and one reparented
+    edge per adopter, instead of one or two per container."""
+    shims = [c.shim for c in containers if c.shim is not None]
+    if not shims or not units:
+        return
+    first = units[0][0]
+    if anchor:
+        st.edge("shim-address", anchor, first, plural(len(shims), "shim"), lhead=cluster)
+    adopters: dict[int, int] = {}
+    for sh in shims:
+        if sh.reparented:
+            adopters[sh.ppid] = adopters.get(sh.ppid, 0) + 1
+    for ppid, n in sorted(adopters.items()):
+        text = plural(n, "shim") + " re-parented"
+        st.edge("reparented", pnode(ppid), first, text, lhead=cluster)
+
+
+def _model_edges(topo: Topology, st: _Arch) -> None:
+    """The model's edges (for orphans, which belong to no engine, their own links). The
+    compact view keeps only the links between nodes it drew (daemons, stray proxies)."""
+    raw: list[Edge] = [x for e in _engines(topo) for x in e.edges]
+    for c in topo.orphans:
+        if c.shim is not None and c.shim.reparented:
+            raw.append(Edge(c.shim.ppid, c.shim.pid, "reparented", ""))
+        raw.extend(Edge(p.ppid, p.pid, "parent", "ppid") for p in c.processes)
+    for x in raw:
+        if x.kind not in EDGE_STYLE:
+            continue
+        if st.compact and not (x.src in st.known and x.dst in st.known):
+            continue
+        text = "gRPC socket" if x.kind == "socket" else ""
+        if x.kind == "shim-address":  # drawn from containerd's side; dir=back turns the arrow
+            st.edge(x.kind, pnode(x.dst), pnode(x.src))
+        else:
+            st.edge(x.kind, pnode(x.src), pnode(x.dst), text)
+
+
+def _outside_node(g: graphviz.Digraph, node: str, st: _Arch) -> None:
+    """A node for a PID an edge names but no engine holds: pid 1 or a subreaper."""
+    if not re.fullmatch(r"p\d+", node) or int(node[1:]) in st.known:
+        return
+    pid = int(node[1:])
+    what = "init: adopts orphaned shims" if pid == 1 else "outside the engine"
+    st.node(g, node, label(f"pid {pid}", what), NODE_STYLE["host"])

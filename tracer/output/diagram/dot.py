@@ -1,0 +1,201 @@
+"""Graphviz DOT: what every diagram shares, and turning DOT into SVG, PNG or PDF.
+
+tracer/output/diagram is the only package that imports `graphviz`. Building DOT source is pure
+(a model in, a string out) and deterministic: everything is sorted, and the only time in it is
+the snapshot's own `host.taken_at`, so one snapshot always gives byte-identical DOT. `render`
+then pipes that source through Graphviz's `dot` binary.
+
+Every piece of text from the host is untrusted (container command lines and names are chosen
+by whoever built the image or ran the process). Labels are plain DOT strings, never HTML-like
+labels, and each piece goes through `dot_text`: `for_terminal` makes controls visible, then
+backslashes are doubled (DOT reads `\\N`, `\\G`, `\\l`, `\\n` in labels as escapes) and `&`
+becomes `&amp;` (Graphviz decodes entities in plain labels too). `graphviz.nohtml` stops a
+label that looks like `<...>` from being taken as an HTML label, and `graphviz.quote` escapes
+double quotes. Graphviz escapes `<`, `>` and `&` itself when it writes SVG, so nothing from a
+container becomes markup. Node and cluster names are made here from PIDs and sanitised ids.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import PurePath
+from typing import Any
+
+import graphviz
+
+from tracer.errors import MissingBinaryError, TracerError
+from tracer.model.topology import Container, Process, Topology
+from tracer.untrusted import for_terminal
+
+FORMATS = ("svg", "png", "pdf", "dot")
+FONT = "DejaVu Sans"
+WRAP = 40  # characters per label line of a command line
+LARGE = 50  # containers: from here dot's layout work is bounded (see graph)
+
+NODE_STYLE = {
+    "dockerd": {"fillcolor": "#cfe2ff", "color": "#1f5fbf", "penwidth": "2"},
+    "containerd": {"fillcolor": "#d3f3f1", "color": "#117a75", "penwidth": "2"},
+    "shim": {"fillcolor": "#f3d9f1", "color": "#a1329b"},
+    "init": {"fillcolor": "#d8f5d0", "color": "#2b8a3e"},
+    "child": {"fillcolor": "#ffffff", "color": "#4d4d4d"},
+    "exec": {"fillcolor": "#fff3bf", "color": "#b08900"},
+    "proxy": {"fillcolor": "#e3ecfa", "color": "#1f5fbf"},
+    "host": {"fillcolor": "#eeeeee", "color": "#777777", "shape": "ellipse"},
+    "missing": {"fillcolor": "#fbe3e3", "color": "#c92a2a", "style": "dashed,filled"},
+    "stopped": {"fillcolor": "#f1f3f5", "color": "#868e96", "style": "dashed,rounded,filled"},
+    "container": {"fillcolor": "#f8f9fa", "color": "#495057"},
+}
+CONTAINER_CLUSTER = {"style": "rounded,filled", "fillcolor": "#f8f9fa", "color": "#495057"}
+
+Label = str  # a DOT label made by `label`: escaped, and marked as not HTML
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def dot_text(text: str) -> str:
+    """One line of untrusted text, made inert for a plain (non-HTML) DOT label."""
+    return for_terminal(str(text)).replace("\\", "\\\\").replace("&", "&amp;")
+
+
+def label(*lines: str, left: bool = False) -> Label:
+    """A multi-line label of untrusted lines, centred (`\\n` after each line but the last) or
+    left-justified (`\\l` after each line): the only DOT escapes in it."""
+    if left:
+        return graphviz.nohtml("".join(dot_text(line) + "\\l" for line in lines))
+    return graphviz.nohtml("\\n".join(dot_text(line) for line in lines))
+
+
+def wrapped(text: str, width: int = WRAP, lines: int = 3) -> list[str]:
+    """A long command line as a few label lines, cut with an ellipsis. Controls are made
+    visible first, so a wrap never splits a character; `label` escapes each line."""
+    out = textwrap.wrap(
+        for_terminal(text),
+        width=width,
+        max_lines=lines,
+        placeholder=" …",
+        break_on_hyphens=False,
+    )
+    return out or [""]
+
+
+def program(argv: list[str], fallback: str) -> str:
+    """The program's file name (argv[0] without its directory)."""
+    return (PurePath(argv[0]).name or fallback) if argv and argv[0] else fallback
+
+
+def cmd(p: Process) -> str:
+    return " ".join(p.cmdline) or f"[{p.name}]"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+# -- common pieces --------------------------------------------------------------------------------
+
+
+def graph(topo: Topology, view: str) -> graphviz.Digraph:
+    host = topo.host or {}
+    facts = [str(host[k]) for k in ("hostname", "taken_at") if host.get(k)]
+    g = graphviz.Digraph("dtrace_tree")
+    g.attr(
+        "graph",
+        label=label(
+            f"dtrace-tree: {view}", *(["host " + "  ".join(facts)] if facts else []), left=True
+        ),
+        labelloc="t",
+        labeljust="l",
+        fontname=FONT,
+        fontsize="16",
+        rankdir="LR",
+        compound="true",
+        newrank="true",
+        nodesep="0.18",
+        ranksep="0.5",
+        bgcolor="white",
+        pad="0.2",
+    )
+    if len(topo.containers()) > LARGE:
+        # dot's network simplex dominates on big graphs (150 containers: 108 s); two passes
+        # per node bring that to 4 s. Small graphs lay out the same without the limit.
+        g.attr("graph", nslimit="2", nslimit1="2")
+    g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="10")
+    g.attr("edge", fontname=FONT, fontsize="9", arrowsize="0.7")
+    return g
+
+
+def cluster(s: graphviz.Digraph, title: Label, fontsize: str = "11", **attrs: str) -> None:
+    s.attr(label=title, fontname=FONT, fontsize=fontsize, labeljust="l", **attrs)
+
+
+def by_name(containers: Iterable[Container]) -> list[Container]:
+    return sorted(containers, key=lambda c: (c.name or "", c.id))
+
+
+def cid(c: Container) -> str:
+    """A name-safe key for a container: its id is untrusted text when read from a file."""
+    return re.sub("[^0-9a-zA-Z]", "_", c.id)[:64] or "none"
+
+
+def title(c: Container) -> Label:
+    return label(c.name or "(name unknown)", c.short_id, c.image or "(image unknown)")
+
+
+def pnode(pid: int) -> str:
+    return f"p{int(pid)}"
+
+
+def proc_key(p: Process) -> tuple[int, int]:
+    """The init first, then by PID."""
+    return (0 if p.role == "init" else 1, p.pid)
+
+
+def height(n: int) -> int:
+    """Rows of a grid of n one-node containers, for a roughly square picture: such a node
+    is about 2.5 times as wide as it is tall."""
+    return max(1, math.ceil(math.sqrt(2.5 * n)))
+
+
+def grid(g: graphviz.Digraph, units: list[tuple[str, str]], height: int) -> None:
+    """Stack units `height` high, then start a new column: an invisible edge from the last node
+    of each unit to the first node of the unit `height` places on. Without it, dot puts every
+    container in one column, hundreds of them high."""
+    for i in range(height, len(units)):
+        g.edge(units[i - height][1], units[i][0], style="invis")
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def render(dot_source: str, fmt: str) -> bytes:
+    """The diagram as svg, png or pdf, made by Graphviz's `dot`; for dot, the source itself."""
+    if fmt == "dot":
+        return dot_source.encode()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown diagram format {fmt!r}")
+    try:
+        return graphviz.Source(dot_source).pipe(format=fmt, quiet=True)
+    except graphviz.ExecutableNotFound as exc:
+        raise MissingBinaryError("dot", "graphviz") from exc
+    except graphviz.CalledProcessError as exc:
+        err = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        why = err[0] if err else f"exit status {exc.returncode}"
+        raise TracerError(f"dot failed to render {fmt}: {why}") from exc
+
+
+def default_name(host: Mapping[str, Any], fmt: str, ns: bool = False) -> str:
+    """`<hostname>-<YYYYmmdd-HHMMSS>[-ns].<fmt>`, named by the snapshot's host and time. The
+    hostname may come from a file: only [A-Za-z0-9._-] is kept and no leading dot, so it stays
+    one plain file name."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(host.get("hostname") or "host"))[:64]
+    name = name.lstrip(".") or "host"
+    try:
+        when = datetime.fromisoformat(str(host.get("taken_at")))
+    except ValueError:
+        when = datetime.now().astimezone()
+    return f"{name}-{when:%Y%m%d-%H%M%S}{'-ns' if ns else ''}.{fmt}"

@@ -1,0 +1,227 @@
+"""The namespace diagram: processes grouped by the namespaces they are in.
+
+Left to right: each container's processes and a note with the namespaces private to them;
+then the namespaces shared by several containers; then the host's. An edge joins a group to
+each shared or host namespace it is in, so sharing shows at a glance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import graphviz
+
+from tracer.model.topology import Container, Process, Topology
+from tracer.output.diagram.dot import (
+    CONTAINER_CLUSTER,
+    NODE_STYLE,
+    by_name,
+    cid,
+    cluster,
+    cmd,
+    graph,
+    grid,
+    height,
+    label,
+    plural,
+    pnode,
+    proc_key,
+    title,
+    wrapped,
+)
+from tracer.views.namespaces import MATRIX_TYPES
+
+COLUMN = 12  # containers stacked in one column before the next column starts
+
+NS_STYLE = {
+    "host": {"fillcolor": "#ffe3e3", "color": "#c92a2a"},
+    "shared": {"fillcolor": "#fff3bf", "color": "#e67700", "penwidth": "2"},
+    "private": {"fillcolor": "#d8f5d0", "color": "#2b8a3e", "shape": "note", "style": "filled"},
+}
+NS_EDGE = {
+    "host": {"color": "#c92a2a99", "penwidth": "1.2", "minlen": "2"},
+    "shared": {"color": "#e67700", "penwidth": "2.5"},
+}
+NS_MEANING = {
+    "host": "host: the host's own namespace (not isolated)",
+    "shared": "shared: one namespace, several containers",
+    "private": "private: this container's alone",
+}
+
+
+# -- the namespace view ---------------------------------------------------------------------------
+
+
+def namespaces(topo: Topology, compact: bool = False) -> str:
+    """DOT source: processes grouped by the namespaces they are in.
+
+    Left to right: each container's processes (a cluster; processes whose namespaces differ
+    from their init's get a cluster of their own) and a note with the namespaces private to
+    that group; then the namespaces shared by several containers; then the host's. An edge
+    joins a group to each shared or host namespace it is in, so sharing shows at a glance.
+    Compact: one node per container, host namespaces named in it instead of joined by edges.
+    """
+    g = graph(topo, "namespaces: what each container isolates, and what it shares")
+    host_ns = {str(k): int(v) for k, v in (topo.host.get("namespaces") or {}).items()}
+    ctrs = [c for c in by_name(topo.containers()) if c.processes]
+    users: dict[tuple[str, int], set[str]] = {}
+    for c in ctrs:
+        for p in c.processes:
+            for kind in MATRIX_TYPES:
+                if kind in p.namespaces:
+                    users.setdefault((kind, p.namespaces[kind]), set()).add(c.id)
+
+    def klass(kind: str, inode: int) -> str:
+        if host_ns.get(kind) == inode:
+            return "host"
+        return "shared" if len(users.get((kind, inode), ())) > 1 else "private"
+
+    edges: set[tuple[str, str, str, str]] = set()  # (from, namespace node, class, ltail)
+    draw = _ns_compact if compact else _ns_container
+    units = [draw(g, c, klass, edges) for c in ctrs]
+    grid(g, units, height(len(units)) if compact else COLUMN)
+    if not ctrs:
+        g.node("nothing", label=label("no running containers"), **NODE_STYLE["stopped"])
+    for kind, inode in sorted((k for k in users if klass(*k) == "shared"), key=_ns_key):
+        names = sorted(c.name or c.short_id for c in ctrs if c.id in users[(kind, inode)])
+        who = ", ".join(names) if len(names) <= 3 else plural(len(names), "container")
+        lines = [f"{kind} {inode}", *wrapped("shared: " + who, lines=2)]
+        g.node(_nsnode(kind, inode), label=label(*lines), **NS_STYLE["shared"])
+    if host_ns:
+        with g.subgraph(name="cluster_host") as s:
+            where = topo.host.get("namespaces_from") or "?"
+            heading = label("host namespaces", f"(read from {where})")
+            cluster(s, heading, color="#c92a2a", style="rounded")
+            s.attr(rank="same")  # one column, also for the namespaces no container joins
+            kinds = [k for k in MATRIX_TYPES if k in host_ns]
+            if compact:
+                lines = [f"{k} {host_ns[k]}" for k in kinds]
+                s.node("host_ns", label=label(*lines), **NS_STYLE["host"])
+            for kind in kinds if not compact else ():
+                s.node(
+                    _nsnode(kind, host_ns[kind]),
+                    label=label(kind, f"{host_ns[kind]}"),
+                    **NS_STYLE["host"],
+                )
+    for src, dst, kind, tail in sorted(edges):
+        if compact and kind == "host":
+            continue  # named in the container's node instead
+        attrs = {**NS_EDGE[kind], "class": f"ns-{kind}", "arrowhead": "none"}
+        g.edge(src, dst, **attrs, **({"ltail": tail} if tail else {}))
+    _ns_legend(g)
+    return g.source
+
+
+def _nsnode(kind: str, inode: int) -> str:
+    return f"ns_{kind}_{int(inode)}"
+
+
+def _ns_key(k: tuple[str, int]) -> tuple[int, int]:
+    return (MATRIX_TYPES.index(k[0]), k[1])
+
+
+Klass = Callable[[str, int], str]
+Signature = tuple[tuple[str, int | None], ...]
+
+
+def _ns_groups(c: Container) -> dict[Signature, list[Process]]:
+    """The container's processes by the set of namespaces they are in; the init's set first."""
+    groups: dict[Signature, list[Process]] = {}
+    for p in sorted(c.processes, key=proc_key):
+        groups.setdefault(tuple((k, p.namespaces.get(k)) for k in MATRIX_TYPES), []).append(p)
+    return groups
+
+
+def _ns_lines(ns: Mapping[str, int], klass: Klass, inodes: bool = True) -> list[str]:
+    mine = [f"{k} {v}" if inodes else k for k, v in ns.items() if klass(k, v) == "private"]
+    if not ns:
+        return ["namespaces unknown", "(not readable without root)"]
+    if not inodes:
+        return ["private: " + (" ".join(mine) or "none")]
+    return ["private", *mine] if mine else ["nothing private"]
+
+
+def _ns_container(
+    g: graphviz.Digraph, c: Container, klass: Klass, edges: set[tuple[str, str, str, str]]
+) -> tuple[str, str]:
+    """A container's cluster, with a sub-cluster per namespace set when it has several."""
+    groups = _ns_groups(c)
+    base = dict(next(iter(groups)))
+    box_name = f"cluster_ns_{cid(c)}"
+    first = last = ""
+    with g.subgraph(name=box_name) as box:
+        cluster(box, title(c), **CONTAINER_CLUSTER)
+        for j, (sig, procs) in enumerate(groups.items()):
+            ns = {k: v for k, v in sig if v is not None}
+            name = f"{box_name}_{j}" if len(groups) > 1 else box_name
+            if len(groups) > 1:
+                with box.subgraph(name=name) as sub:
+                    differs = [k for k, v in sig if base.get(k) != v]
+                    why = "differs from the init in: " + " ".join(differs) if j else "as the init"
+                    cluster(sub, label(why), fontsize="10", style="dashed,rounded")
+                    a, b = _ns_group(sub, f"{cid(c)}_{j}", procs, ns, klass)
+            else:
+                a, b = _ns_group(box, f"{cid(c)}_{j}", procs, ns, klass)
+            first, last = first or a, b
+            for kind, inode in ns.items():
+                if klass(kind, inode) != "private":
+                    edges.add((b, _nsnode(kind, inode), klass(kind, inode), name))
+    return first, last
+
+
+def _ns_group(
+    s: graphviz.Digraph,
+    key: str,
+    procs: list[Process],
+    ns: Mapping[str, int],
+    klass: Klass,
+) -> tuple[str, str]:
+    """The processes of one namespace set, then a note listing its private namespaces."""
+    nodes = []
+    for p in procs:
+        nodes.append(f"{pnode(p.pid)}_ns")
+        lines = [f"{p.role}  pid {p.pid}", *wrapped(cmd(p))]
+        s.node(nodes[-1], label=label(*lines), **NODE_STYLE.get(p.role, NODE_STYLE["child"]))
+    note = f"nsn_{key}"
+    s.node(note, label=label(*_ns_lines(ns, klass)), **NS_STYLE["private"])
+    for n in nodes:
+        s.edge(n, note, style="invis")
+    return nodes[0], note
+
+
+def _ns_compact(
+    g: graphviz.Digraph, c: Container, klass: Klass, edges: set[tuple[str, str, str, str]]
+) -> tuple[str, str]:
+    """One node for a container: its processes counted, its namespaces named by class."""
+    groups = _ns_groups(c)
+    sig, procs = next(iter(groups.items()))
+    ns = {k: v for k, v in sig if v is not None}
+    lines = [f"{c.name or '(name unknown)'}  {c.short_id}"]
+    lines.append(plural(len(c.processes), "process", "processes") + f" (init {procs[0].pid})")
+    lines += _ns_lines(ns, klass, inodes=False)
+    host = [k for k, v in ns.items() if klass(k, v) == "host"]
+    if host:
+        lines.append("host: " + " ".join(host))
+    if len(groups) > 1:
+        n = sum(len(p) for p in list(groups.values())[1:])
+        lines.append(plural(n, "process", "processes") + " in other namespaces")
+    node = f"nsc_{cid(c)}"
+    g.node(node, label=label(*lines), **NODE_STYLE["container"])
+    for s2, members in groups.items():
+        for kind, inode in s2:
+            if inode is not None and klass(kind, inode) == "shared" and members:
+                edges.add((node, _nsnode(kind, inode), "shared", ""))
+    return node, node
+
+
+def _ns_legend(g: graphviz.Digraph) -> None:
+    """Namespaces by colour; an edge has the colour of the namespace it joins."""
+    with g.subgraph(name="cluster_legend") as s:
+        cluster(
+            s,
+            label("legend (an edge joins a group to a namespace it is in)"),
+            color="#adb5bd",
+            style="rounded",
+        )
+        for kind in NS_MEANING:
+            s.node(f"legend_{kind}", label=label(NS_MEANING[kind]), **NS_STYLE[kind])

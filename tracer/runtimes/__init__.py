@@ -1,0 +1,117 @@
+"""Every container runtime on the host, behind one small API: `observe` and `explain`.
+
+`observe` walks the host once (tracer/snapshot/walk.py), asks each engine's API in a thread
+of its own while the walk reads the rest (the API answers from another process: the thread
+waits on a socket, not on the GIL), and builds the topology with each runtime in turn. The
+runtimes are listed in RUNTIMES, in the order they build: Docker first takes each dockerd and
+the containerd it uses; containerd then takes the containerds and shims left.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tracer.kernel.root import HostRoot
+from tracer.model.topology import ApiView, Container, Topology
+from tracer.runtimes import containerd, docker
+from tracer.runtimes.base import Found, Runtime
+from tracer.runtimes.flags import same_socket
+from tracer.snapshot.host import Host
+from tracer.snapshot.walk import Walk
+
+RUNTIMES: tuple[Runtime, ...] = (docker.RUNTIME, containerd.RUNTIME)
+BY_NAME: dict[str, Runtime] = {r.name: r for r in RUNTIMES}
+
+
+@dataclass
+class Observation:
+    """One look at the host: the snapshot, and the topology built from it."""
+
+    host: Host
+    topology: Topology
+
+
+def observe(root: HostRoot | None = None, only: str | None = None) -> Observation:
+    """Every engine on the host. With only (a unix:// URL), only that engine's API is asked:
+    tracer.views.selection.only_engine then keeps that engine alone."""
+    root = root or HostRoot()
+    walk = Walk(root, RUNTIMES)
+    host = walk.processes()
+    asking = _Asking(
+        (rt, pid, root.path(sock))  # a host path: where it is seen from here
+        for rt in RUNTIMES
+        for pid, sock in rt.endpoints(host).items()
+        if not only or same_socket(only, sock)
+    )
+    walk.details()
+    return Observation(host, build(host, asking.answers()))
+
+
+class _Asking:
+    """Each API asked by a thread of its own, from now until answers()."""
+
+    def __init__(self, asks: Any) -> None:
+        self._answers: dict[int, ApiView] = {}
+        self._threads = []
+        for rt, pid, endpoint in asks:
+            thread = threading.Thread(
+                target=self._ask, args=(rt, pid, endpoint), name=f"api-{pid}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _ask(self, rt: Runtime, pid: int, endpoint: str) -> None:
+        try:
+            self._answers[pid] = rt.ask(endpoint)
+        except Exception as exc:  # noqa: BLE001 - a thread must not die silently: say why
+            self._answers[pid] = ApiView(error=f"{type(exc).__name__}: {exc}")
+
+    def answers(self) -> dict[int, ApiView]:
+        for thread in self._threads:
+            thread.join()
+        return self._answers
+
+
+def build(host: Host, answers: Mapping[int, ApiView] | None = None) -> Topology:
+    """Every engine on the host, from the snapshot and the APIs' answers (by daemon PID)."""
+    found = Found()
+    for rt in RUNTIMES:
+        rt.build(host, answers or {}, found)
+    topo = Topology(engines=found.engines, orphans=found.orphans, host=_host_json(host))
+    denied = sum(1 for p in host.procs.values() if p.denied)
+    if denied and host.euid != 0:
+        topo.notes.append(
+            f"{denied} processes could not be fully read: run as root (or with CAP_SYS_PTRACE) "
+            "for the full view"
+        )
+    if not topo.engines and not topo.orphans:
+        topo.notes.append("no Docker engine found on this host (no dockerd, containerd or shim)")
+    return topo
+
+
+def explain(
+    topo: Topology, container: Container, root: HostRoot | None = None
+) -> tuple[dict[str, str], Mapping[str, str]]:
+    """Why the container shares what it shares: the options its engine was given (asked of
+    the engine), and what its runtime shares with the host by default."""
+    engine = topo.engine_of(container)
+    if engine is None:
+        return {}, {}
+    rt = BY_NAME[engine.runtime]
+    names = {c.id: c.label for c in topo.containers()}
+    return rt.explain(engine, container, names, root or HostRoot()), rt.usually_shared
+
+
+def _host_json(host: Host) -> dict[str, Any]:
+    return {
+        "hostname": host.hostname,
+        "taken_at": dt.datetime.fromtimestamp(host.taken_at, dt.UTC).isoformat(timespec="seconds"),
+        "root": host.euid == 0,
+        "processes": len(host.procs),
+        "namespaces": dict(host.host_ns),
+        "namespaces_from": host.host_ns_source,
+    }

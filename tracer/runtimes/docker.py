@@ -1,0 +1,395 @@
+"""Docker: dockerd, the containerd it uses, docker-proxy, daemon.json and the Engine API.
+
+Every link is proven from the snapshot and says how: `parent` (ppid, with the parent older
+than the child), `socket` (dockerd's containerd socket is a listener held by that containerd,
+or dockerd holds a socket whose peer it holds), `shim-address` and `reparented` (from
+tracer/runtimes/containerd.py, which lends Docker its shims). Names, images and states come
+from the API's one container list per engine (tracer/runtimes/dockerapi.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tracer.kernel.root import HostRoot, normalize
+from tracer.model.topology import (
+    ApiView,
+    Container,
+    Containerd,
+    Dockerd,
+    Edge,
+    Engine,
+    Proxy,
+)
+from tracer.runtimes import containerd
+from tracer.runtimes.base import Found
+from tracer.runtimes.flags import flag_bool, flag_value, flag_values, program, unix_path
+from tracer.snapshot.host import Host, Proc, is_parent
+from tracer.snapshot.walk import Reader
+from tracer.untrusted import number
+
+DEFAULT_SOCK = "/run/docker.sock"
+DEFAULT_CONFIG = "/etc/docker/daemon.json"
+DEFAULT_EXEC_ROOT = "/run/docker"
+DEFAULT_DATA_ROOT = "/var/lib/docker"
+NAMESPACE = "moby"  # dockerd's containerd namespace unless --containerd-namespace says otherwise
+
+# Why Docker usually leaves these shared with the host.
+USUALLY_SHARED = {
+    "user": "Docker shares the host's user namespace unless the daemon runs with userns-remap",
+    "time": "Docker never creates time namespaces: containers share the host clock offsets",
+    "time_for_children": "Docker never creates time namespaces",
+    "cgroup": "Docker's default cgroupns mode is 'host' on cgroup v1 (private on cgroup v2)",
+}
+# HostConfig field -> namespace types it governs, and the docker run flag.
+MODES = {
+    "NetworkMode": (("net",), "--network"),
+    "PidMode": (("pid", "pid_for_children"), "--pid"),
+    "IpcMode": (("ipc",), "--ipc"),
+    "UTSMode": (("uts",), "--uts"),
+    "UsernsMode": (("user",), "--userns"),
+    "CgroupnsMode": (("cgroup",), "--cgroupns"),
+}
+
+
+# -- dockerd's configuration ------------------------------------------------------------------
+
+
+def config_path(dockerd: Proc | Dockerd) -> str:
+    return flag_value(dockerd.cmdline, "--config-file") or DEFAULT_CONFIG
+
+
+def exec_root(dockerd: Proc | Dockerd) -> str:
+    return normalize(flag_value(dockerd.cmdline, "--exec-root") or DEFAULT_EXEC_ROOT)
+
+
+def data_root(dockerd: Proc | Dockerd) -> str:
+    return flag_value(dockerd.cmdline, "--data-root") or DEFAULT_DATA_ROOT
+
+
+def daemon_json(host: Host, dockerd: Proc) -> dict[str, Any]:
+    try:
+        doc = json.loads(host.files.get(config_path(dockerd), "{}"))
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def api_socket(host: Host, dockerd: Proc) -> str | None:
+    """dockerd's API socket: from -H/--host, daemon.json hosts, or the default; checked
+    against the unix sockets the process really listens on."""
+    hosts = flag_values(dockerd.cmdline, "-H", "--host")
+    if not hosts:
+        configured = daemon_json(host, dockerd).get("hosts")
+        hosts = (
+            [h for h in configured if isinstance(h, str)] if isinstance(configured, list) else []
+        )
+    hosts = hosts or [f"unix://{DEFAULT_SOCK}"]
+    listening = {normalize(p) for p in host.listeners.get(dockerd.pid, {}).values()}
+    configured_paths = [normalize(p) for h in hosts if (p := unix_path(h))]
+    for path in configured_paths:
+        if path in listening:
+            return path
+    # fd:// (systemd socket activation) or a socket we could not see: what it listens on,
+    # minus its own internal sockets (metrics, libnetwork, plugins under the exec root).
+    internal = exec_root(dockerd) + "/"
+    candidates = sorted(p for p in listening if not p.startswith(internal))
+    preferred = [p for p in candidates if p.endswith("docker.sock")]
+    if preferred or candidates:
+        return (preferred or candidates)[0]
+    return configured_paths[0] if configured_paths else None
+
+
+def containerd_target(host: Host, dockerd: Proc) -> tuple[str | None, str]:
+    """The containerd socket dockerd uses, and how we know (moby's own decision order)."""
+    explicit = flag_value(dockerd.cmdline, "--containerd")
+    if not explicit:
+        value = daemon_json(host, dockerd).get("containerd")
+        explicit = value if isinstance(value, str) else None
+    if explicit:
+        return normalize(unix_path(explicit) or explicit), "--containerd"
+    for child in host.children(dockerd.pid):
+        if child.program == "containerd":
+            return containerd.socket_of(host, child)[0], "managed (child of dockerd)"
+    if containerd.SYSTEM_SOCK in host.exists:
+        return containerd.SYSTEM_SOCK, f"{containerd.SYSTEM_SOCK} exists"
+    return None, "managed containerd not running"
+
+
+def live_restore_configured(host: Host, dockerd: Proc) -> bool | None:
+    if flag_bool(dockerd.cmdline, "--live-restore"):
+        return True
+    value = daemon_json(host, dockerd).get("live-restore")
+    return value if isinstance(value, bool) else None
+
+
+# -- docker-proxy ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxyArgs:
+    proto: str
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+
+
+def parse_proxy(argv: list[str] | tuple[str, ...]) -> ProxyArgs | None:
+    """docker-proxy's port mapping, or None if argv is not a complete docker-proxy line."""
+    if program(argv) != "docker-proxy":
+        return None
+    host_port = _port(flag_value(argv, "-host-port"))
+    container_port = _port(flag_value(argv, "-container-port"))
+    container_ip = flag_value(argv, "-container-ip")
+    if host_port is None or container_port is None or not container_ip:
+        return None
+    return ProxyArgs(
+        proto=flag_value(argv, "-proto") or "tcp",
+        host_ip=flag_value(argv, "-host-ip") or "",
+        host_port=host_port,
+        container_ip=container_ip,
+        container_port=container_port,
+    )
+
+
+def _port(text: str | None) -> int | None:
+    """A TCP/UDP port: 0..65535."""
+    port = number(text or "", digits=5)
+    return port if port is not None and port <= 65535 else None
+
+
+# -- namespaces the engine was asked to share -----------------------------------------------------
+
+
+def sharing_flags(
+    host_config: Mapping[str, Any] | None, names: Mapping[str, str]
+) -> dict[str, str]:
+    """Namespace type -> the docker run flag that shared it, from the engine's HostConfig."""
+    out: dict[str, str] = {}
+    for key, (kinds, flag) in MODES.items():
+        mode = str((host_config or {}).get(key) or "")
+        if mode == "host" or mode.startswith("container:"):
+            target = mode.split(":", 1)[1] if ":" in mode else ""
+            shown = (
+                f"{flag} container:{names.get(target, target[:12])}" if target else f"{flag} host"
+            )
+            if key == "CgroupnsMode":  # nobody types it: it is the daemon's default on v1
+                shown = "cgroupns mode host (Docker's default on cgroup v1)"
+            for kind in kinds:
+                out[kind] = shown
+    return out
+
+
+# -- the runtime -------------------------------------------------------------------------------
+
+
+class DockerRuntime:
+    name = "docker"
+    daemons = frozenset({"dockerd"})
+    usually_shared: Mapping[str, str] = USUALLY_SHARED
+
+    def read_config(self, host: Host, read: Reader) -> None:
+        for proc in host.running("dockerd"):
+            read.file(config_path(proc))
+        read.exists(containerd.SYSTEM_SOCK)
+
+    def drawn(self, host: Host) -> Iterable[int]:
+        """docker-proxy processes (their network namespace is the host's, or not)."""
+        return (p.pid for p in host.procs.values() if p.program == "docker-proxy")
+
+    def read_state(self, host: Host, read: Reader) -> None:
+        """runc's state.json under each dockerd's exec root, for shims whose bundle gave no
+        init.pid."""
+        roots = {DEFAULT_EXEC_ROOT} | {exec_root(d) for d in host.running("dockerd")}
+        for proc, shim in containerd.shims(host):
+            if shim.namespace and not containerd.read_bundle(read, proc):
+                for root in sorted(roots):
+                    read.file(f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
+
+    def endpoints(self, host: Host) -> dict[int, str]:
+        return {d.pid: sock for d in host.running("dockerd") if (sock := api_socket(host, d))}
+
+    def ask(self, endpoint: str) -> ApiView:
+        """One container list and one info call: constant in the number of containers."""
+        from tracer.errors import ApiError
+        from tracer.runtimes.dockerapi import DockerApi
+
+        api = DockerApi(endpoint)
+        try:
+            rows = api.containers()
+            info = api.info()
+        except ApiError as exc:
+            return ApiView(error=exc.reason)
+        return ApiView(containers=rows, live_restore=bool(info.get("LiveRestoreEnabled")))
+
+    def build(self, host: Host, answers: Mapping[int, ApiView], found: Found) -> None:
+        """An engine per dockerd, with the containerd it uses and that containerd's shims."""
+        cds = {p.pid: p for p in host.running("containerd")}
+        sockets = {pid: containerd.socket_of(host, p) for pid, p in cds.items()}
+        mine = []
+        for d in host.running("dockerd"):
+            engine, target = self._engine(host, d, answers.get(d.pid), cds, sockets, found)
+            mine.append((engine, target))
+        for proc, shim in containerd.shims(host):
+            address = normalize(shim.address) if shim.address else None
+            matches = [(e, s) for e, s in mine if s and s == address and e.daemon(Containerd)]
+            if len(matches) > 1:  # several dockerds on one containerd: their namespaces
+                by_ns = [m for m in matches if _namespace(m[0]) == shim.namespace]
+                matches = by_ns or matches
+            if matches:
+                containerd.adopt(matches[0][0], proc, containerd.container(host, proc, shim))
+                found.claimed.add(proc.pid)
+        for engine, _ in mine:
+            dockerd = engine.daemon(Dockerd)
+            assert dockerd is not None
+            view = answers.get(dockerd.pid)
+            _merge_api(engine, view)
+            _attach_proxies(host, engine, view)
+            containerd.sort_containers(engine)
+            found.engines.append(engine)
+
+    def _engine(
+        self,
+        host: Host,
+        d: Proc,
+        view: ApiView | None,
+        cds: Mapping[int, Proc],
+        sockets: dict[int, tuple[str | None, bool]],
+        found: Found,
+    ) -> tuple[Engine, str | None]:
+        """dockerd's engine with its containerd (claimed), and the containerd socket."""
+        view = view or ApiView(error="API not queried")
+        dockerd = Dockerd(
+            pid=d.pid,
+            cmdline=list(d.cmdline),
+            api_socket=api_socket(host, d),
+            reachable=view.error is None,
+            live_restore=view.live_restore
+            if view.live_restore is not None
+            else live_restore_configured(host, d),
+            api_error=view.error,
+            containerd_namespace=flag_value(d.cmdline, "--containerd-namespace") or NAMESPACE,
+        )
+        found.claimed.add(d.pid)
+        engine = Engine(runtime=self.name, daemons=[dockerd])
+        target, how = containerd_target(host, d)
+        unknown = [
+            pid for pid, (sock, _) in sockets.items() if sock is None and pid not in found.claimed
+        ]
+        if target and len(unknown) == 1 and target not in {s for s, _ in sockets.values()}:
+            # Not root: the one containerd whose socket we cannot read is taken to serve it,
+            # and marked unproven (no `socket` edge is drawn for it).
+            sockets[unknown[0]] = (target, False)
+            engine.notes.append(
+                f"containerd {unknown[0]} is assumed to serve {target}: its socket could not "
+                "be read (run as root to prove it)"
+            )
+        for pid, (sock, proven) in sockets.items():
+            if target and sock == target:  # two dockerds may share one containerd
+                self._add_containerd(host, engine, d, cds[pid], sock, proven, how)
+                found.claimed.add(pid)
+                break
+        else:
+            engine.notes.append(
+                f"containerd for this dockerd not found ({how}"
+                + (f": {target}" if target else "")
+                + ")"
+            )
+        if view.error:
+            engine.notes.append(f"API unreachable ({view.error}): container names are missing")
+        return engine, target
+
+    def _add_containerd(
+        self, host: Host, engine: Engine, d: Proc, cd: Proc, sock: str, proven: bool, how: str
+    ) -> None:
+        managed = is_parent(d, cd)
+        connected = _connected(host, d.pid, cd.pid)
+        engine.daemons.append(
+            Containerd(
+                pid=cd.pid,
+                cmdline=list(cd.cmdline),
+                socket=sock,
+                managed=managed,
+                proven=proven,
+                connected=connected,
+            )
+        )
+        if managed:
+            engine.edges.append(Edge(d.pid, cd.pid, "parent", "ppid"))
+        if proven or connected:
+            evidence = (
+                [how] + (["listener"] if proven else []) + (["connected"] if connected else [])
+            )
+            engine.edges.append(Edge(d.pid, cd.pid, "socket", f"{sock} ({', '.join(evidence)})"))
+
+    def explain(
+        self, engine: Engine, container: Container, names: Mapping[str, str], root: HostRoot
+    ) -> dict[str, str]:
+        """The run flags that shared namespaces, from one inspect call."""
+        dockerd = engine.daemon(Dockerd)
+        if not (dockerd and dockerd.reachable and dockerd.api_socket):
+            return {}
+        from tracer.errors import ApiError
+        from tracer.runtimes.dockerapi import DockerApi
+
+        try:
+            found = DockerApi(root.path(dockerd.api_socket)).inspect(container.id)
+        except ApiError:
+            return {}
+        return sharing_flags(found.get("HostConfig") if found else None, names)
+
+
+def _namespace(engine: Engine) -> str | None:
+    d = engine.daemon(Dockerd)
+    return d.containerd_namespace if d else None
+
+
+def _connected(host: Host, client: int, server: int) -> bool | None:
+    """Does client hold a unix socket whose peer server holds (sock_diag)? None: unknown."""
+    mine, theirs = host.sockets.get(client), host.sockets.get(server)
+    if not mine or not theirs or not host.peers:
+        return None
+    return any(host.peers.get(inode) in theirs for inode in mine)
+
+
+def _merge_api(engine: Engine, view: ApiView | None) -> None:
+    """Names, images and states from the engine's one list call; stopped containers too."""
+    if view is None or view.containers is None:
+        return
+    by_id = {c.id: c for c in engine.containers}
+    for row in view.containers:
+        found = by_id.get(row.id)
+        if found is None:
+            found = Container(id=row.id, name=None, image=None, state=row.state)
+            engine.containers.append(found)
+            by_id[row.id] = found
+        found.name, found.image, found.state = row.name, row.image, row.state
+
+
+def _attach_proxies(host: Host, engine: Engine, view: ApiView | None) -> None:
+    """docker-proxy children of dockerd, tied to the container that owns -container-ip."""
+    dockerd = engine.daemon(Dockerd)
+    d = host.procs.get(dockerd.pid) if dockerd else None
+    if d is None:
+        return
+    rows = (view.containers if view else None) or ()
+    owner = {ip: row.id for row in rows for ip in row.ips}
+    by_id = {c.id: c for c in engine.containers}
+    for child in host.children(d.pid):
+        parsed = parse_proxy(child.cmdline)
+        if parsed is None:
+            continue
+        proxy = Proxy(pid=child.pid, **vars(parsed))
+        engine.edges.append(Edge(d.pid, child.pid, "parent", "ppid"))
+        cid = owner.get(parsed.container_ip)
+        if cid in by_id:
+            by_id[cid].proxies.append(proxy)
+        else:
+            engine.unmatched_proxies.append(proxy)
+
+
+RUNTIME = DockerRuntime()

@@ -1,0 +1,71 @@
+"""Reading the command lines of Go daemons (dockerd, containerd, shims, docker-proxy).
+
+Command lines are untrusted text (anything in a container can name itself anything), so every
+parser here is total: it never raises, and returns None or empty values for what it cannot read.
+Go's flag package accepts `-flag value`, `--flag value`, `-flag=value` and `--flag=value`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tracer.kernel.procfs import program
+from tracer.kernel.root import normalize
+
+__all__ = ["flag_bool", "flag_value", "flag_values", "program", "same_socket", "unix_path"]
+
+
+def flag_values(argv: Sequence[str], *names: str) -> list[str]:
+    """Every value given to any of names (e.g. "-H", "--host"), in order."""
+    wanted = {n.lstrip("-") for n in names}
+    values = []
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            key, eq, value = arg.lstrip("-").partition("=")
+            if key in wanted:
+                if eq:
+                    values.append(value)
+                elif i + 1 < len(argv):
+                    values.append(argv[i + 1])
+                    i += 1
+        i += 1
+    return values
+
+
+def flag_value(argv: Sequence[str], *names: str) -> str | None:
+    """The last value given to any of names (the one Go's flag package keeps)."""
+    values = flag_values(argv, *names)
+    return values[-1] if values else None
+
+
+def flag_bool(argv: Sequence[str], *names: str) -> bool | None:
+    """A boolean flag: True/False when given (`--x`, `--x=false`), None when absent."""
+    wanted = {n.lstrip("-") for n in names}
+    result = None
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        key, eq, value = arg.lstrip("-").partition("=")
+        if arg.startswith("-") and key in wanted:
+            result = (value.lower() not in ("false", "0", "f")) if eq else True
+    return result
+
+
+def unix_path(url: str) -> str | None:
+    """The socket path of a `unix://` address (or a bare absolute path), as -H, --containerd
+    and DOCKER_HOST give it; None for tcp://, fd:// and the like."""
+    if url.startswith("unix://"):
+        return url[len("unix://") :] or None
+    if url.startswith("/"):
+        return url
+    return None
+
+
+def same_socket(url: str, path: str | None) -> bool:
+    """Does the unix:// URL name the socket at path?"""
+    wanted = unix_path(url)
+    return bool(wanted and path and normalize(wanted) == normalize(path))

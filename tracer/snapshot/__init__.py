@@ -1,0 +1,1 @@
+"""One walk of the host into plain data (`Host`); everything after it is pure."""

@@ -1,0 +1,245 @@
+"""Walking the host once: every process, then what each runtime needs to prove its links.
+
+Two stages, so that the engines' APIs can be asked between them (tracer/runtimes/__init__.py):
+`processes()` reads every process, and the daemons' namespaces, sockets and configuration;
+`details()` reads the namespaces of the processes that are drawn, who is connected to whom,
+and each runtime's state (bundles, pidfiles). What to read beyond /proc is each runtime's
+business: the walk asks them through `Source`, and every read goes through the `HostRoot`.
+
+Reading is defensive: processes vanish, turn zombie or deny access while we walk; each case is
+handled per process and never stops the walk. Each process is read through one fd on
+/proc/<pid> (tracer/kernel/procfs.py), so its fields all belong to one process; namespaces are
+read later through a new fd whose start time must be the one the walk saw, so a PID reused in
+between cannot lend its namespaces to the process that held it before.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Protocol
+
+from tracer.kernel import procfs, unix
+from tracer.kernel.root import HostRoot
+from tracer.snapshot.host import Host, Proc
+
+
+class Reader:
+    """What a runtime may read during the walk: host files, existence and working
+    directories, through the host root, recorded in the snapshot so that building the
+    topology afterwards stays a pure function of it."""
+
+    def __init__(self, root: HostRoot, host: Host) -> None:
+        self._root, self._host = root, host
+
+    def file(self, path: str, limit: int = 1 << 20) -> str | None:
+        """A host file's text (None if it cannot be read); kept in host.files."""
+        if path in self._host.files:
+            return self._host.files[path]
+        text = self._root.read_text(path, limit)
+        if text is not None:
+            self._host.files[path] = text
+        return text
+
+    def exists(self, path: str) -> bool:
+        """Does the host path exist? Kept in host.exists."""
+        if self._root.lexists(path):
+            self._host.exists = self._host.exists | {path}
+            return True
+        return False
+
+    def cwd(self, pid: int) -> str | None:
+        """pid's working directory (a host path), kept in host.cwd; None if unreadable."""
+        if pid in self._host.cwd:
+            return self._host.cwd[pid]
+        try:
+            cwd = os.readlink(f"{self._root.pid_dir(pid)}/cwd")
+        except OSError:
+            return None
+        self._host.cwd[pid] = cwd
+        return cwd
+
+
+class Source(Protocol):
+    """What the walk asks of each runtime (tracer/runtimes/base.py extends it)."""
+
+    # Programs whose namespaces, held sockets and listening sockets the walk reads.
+    daemons: frozenset[str]
+
+    def read_config(self, host: Host, read: Reader) -> None:
+        """After every process is read: the daemons' configuration files."""
+
+    def drawn(self, host: Host) -> Iterable[int]:
+        """The processes whose namespaces are shown or used (ten readlinks each)."""
+
+    def read_state(self, host: Host, read: Reader) -> None:
+        """Last: the runtime's own records (bundles, pidfiles, state files)."""
+
+
+class Walk:
+    """`processes()`, then `details()`: one snapshot of the host."""
+
+    def __init__(self, root: HostRoot, sources: Sequence[Source]) -> None:
+        self.root = root
+        self.sources = sources
+        self._clk = os.sysconf("SC_CLK_TCK")
+        self._boot = root.boot_time()
+        self.host = Host(procs={})
+        self._read = Reader(root, self.host)
+
+    def processes(self) -> Host:
+        """Every process, and the daemons' namespaces, sockets and configuration."""
+        host = self.host
+        for pid in self.root.pids():
+            proc = self._proc(pid)
+            if proc is not None:
+                host.procs[pid] = proc
+        host.hostname, host.euid = self.root.hostname(), os.geteuid()
+        programs = frozenset().union(*(s.daemons for s in self.sources))
+        daemons = [p.pid for p in host.procs.values() if p.program in programs and not p.zombie]
+        self._add_namespaces(daemons)
+        tables: dict[int, dict[int, str]] = {}  # listening sockets per network namespace
+        for pid in daemons:
+            if pid in host.procs:
+                self._listeners(host.procs[pid], tables)
+        for source in self.sources:
+            source.read_config(host, self._read)
+        return host
+
+    def details(self) -> Host:
+        """The namespaces of what is drawn, socket peers, the host's namespaces, and the
+        runtimes' state."""
+        host = self.host
+        wanted: set[int] = {pid for pid in (1, 2) if pid in host.procs}
+        for source in self.sources:
+            wanted.update(source.drawn(host))
+        self._add_namespaces(pid for pid in wanted if pid in host.procs and not host.procs[pid].ns)
+        host.reset()  # procs now hold their namespaces: forget the parent map built from the old
+        self._peers()
+        host.host_ns, host.host_ns_source = _host_namespaces(host.procs)
+        for source in self.sources:
+            source.read_state(host, self._read)
+        host.taken_at = time.time()
+        return host
+
+    # -- one process -------------------------------------------------------------------------
+
+    def _proc(self, pid: int) -> Proc | None:
+        """pid's parent, name, argv, state, start time and owner, all read through one fd on
+        /proc/<pid> (see tracer/kernel/procfs.py); None if it is gone."""
+        try:
+            fd = procfs.open_pinned(self.root, pid)
+        except OSError:
+            return None
+        try:
+            stat = procfs.read_stat(fd)
+            if stat is None:
+                return None
+            uid = os.fstat(fd).st_uid  # the effective uid: /proc/<pid> is owned by it
+            denied = False
+            try:
+                cmdline = procfs.split_cmdline(procfs.read(fd, "cmdline"))
+            except PermissionError:  # hidepid, or a foreign user namespace
+                cmdline, denied = (), True
+        except OSError:
+            return None  # exited while we read it (ESRCH through the pinned fd)
+        finally:
+            os.close(fd)
+        return Proc(
+            pid=pid,
+            ppid=stat.ppid,
+            name=procfs.full_name(stat.comm, cmdline),
+            cmdline=cmdline,
+            create_time=stat.create_time(self._boot, self._clk),
+            start=stat.start_ticks,
+            uid=uid,
+            status=stat.status,
+            denied=denied,
+        )
+
+    def _add_namespaces(self, pids: Iterable[int]) -> None:
+        procs = self.host.procs
+        for pid in list(pids):
+            read = self._namespaces(procs[pid])
+            if read is None:
+                del procs[pid]  # gone since the walk: do not draw a half-read process
+            else:
+                ns, denied = read
+                procs[pid] = replace(procs[pid], ns=ns, denied=procs[pid].denied or denied)
+
+    def _namespaces(self, proc: Proc) -> tuple[dict[str, int], bool] | None:
+        """Namespace inodes of proc, read through an fd on /proc/<pid> after checking that it
+        is still the process the walk saw; None if it is gone or its PID was reused."""
+        try:
+            fd = procfs.open_pinned(self.root, proc.pid)
+        except OSError:
+            return None
+        try:
+            try:
+                stat = procfs.read_stat(fd)
+            except OSError:
+                return None
+            if stat is None or stat.start_ticks != proc.start:
+                return None  # another process holds the PID now
+            return procfs.read_namespaces(fd)
+        finally:
+            os.close(fd)
+
+    # -- sockets ---------------------------------------------------------------------------
+
+    def _listeners(self, proc: Proc, tables: dict[int, dict[int, str]]) -> None:
+        """The unix sockets proc holds, and which of them listen where (its netns' table)."""
+        host = self.host
+        inodes = unix.socket_inodes(self.root, proc.pid)
+        if not inodes:
+            return
+        host.sockets[proc.pid] = frozenset(inodes)
+        netns = proc.ns.get("net", 0)
+        if netns not in tables:
+            tables[netns] = unix.listening(self.root, proc.pid)
+        held = {i: tables[netns][i] for i in inodes if i in tables[netns]}
+        if held:
+            host.listeners[proc.pid] = held
+
+    def _peers(self) -> None:
+        """Who is connected to whom: one sock_diag dump per network namespace that holds a
+        daemon, kept for the daemons' sockets."""
+        host = self.host
+        if not host.sockets:
+            return
+        from tracer.kernel.sockdiag import unix_peers
+
+        ours = frozenset().union(*host.sockets.values())
+        netns: dict[int, str | None] = {}
+        for pid in host.sockets:
+            proc = host.procs.get(pid)
+            inode = proc.ns.get("net", 0) if proc else 0
+            # Unknown (not root): this process's own namespace, as good a guess as any.
+            netns.setdefault(inode, f"{self.root.pid_dir(pid)}/ns/net" if inode else None)
+        peers: dict[int, int] = {}
+        for path in netns.values():
+            peers.update(unix_peers(path))
+        host.peers = {i: peer for i, peer in peers.items() if i in ours}
+
+
+def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
+    """The initial namespaces: PID 1's, or else kthreadd's (kernel threads never leave them).
+
+    Never our own /proc/self/ns: the tool may itself run in a container with --pid=host.
+    """
+    init = procs.get(1)
+    if init and len(init.ns) >= 6:
+        return dict(init.ns), "pid 1"
+    kthreadd = procs.get(2)
+    if kthreadd and kthreadd.name == "kthreadd" and kthreadd.ppid == 0 and kthreadd.ns:
+        return dict(kthreadd.ns), "pid 2 (kthreadd)"
+    return {}, "unknown"
+
+
+def take(root: HostRoot, sources: Sequence[Source]) -> Host:
+    """One whole snapshot, both stages at once."""
+    walk = Walk(root, sources)
+    walk.processes()
+    return walk.details()

@@ -1,0 +1,153 @@
+"""Namespaces of containers: what each isolates, what it shares with the host or another container.
+
+Pure functions over a `Topology` (whose processes carry their /proc/<pid>/ns inodes) and the
+host's initial namespaces. This is a container-aware `lsns`. Why a namespace is shared comes
+from the container's runtime (tracer/runtimes: the options the engine was given, and what it
+shares with the host by default), passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tracer.kernel.procfs import NS_TYPES
+from tracer.model.namespaces import (
+    NsEntry,
+    NsGroup,
+    NsMatrix,
+    NsProcess,
+    NsReport,
+    NsRow,
+    NsSubject,
+)
+from tracer.model.topology import Container, Topology
+
+MATRIX_TYPES = ("mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time")
+
+
+def running(topo: Topology) -> list[Container]:
+    return [c for c in topo.containers() if c.init_pid is not None and c.namespaces]
+
+
+Members = dict[tuple[str, int], list[tuple[str, str]]]  # (type, inode) -> [(id, label)]
+
+
+def members(topo: Topology) -> Members:
+    """Every namespace of a running container, with the containers in it: built once, so
+    that sharing costs O(containers), not O(containers²)."""
+    index: Members = {}
+    for c in running(topo):
+        for kind, inode in c.namespaces.items():
+            index.setdefault((kind, inode), []).append((c.id, c.label))
+    return index
+
+
+def sharers(topo: Topology, me: Container, kind: str, index: Members | None = None) -> list[str]:
+    """Other running containers whose init is in the same namespace of this kind."""
+    inode = me.namespaces.get(kind)
+    if inode is None:
+        return []
+    index = members(topo) if index is None else index
+    return sorted(label for cid, label in index.get((kind, inode), []) if cid != me.id)
+
+
+def host_namespaces(topo: Topology) -> dict[str, int]:
+    return {str(k): int(v) for k, v in (topo.host.get("namespaces") or {}).items()}
+
+
+def container_entries(
+    topo: Topology,
+    me: Container,
+    told: Mapping[str, str],
+    usual: Mapping[str, str],
+) -> list[NsEntry]:
+    """One entry per namespace of the container's init. told: type -> the option that shared
+    it; usual: type -> why the runtime shares it with the host by default."""
+    host_ns = host_namespaces(topo)
+    index = members(topo)
+    entries = []
+    for kind in NS_TYPES:
+        if kind not in me.namespaces:
+            continue
+        inode = me.namespaces[kind]
+        host_inode = host_ns.get(kind)
+        isolated = None if host_inode is None else inode != host_inode
+        shared = sharers(topo, me, kind, index)
+        why = told.get(kind)
+        if why is None and isolated is False:
+            why = usual.get(kind, "shared with the host")
+        if why is None and shared:
+            why = "shared with " + ", ".join(shared)
+        entries.append(NsEntry(kind, inode, host_inode, isolated, shared, why))
+    return entries
+
+
+def container_report(
+    topo: Topology,
+    me: Container,
+    told: Mapping[str, str] | None = None,
+    usual: Mapping[str, str] | None = None,
+) -> NsReport:
+    """`ns CONTAINER`."""
+    init_ns = me.namespaces
+    return NsReport(
+        container=NsSubject(me.id, me.name, me.init_pid),
+        host=host_namespaces(topo),
+        host_from=topo.host.get("namespaces_from"),
+        namespaces=container_entries(topo, me, told or {}, usual or {}),
+        processes=[
+            NsProcess(
+                pid=p.pid,
+                role=p.role,
+                cmdline=list(p.cmdline),
+                namespaces=dict(p.namespaces),
+                same_as_init={k: v for k, v in p.namespaces.items() if k in init_ns}
+                == {k: init_ns[k] for k in p.namespaces if k in init_ns},
+            )
+            for p in me.processes
+        ],
+    )
+
+
+def matrix(topo: Topology) -> NsMatrix:
+    """`ns`: containers x namespace types, and groups of containers sharing one."""
+    host_ns = host_namespaces(topo)
+    index = members(topo)
+    groups = [
+        NsGroup(
+            type=kind,
+            inode=inode,
+            containers=sorted(label for _, label in inside),
+            host=host_ns.get(kind) == inode,
+        )
+        for (kind, inode), inside in sorted(index.items())
+        if len(inside) > 1 or host_ns.get(kind) == inode
+    ]
+    rows = [
+        NsRow(
+            id=c.id,
+            name=c.name,
+            init_pid=c.init_pid,
+            namespaces=dict(c.namespaces),
+            cells={k: cell(topo, c, k, host_ns, index) for k in c.namespaces},
+        )
+        for c in running(topo)
+    ]
+    return NsMatrix(
+        host=host_ns, host_from=topo.host.get("namespaces_from"), containers=rows, groups=groups
+    )
+
+
+def cell(
+    topo: Topology,
+    c: Container,
+    kind: str,
+    host_ns: Mapping[str, int],
+    index: Members | None = None,
+) -> str:
+    """isolated | host | shared:<names>"""
+    inode = c.namespaces.get(kind)
+    if inode is not None and host_ns.get(kind) == inode:
+        return "host"
+    shared = sharers(topo, c, kind, index)
+    return "shared:" + ",".join(shared) if shared else "isolated"
