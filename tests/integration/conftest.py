@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.builders import ROOT, run_cli
-from tracer.ops import lab
+from tracer.ops import lab, labhost
 
 __all__ = ["ROOT", "run_cli"]
 
@@ -122,7 +122,7 @@ def host_engine(lab_engine):
         )
         log = open("/tmp/dtrace-test-host-engine.log", "ab")  # noqa: SIM115
         # A stale socket file is not a daemon: connect to know.
-        if not lab._connectable(Path("/run/containerd/containerd.sock")):
+        if not labhost.connectable(Path("/run/containerd/containerd.sock")):
             started.append(
                 subprocess.Popen(["containerd"], stdout=log, stderr=log, start_new_session=True)
             )

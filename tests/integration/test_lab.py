@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import live, ns_inodes, run_cli
-from tracer.ops import lab, labconfig
+from tracer.ops import lab, labconfig, labhost
 
 PATHS = lab.LabPaths()
 
@@ -238,10 +238,10 @@ def test_missing_binary_names_the_debian_package(monkeypatch, tmp_path):
         "runc",
         "ip",
     ):
-        found = shutil.which(name, path=lab._SEARCH_PATH)
+        found = shutil.which(name, path=labhost.SEARCH_PATH)
         (tmp_path / name).symlink_to(found)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(lab, "_SEARCH_PATH", "")
+    monkeypatch.setattr(labhost, "SEARCH_PATH", "")
     result = CliRunner().invoke(app, ["lab", "up"])
     assert result.exit_code == 4
     assert result.output.strip().splitlines() == [
@@ -254,3 +254,22 @@ def test_cli_errors_never_show_a_traceback():
     out = run_cli("lab", "frobnicate")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
+
+
+def test_lab_down_says_what_it_could_not_remove(tmp_path):
+    """A lab whose data directory holds an immutable file: down removes the rest, and names
+    that directory with the reason instead of reporting it removed."""
+    paths = labconfig.LabPaths(run=tmp_path / "run", data=tmp_path / "data", bridge="dtlabq")
+    paths.run.mkdir()
+    (paths.data / "docker").mkdir(parents=True)
+    stuck = paths.data / "docker" / "stuck"
+    stuck.write_text("x")
+    subprocess.run(["chattr", "+i", str(stuck)], check=True)
+    try:
+        done = lab.down(paths)
+        assert f"directory {paths.run}" in done.removed and not paths.run.exists()
+        (left,) = done.left
+        assert left.startswith(f"directory {paths.data} (") and "not permitted" in left
+        assert not any(str(paths.data) in item for item in done.removed)
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)

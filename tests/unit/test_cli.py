@@ -154,3 +154,18 @@ def test_a_real_closed_pipe_exits_141(tmp_path):
     )
     assert out.stderr.strip().splitlines()[-1] == "141", out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_lab_down_that_left_something_exits_5_naming_it(monkeypatch):
+    from tracer.ops import lab
+
+    left = lab.Teardown(removed=["dockerd 7"], left=["directory /x (Permission denied)"])
+    monkeypatch.setattr(lab, "down", lambda progress: left)
+    monkeypatch.setattr(lab, "require_root", lambda what="": None)
+    result = invoke("lab", "down")
+    assert result.exit_code == ExitCode.ENGINE
+    assert result.output.strip().splitlines() == [
+        "dtrace-tree: error: lab down removed 1 items, but could not remove: "
+        "directory /x (Permission denied) (remove these by hand, or run `dtrace-tree lab down` "
+        "again)"
+    ]

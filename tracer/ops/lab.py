@@ -15,13 +15,9 @@ exec root, pidfile, config file, bridge), isolated from any engine already on th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
-import struct
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,12 +26,11 @@ from typing import Any
 
 import psutil
 
-from tracer.errors import EngineError, MissingBinaryError, NotRootError, WaitTimeoutError
+from tracer.errors import EngineError, WaitTimeoutError
 from tracer.kernel.procfs import ProcessId
 from tracer.kernel.root import HostRoot
-from tracer.ops import daemon
+from tracer.ops import daemon, labhost
 from tracer.ops.labconfig import (
-    BINARIES,
     IMAGE,
     IMAGE_REPO,
     IMAGE_TAG,
@@ -48,12 +43,13 @@ from tracer.ops.labconfig import (
     demos,
     dockerd_argv,
 )
+from tracer.ops.labhost import require_root
 from tracer.runtimes.dockerapi import DockerApi
 
-__all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "status", "up"]
+__all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "require_root", "status", "up"]
 
 Progress = Callable[[str], None]
-_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+labhost.SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass
@@ -71,45 +67,6 @@ class LabStatus:
 
 
 # -- preconditions -----------------------------------------------------------------------
-
-
-def require_root(what: str = "the lab") -> None:
-    if os.geteuid() != 0:
-        raise NotRootError(what)
-
-
-def which(binary: str) -> str:
-    """Absolute path of binary, or MissingBinaryError naming the Debian package."""
-    path = shutil.which(binary, path=os.environ.get("PATH", "") + ":" + _SEARCH_PATH)
-    if path is None:
-        raise MissingBinaryError(binary, BINARIES.get(binary, binary))
-    return path
-
-
-def check_binaries() -> dict[str, str]:
-    found = {name: which(name) for name in BINARIES}
-    if not _is_static_elf(found["busybox"]):
-        raise MissingBinaryError("a static busybox", "busybox-static")
-    return found
-
-
-def _is_static_elf(path: str) -> bool:
-    """True if the ELF at path has no PT_INTERP segment (no dynamic loader needed)."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only, which is all Debian ships
-            return False
-        (phoff,) = struct.unpack_from("<Q", head, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return all(
-        struct.unpack_from("<I", table, i * phentsize)[0] != 3  # PT_INTERP
-        for i in range(phnum)
-    )
-
-
-# -- state ---------------------------------------------------------------------------------
 
 
 def _read_state(paths: LabPaths) -> dict[str, Any]:
@@ -169,13 +126,13 @@ def up(
     """Start the lab (idempotent): containerd, dockerd, image, demo containers."""
     paths = paths or LabPaths()
     require_root()
-    bins = check_binaries()
+    bins = labhost.check_binaries()
 
     state = _read_state(paths) if paths.state_json.exists() else {}
     if "preexisting" not in state:
         state["preexisting"] = [d for d in SIDE_EFFECT_DIRS if os.path.lexists(d)]
     _make_dirs(paths)
-    state.setdefault("web_port", _free_port())
+    state.setdefault("web_port", labhost.free_port())
     _write_state(paths, state)
 
     _ensure_bridge(paths, progress)
@@ -203,32 +160,15 @@ def _make_dirs(paths: LabPaths) -> None:
     os.chmod(paths.data, 0o700)
 
 
-def _free_port() -> int:
-    """A free TCP port on 127.0.0.1 for the published-port demo (18080 when it is free)."""
-    for port in (18080, 0):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise EngineError("no free TCP port on 127.0.0.1 for the lab's published-port demo")
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([which("ip"), *args], capture_output=True, text=True, check=check)
-
-
 def _ensure_bridge(paths: LabPaths, progress: Progress) -> None:
     bridge = paths.bridge
-    if _ip("link", "show", bridge, check=False).returncode == 0:
+    if labhost.ip("link", "show", bridge, check=False).returncode == 0:
         return
     progress(f"creating bridge {bridge} ({paths.bridge_addr})")
     try:
-        _ip("link", "add", bridge, "type", "bridge")
-        _ip("addr", "add", paths.bridge_addr, "dev", bridge)
-        _ip("link", "set", bridge, "up")
+        labhost.ip("link", "add", bridge, "type", "bridge")
+        labhost.ip("addr", "add", paths.bridge_addr, "dev", bridge)
+        labhost.ip("link", "set", bridge, "up")
     except subprocess.CalledProcessError as exc:
         raise EngineError(f"cannot create bridge {bridge}: {exc.stderr.strip()}") from exc
 
@@ -243,7 +183,7 @@ def _ensure_containerd(paths: LabPaths, bins: dict[str, str], progress: Progress
         str(paths.logs / "containerd.log"),
     )
     paths.containerd_pid.write_text(f"{pid}\n")
-    if not daemon.wait_until(lambda: _connectable(paths.containerd_sock), 30):
+    if not daemon.wait_until(lambda: labhost.connectable(paths.containerd_sock), 30):
         raise EngineError(
             "the lab's containerd did not start", f"see {paths.logs / 'containerd.log'}"
         )
@@ -283,22 +223,13 @@ def _wait_api(paths: LabPaths, pid: int, timeout: float = 60) -> None:
             raise EngineError(
                 "the lab's dockerd exited during start-up", f"see {paths.logs / 'dockerd.log'}"
             )
-        return _connectable(paths.docker_sock) and api.ping()
+        return labhost.connectable(paths.docker_sock) and api.ping()
 
     if not daemon.wait_until(ready, timeout, interval=0.2):
         raise WaitTimeoutError(
             f"the lab's dockerd did not answer within {timeout:.0f}s",
             f"see {paths.logs / 'dockerd.log'}",
         )
-
-
-def _connectable(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as s:
-        try:
-            s.connect(str(path))
-            return True
-        except OSError:
-            return False
 
 
 def _ensure_image(api: Any, busybox: str, progress: Progress) -> None:
@@ -370,7 +301,7 @@ def status(paths: LabPaths | None = None) -> LabStatus:
     paths = paths or LabPaths()
     c_pid, d_pid = containerd_pid(paths), dockerd_pid(paths)
     api_up, live_restore, containers = False, None, []
-    if d_pid and _connectable(paths.docker_sock):
+    if d_pid and labhost.connectable(paths.docker_sock):
         try:
             api = DockerApi(str(paths.docker_sock))
             live_restore = bool(api.info().get("LiveRestoreEnabled"))
@@ -417,7 +348,7 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
     state = _read_state(paths)
 
     d_pid = dockerd_pid(paths)
-    if d_pid and _connectable(paths.docker_sock):
+    if d_pid and labhost.connectable(paths.docker_sock):
         # With live-restore on, stopping dockerd would leave containers running: remove first.
         from tracer.runtimes.dockersdk import Api
 
@@ -433,26 +364,26 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
     _stop(done, "dockerd", daemon.identify(d_pid), 30, progress)
     for pid in _lab_shims(paths):
         progress(f"killing leftover shim {pid} and its container")
-        _kill_tree(pid)
+        labhost.kill_tree(pid)
         done.removed.append(f"shim {pid}")
     _stop(done, "containerd", daemon.identify(containerd_pid(paths)), 20, progress)
 
-    for mount in _mounts_under((paths.run, paths.data)):
+    for mount in labhost.mounts_under((paths.run, paths.data)):
         out = subprocess.run(["umount", "-l", mount], capture_output=True, text=True)
         if out.returncode == 0:
             done.removed.append(f"mount {mount}")
         else:
             done.left.append(f"mount {mount} ({out.stderr.strip() or 'umount failed'})")
-    if _ip("link", "show", paths.bridge, check=False).returncode == 0:
+    if labhost.ip("link", "show", paths.bridge, check=False).returncode == 0:
         progress(f"deleting bridge {paths.bridge}")
-        out = _ip("link", "delete", paths.bridge, check=False)
+        out = labhost.ip("link", "delete", paths.bridge, check=False)
         if out.returncode == 0:
             done.removed.append(f"bridge {paths.bridge}")
         else:
             done.left.append(f"bridge {paths.bridge} ({out.stderr.strip() or 'ip failed'})")
     for root in (paths.run, paths.data):
         if root.exists():
-            why = _rmtree(root)
+            why = labhost.rmtree(root)
             if root.exists():
                 done.left.append(f"directory {root} ({why or 'not empty'})")
             else:
@@ -466,17 +397,6 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
             except OSError:
                 pass  # gone already, or now used by another engine: not the lab's to remove
     return done
-
-
-def _rmtree(root: Path) -> str | None:
-    """Remove root and all it holds; the first error met, if any."""
-    errors: list[str] = []
-
-    def failed(_fn: Any, path: str, exc: Any) -> None:
-        errors.append(f"{path}: {exc[1]}")
-
-    shutil.rmtree(root, onerror=failed)
-    return errors[0] if errors else None
 
 
 def _stop(
@@ -500,31 +420,3 @@ def _lab_shims(paths: LabPaths) -> list[int]:
         if cmd and "containerd-shim" in os.path.basename(cmd[0]) and address in cmd:
             pids.append(proc.info["pid"])
     return pids
-
-
-def _kill_tree(pid: int) -> None:
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.Error:
-        return
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(procs, timeout=5)
-
-
-def _mounts_under(roots: tuple[Path, ...]) -> list[str]:
-    """Mount points under roots, deepest first (from /proc/self/mountinfo)."""
-    from tracer.kernel.mountinfo import parse_mount_points
-
-    try:
-        text = Path("/proc/self/mountinfo").read_text(errors="surrogateescape")
-    except OSError:
-        return []
-    found = {
-        point
-        for point in parse_mount_points(text.splitlines())
-        if any(point == str(r) or point.startswith(f"{r}/") for r in roots)
-    }
-    return sorted(found, key=lambda p: p.count("/"), reverse=True)

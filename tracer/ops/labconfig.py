@@ -31,7 +31,6 @@ BINARIES = {
 # Directories outside the lab roots that the engine creates as a side effect; the lab
 # removes them on `down` only if they did not exist before `up` and are empty by then.
 SIDE_EFFECT_DIRS = ("/run/containerd/s", "/run/containerd", "/run/docker/plugins", "/run/docker")
-_SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
