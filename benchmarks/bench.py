@@ -25,7 +25,7 @@ import docker  # noqa: TID251 - the benchmark drives the lab directly
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tracer import lab  # noqa: E402
+from tracer.ops import lab  # noqa: E402
 
 LABEL = "dtrace-tree.bench"
 PY = sys.executable
@@ -119,7 +119,14 @@ def main() -> None:
     parser.add_argument("--background", type=int, default=300, help="other processes on the host")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--keep", action="store_true", help="keep the benchmark containers")
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also time `show --json` of this git revision (checked out in a temporary "
+        "worktree, run with this venv), in turns with the current code",
+    )
     opts = parser.parse_args()
+    before = _worktree(opts.before) if opts.before else None
 
     lab.up()
     paths = lab.LabPaths()
@@ -136,16 +143,17 @@ def main() -> None:
             scale(client, n)
             ids = [c.id for c in client.containers.list()]
             procs = len(os.listdir("/proc"))
-            got = medians(
-                {
-                    "show": [*tool, "show", "--json"],
-                    "ns": [*tool, "ns", "--json"],
-                    "inspect": [docker_cli, "inspect", "--format", "{{.State.Pid}}", *ids],
-                    "lsns": ["lsns", "-J"],
-                    "pstree": ["pstree", "-p"],
-                },
-                opts.repeat,
-            )
+            commands = {
+                "show": [*tool, "show", "--json"],
+                "ns": [*tool, "ns", "--json"],
+                "inspect": [docker_cli, "inspect", "--format", "{{.State.Pid}}", *ids],
+                "lsns": ["lsns", "-J"],
+                "pstree": ["pstree", "-p"],
+            }
+            if before:
+                # The old code first on the path; its dependencies from this venv.
+                commands["before"] = ["env", f"PYTHONPATH={before}", *tool, "show", "--json"]
+            got = medians(commands, opts.repeat)
             show_t, ns_t = got["show"], got["ns"]
             inspect_t, lsns_t, pstree_t = got["inspect"], got["lsns"], got["pstree"]
             # The usual way: one `docker inspect` per container, as scripts do in a loop.
@@ -157,21 +165,32 @@ def main() -> None:
                 "n": n, "running": len(ids), "procs": procs,
                 "show": show_t, "ns": ns_t, "inspect": inspect_t, "each": each_t, "lsns": lsns_t,
                 "pstree": pstree_t, "show_rss": show_rss, "ns_rss": ns_rss,
+                "before": got.get("before"),
                 "show_api": api_requests([*tool, "show", "--json"]),
                 "ns_api": api_requests([*tool, "ns", "--json"]),
             })  # fmt: skip
             print(rows[-1], file=sys.stderr)
     finally:
+        if before:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", before])
         for p in sleepers:
             p.kill()
             p.wait()
         if not opts.keep:
             scale(client, 0)
-    Path(opts.out).write_text(report(rows, opts.repeat))
+    Path(opts.out).write_text(report(rows, opts.repeat, opts.before))
     print(f"wrote {opts.out}")
 
 
-def report(rows: list[dict], repeat: int) -> str:
+def _worktree(rev: str) -> str:
+    """A temporary checkout of rev, compiled (as run.sh compiles the current code)."""
+    path = tempfile.mkdtemp(prefix="dtrace-before-")
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", path, rev], check=True)
+    subprocess.run([PY, "-m", "compileall", "-q", f"{path}/tracer"], check=True)
+    return path
+
+
+def report(rows: list[dict], repeat: int, before: str | None = None) -> str:
     def ms(seconds: float) -> str:
         return f"{seconds * 1000:.0f} ms"
 
@@ -190,6 +209,18 @@ def report(rows: list[dict], repeat: int) -> str:
         f"| {r['show_rss'] / 1024:.0f} / {r['ns_rss'] / 1024:.0f} MiB |\n"
         for r in rows
     )
+    if before:
+        body += (
+            f"\n`show --json` of revision `{before}` (the code before), run in turns with "
+            "the rest:\n\n| N | before | now | now / before | before / (inspect all + lsns) "
+            "| now / (inspect all + lsns) |\n|---|---|---|---|---|---|\n"
+        )
+        body += "".join(
+            f"| {r['n']} | {ms(r['before'])} | {ms(r['show'])} "
+            f"| {r['show'] / r['before']:.2f} | {r['before'] / (r['inspect'] + r['lsns']):.2f} "
+            f"| {r['show'] / (r['inspect'] + r['lsns']):.2f} |\n"
+            for r in rows
+        )
     growth = []
     for a, b in zip(rows, rows[1:], strict=False):
         added = max(b["procs"] - a["procs"], 1)
