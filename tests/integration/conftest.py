@@ -181,11 +181,13 @@ def _wait(predicate, timeout=60):
         time.sleep(0.2)
 
 
-def run_temp(client, name: str, command: list[str], **options):
-    """Run a throw-away container in the lab (removing a leftover of the same name first)."""
+@contextlib.contextmanager
+def temporary(client, name: str, command: list[str], **options):
+    """A throw-away container in the lab for the duration of a with block (a leftover of the
+    same name is removed first; the container is removed after, whatever happens)."""
     with contextlib.suppress(docker.errors.NotFound):
         client.api.remove_container(name, force=True)
-    return client.containers.run(
+    ctr = client.containers.run(
         "dtrace-lab/busybox:latest",
         command,
         name=name,
@@ -193,3 +195,7 @@ def run_temp(client, name: str, command: list[str], **options):
         environment={"PATH": "/bin"},
         **options,
     )
+    try:
+        yield ctr
+    finally:
+        ctr.remove(force=True)

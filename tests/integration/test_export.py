@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.integration.conftest import lab_engine_json, ns_inodes, run_cli, run_temp, show_json
+from tests.integration.conftest import lab_engine_json, ns_inodes, run_cli, show_json, temporary
 from tracer.model.show_json import from_json
 from tracer.ops import lab, labconfig
 from tracer.output import diagram
@@ -91,8 +91,7 @@ def test_saved_snapshot_renders_the_same_twice_and_round_trips(lab_engine, tmp_p
 
 def test_hostile_container_text_is_inert_in_the_live_svg(client, tmp_path):
     payload = '<script>alert(1)</script> "q" ] } { \\N \\l &amp; \x1b[31mRED'
-    ctr = run_temp(client, "lab-hostile-svg", ["sh", "-c", f"sleep 2147483647; : '{payload}'"])
-    try:
+    with temporary(client, "lab-hostile-svg", ["sh", "-c", f"sleep 2147483647; : '{payload}'"]):
         out = tmp_path / "h.svg"
         run_cli("export", "-H", LAB_HOST, "lab-hostile-svg", "-o", str(out), check=True)
         raw = out.read_bytes()
@@ -102,5 +101,3 @@ def test_hostile_container_text_is_inert_in_the_live_svg(client, tmp_path):
         text = svg_text(out)
         for piece in ("<script>alert(1)</script>", '"q" ] } {', "\\N \\l &amp;", "\\x1b[31mRED"):
             assert piece in text, piece
-    finally:
-        ctr.remove(force=True)

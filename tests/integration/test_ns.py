@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import ns_inodes, run_cli, run_temp
+from tests.integration.conftest import ns_inodes, run_cli, temporary
 from tracer.ops import daemon, lab
 
 PATHS = lab.LabPaths()
@@ -78,14 +78,13 @@ def test_exec_process_is_in_the_same_namespaces_as_init(client):
 
 
 def test_host_pid_and_network(client):
-    ctr = run_temp(
+    with temporary(
         client,
         "lab-hostns",
         ["sleep", "2147483647"],
         pid_mode="host",
         network_mode="host",
-    )
-    try:
+    ):
         got = {e["type"]: e for e in ns_json("lab-hostns")["namespaces"]}
         for kind, flag in (("net", "--network host"), ("pid", "--pid host")):
             assert got[kind]["isolated"] is False
@@ -95,8 +94,6 @@ def test_host_pid_and_network(client):
         matrix = ns_json()
         row = next(c for c in matrix["containers"] if c["name"] == "lab-hostns")
         assert row["cells"]["net"] == row["cells"]["pid"] == "host"
-    finally:
-        ctr.remove(force=True)
 
 
 def test_matrix_lists_every_running_container_and_groups(client):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, lab_engine_json, run_cli, run_temp, show_json
+from tests.integration.conftest import ROOT, lab_engine_json, run_cli, show_json, temporary
 from tracer import runtimes
 from tracer.kernel.procfs import ProcessId
 from tracer.kernel.root import HostRoot
@@ -128,13 +128,12 @@ INVALID = "exec sh -c 'sleep 2147483647; :' \"$(printf '\\377\\033]0;owned\\007\
 
 
 def test_invalid_utf8_and_escapes_in_a_command_line(client):
-    ctr = run_temp(
+    with temporary(
         client,
         "lab-invalid",
         ["sh", "-c", INVALID],
         labels={"evil": "\x1b]0;title\x07<script>x</script>"},
-    )
-    try:
+    ):
         raw = subprocess.run(
             [sys.executable, "-m", "tracer", "show", "lab-invalid"],
             capture_output=True, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"},
@@ -154,25 +153,20 @@ def test_invalid_utf8_and_escapes_in_a_command_line(client):
             capture_output=True, cwd=ROOT,
         ).stdout  # fmt: skip
         json.loads(ns_raw.decode("utf-8"))
-    finally:
-        ctr.remove(force=True)
 
 
 def test_a_very_long_command_line_is_cut_in_the_tree_and_whole_in_json(client):
     long_arg = "A" * 100_000
-    ctr = run_temp(
+    with temporary(
         client,
         "lab-long",
         ["sh", "-c", f"sleep 2147483647; : {long_arg}"],
-    )
-    try:
+    ):
         text = run_cli("show", "lab-long", check=True).stdout
         assert max(len(line) for line in text.splitlines()) < 250
         assert "…" in text
         (got,) = lab_engine_json(show_json("lab-long"))["containers"]
         assert got["processes"][0]["cmdline"][2].endswith(long_arg)
-    finally:
-        ctr.remove(force=True)
 
 
 # -- read-only, no secrets -------------------------------------------------------------------------

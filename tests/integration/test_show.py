@@ -16,8 +16,8 @@ from tests.integration.conftest import (
     live,
     ns_inodes,
     run_cli,
-    run_temp,
     show_json,
+    temporary,
 )
 from tracer import runtimes
 from tracer.kernel.root import HostRoot
@@ -173,12 +173,11 @@ def test_text_tree_is_plain_when_piped(lab_engine):
 
 
 def test_hostile_command_lines_are_inert(client):
-    ctr = run_temp(
+    with temporary(
         client,
         "lab-hostile",
         ["sh", "-c", f"sleep 2147483647; : '{HOSTILE}'"],
-    )
-    try:
+    ):
         text = run_cli("show", "lab-hostile", check=True).stdout
         assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
         assert "\u202e" not in text
@@ -187,8 +186,6 @@ def test_hostile_command_lines_are_inert(client):
         doc = json.loads(run_cli("show", "--json", "lab-hostile", check=True).stdout)
         (got,) = lab_engine_json(doc)["containers"]
         assert got["processes"][0]["cmdline"][2] == f"sleep 2147483647; : '{HOSTILE}'"
-    finally:
-        ctr.remove(force=True)
 
 
 def test_show_while_dockerd_is_down(client):

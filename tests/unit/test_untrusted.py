@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracer.untrusted import clean, for_json, for_terminal, number
+from tracer.untrusted import clean, for_json, for_terminal, json_bytes, number
 
 C0 = {chr(c) for c in range(0x20)}
 C1 = {chr(c) for c in range(0x80, 0xA0)}
@@ -138,6 +138,14 @@ _JSON = st.recursive(
 def test_for_json_always_encodes(doc: object) -> None:
     encoded = json.dumps(for_json(doc), ensure_ascii=False).encode("utf-8")
     assert isinstance(json.loads(encoded), type(for_json(doc)))
+
+
+@settings(max_examples=300)
+@given(doc=_JSON)
+def test_json_bytes_make_the_same_document_in_one_pass(doc: object) -> None:
+    """What `show --json` writes: lone surrogates escaped while encoding, as for_json does."""
+    text = json.dumps(doc, ensure_ascii=False)
+    assert json_bytes(text) == json.dumps(for_json(doc), ensure_ascii=False).encode("utf-8")
 
 
 @pytest.mark.parametrize("text", ["\ud800", "x\udbffy", "\udc00", "\udc7f"])

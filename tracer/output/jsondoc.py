@@ -6,15 +6,22 @@ import json
 import sys
 from typing import Any, TextIO
 
-from tracer.untrusted import for_json
+from tracer.untrusted import for_json, json_bytes
 
 
 def write(doc: Any, out: TextIO | None = None) -> None:
     """doc as one JSON document and a newline: indented on a terminal, compact in a pipe.
+    Every string is valid UTF-8 (undecodable bytes from /proc are shown as the text \\xNN).
 
     (json's C encoder only runs without indent: 740 kB for 300 containers takes 10 ms
     compact and ten times that indented.)
     """
     out = out or sys.stdout
     indent = 2 if out.isatty() else None
-    out.write(json.dumps(for_json(doc), indent=indent, ensure_ascii=False) + "\n")
+    raw = getattr(out, "buffer", None)
+    if raw is None:  # a text stream only (tests): the slower way, the same document
+        out.write(json.dumps(for_json(doc), indent=indent, ensure_ascii=False) + "\n")
+        return
+    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    out.flush()
+    raw.write(json_bytes(text))

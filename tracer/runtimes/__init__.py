@@ -20,8 +20,8 @@ from tracer.model.topology import ApiView, Container, Topology
 from tracer.runtimes import containerd, docker
 from tracer.runtimes.base import Found, Runtime
 from tracer.runtimes.flags import same_socket
-from tracer.snapshot.host import Host
-from tracer.snapshot.walk import Walk
+from tracer.snapshot.host import Host, Proc
+from tracer.snapshot.walk import take
 
 RUNTIMES: tuple[Runtime, ...] = (docker.RUNTIME, containerd.RUNTIME)
 BY_NAME: dict[str, Runtime] = {r.name: r for r in RUNTIMES}
@@ -39,30 +39,33 @@ def observe(root: HostRoot | None = None, only: str | None = None) -> Observatio
     """Every engine on the host. With only (a unix:// URL), only that engine's API is asked:
     tracer.views.selection.only_engine then keeps that engine alone."""
     root = root or HostRoot()
-    walk = Walk(root, RUNTIMES)
-    host = walk.processes()
-    asking = _Asking(
-        (rt, pid, root.path(sock))  # a host path: where it is seen from here
-        for rt in RUNTIMES
-        for pid, sock in rt.endpoints(host).items()
-        if not only or same_socket(only, sock)
-    )
-    walk.details()
+    asking = _Asking()
+
+    def ask(host: Host, daemon: Proc) -> None:  # as soon as the walk has read a daemon
+        for rt in RUNTIMES:
+            sock = rt.endpoint(host, daemon)
+            if sock and (not only or same_socket(only, sock)):
+                asking.ask(rt, daemon.pid, root.path(sock))  # a host path, seen from here
+
+    host = take(root, RUNTIMES, on_daemon=ask)
     return Observation(host, build(host, asking.answers()))
 
 
 class _Asking:
-    """Each API asked by a thread of its own, from now until answers()."""
+    """Each API asked by a thread of its own, from ask() until answers(). The threads wait on
+    the engines' sockets while the walk goes on: at 300 containers dockerd takes ~50-120 ms to
+    list them, which the walk hides when the API is asked as soon as dockerd is met."""
 
-    def __init__(self, asks: Any) -> None:
+    def __init__(self) -> None:
         self._answers: dict[int, ApiView] = {}
-        self._threads = []
-        for rt, pid, endpoint in asks:
-            thread = threading.Thread(
-                target=self._ask, args=(rt, pid, endpoint), name=f"api-{pid}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        self._threads: list[threading.Thread] = []
+
+    def ask(self, rt: Runtime, pid: int, endpoint: str) -> None:
+        thread = threading.Thread(
+            target=self._ask, args=(rt, pid, endpoint), name=f"api-{pid}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def _ask(self, rt: Runtime, pid: int, endpoint: str) -> None:
         try:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import ApiView, Container, Engine
-from tracer.snapshot.host import Host
+from tracer.snapshot.host import Host, Proc
 from tracer.snapshot.walk import Source
 
 
@@ -34,8 +34,9 @@ class Runtime(Source, Protocol):
     # Why a container of this runtime usually shares a namespace type with the host.
     usually_shared: Mapping[str, str]
 
-    def endpoints(self, host: Host) -> dict[int, str]:
-        """API sockets to ask, by daemon PID (nothing when the runtime has no API we read)."""
+    def endpoint(self, host: Host, daemon: Proc) -> str | None:
+        """The API socket to ask of a daemon the walk has just read whole (None when the
+        runtime has no API that dtrace-tree reads)."""
 
     def ask(self, endpoint: str) -> ApiView:
         """What the API at endpoint says (constant in the number of containers); never

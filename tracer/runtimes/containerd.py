@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import ApiView, Container, Containerd, Edge, Engine, Process, Shim
 from tracer.runtimes.base import Found
-from tracer.runtimes.flags import flag_value, program
+from tracer.runtimes.flags import flag_dict, flag_value, program
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
 from tracer.untrusted import number
@@ -46,23 +46,29 @@ def parse_shim(argv: Sequence[str]) -> ShimArgs | None:
     prog = program(argv)
     if not prog.startswith("containerd-shim"):
         return None
-    workdir = flag_value(argv, "-workdir")
-    ident = flag_value(argv, "-id") or (os.path.basename(workdir.rstrip("/")) if workdir else None)
+    flags = flag_dict(argv, "-workdir", "-id", "-namespace", "-address")
+    workdir = flags.get("-workdir")
+    ident = flags.get("-id") or (os.path.basename(workdir.rstrip("/")) if workdir else None)
     if not ident:
         return None
     version = 1 if prog == "containerd-shim" else 2
     transient = bool(argv) and argv[-1] in ("start", "delete")
     return ShimArgs(
-        namespace=flag_value(argv, "-namespace"),
+        namespace=flags.get("-namespace"),
         id=ident,
-        address=flag_value(argv, "-address"),
+        address=flags.get("-address"),
         version=version,
         transient=transient,
     )
 
 
 def shims(host: Host) -> list[tuple[Proc, ShimArgs]]:
-    """Every long-lived shim, oldest first (the transient `start`/`delete` ones left out)."""
+    """Every long-lived shim, oldest first (the transient `start`/`delete` ones left out);
+    found once per snapshot, for every runtime that asks."""
+    return host.derived("containerd.shims", _find_shims)
+
+
+def _find_shims(host: Host) -> list[tuple[Proc, ShimArgs]]:
     out = []
     for proc in sorted(host.procs.values(), key=lambda p: (p.start, p.pid)):
         shim = parse_shim(proc.cmdline)
@@ -230,9 +236,8 @@ class ContainerdRuntime:
     daemons = frozenset({"containerd"})
     usually_shared: Mapping[str, str] = {}
 
-    def read_config(self, host: Host, read: Reader) -> None:
-        for proc in host.running("containerd"):
-            read.file(config_path(proc))
+    def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
+        read.file(config_path(daemon))
 
     def drawn(self, host: Host) -> Iterable[int]:
         """All that every shim runs (not the shim itself: it stays in the host's namespaces
@@ -247,8 +252,8 @@ class ContainerdRuntime:
             if not read_bundle(read, proc) and shim.namespace:
                 read.file(f"{RUNC_ROOT}/{shim.namespace}/{shim.id}/state.json")
 
-    def endpoints(self, host: Host) -> dict[int, str]:
-        return {}  # containerd speaks gRPC; /proc and its files say what dtrace-tree needs
+    def endpoint(self, host: Host, daemon: Proc) -> str | None:
+        return None  # containerd speaks gRPC; /proc and its files say what dtrace-tree needs
 
     def ask(self, endpoint: str) -> ApiView:
         return ApiView(error="not asked")

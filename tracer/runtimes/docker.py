@@ -192,10 +192,8 @@ class DockerRuntime:
     daemons = frozenset({"dockerd"})
     usually_shared: Mapping[str, str] = USUALLY_SHARED
 
-    def read_config(self, host: Host, read: Reader) -> None:
-        for proc in host.running("dockerd"):
-            read.file(config_path(proc))
-        read.exists(containerd.SYSTEM_SOCK)
+    def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
+        read.file(config_path(daemon))
 
     def drawn(self, host: Host) -> Iterable[int]:
         """docker-proxy processes (their network namespace is the host's, or not)."""
@@ -204,14 +202,15 @@ class DockerRuntime:
     def read_state(self, host: Host, read: Reader) -> None:
         """runc's state.json under each dockerd's exec root, for shims whose bundle gave no
         init.pid."""
+        read.exists(containerd.SYSTEM_SOCK)  # moby uses it when it exists (containerd_target)
         roots = {DEFAULT_EXEC_ROOT} | {exec_root(d) for d in host.running("dockerd")}
         for proc, shim in containerd.shims(host):
             if shim.namespace and not containerd.read_bundle(read, proc):
                 for root in sorted(roots):
                     read.file(f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
 
-    def endpoints(self, host: Host) -> dict[int, str]:
-        return {d.pid: sock for d in host.running("dockerd") if (sock := api_socket(host, d))}
+    def endpoint(self, host: Host, daemon: Proc) -> str | None:
+        return api_socket(host, daemon) if daemon.program == "dockerd" else None
 
     def ask(self, endpoint: str) -> ApiView:
         """One container list and one info call: constant in the number of containers."""

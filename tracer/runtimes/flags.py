@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from tracer.kernel.procfs import program
 from tracer.kernel.root import normalize
 
-__all__ = ["flag_bool", "flag_value", "flag_values", "program", "same_socket", "unix_path"]
+__all__ = [
+    "flag_bool",
+    "flag_dict",
+    "flag_value",
+    "flag_values",
+    "program",
+    "same_socket",
+    "unix_path",
+]
 
 
 def flag_values(argv: Sequence[str], *names: str) -> list[str]:
@@ -31,6 +39,27 @@ def flag_values(argv: Sequence[str], *names: str) -> list[str]:
                     values.append(value)
                 elif i + 1 < len(argv):
                     values.append(argv[i + 1])
+                    i += 1
+        i += 1
+    return values
+
+
+def flag_dict(argv: Sequence[str], *names: str) -> dict[str, str]:
+    """The last value of each of names that is given, in one pass: {"-id": "abc", ...}."""
+    wanted = {n.lstrip("-"): n for n in names}
+    values: dict[str, str] = {}
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            key, eq, value = arg.lstrip("-").partition("=")
+            if key in wanted:
+                if eq:
+                    values[wanted[key]] = value
+                elif i + 1 < len(argv):
+                    values[wanted[key]] = argv[i + 1]
                     i += 1
         i += 1
     return values

@@ -4,8 +4,9 @@ function of a `Host`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from tracer.kernel.procfs import ZOMBIE, ProcessId, program
 
@@ -35,6 +36,9 @@ class Proc:
     @property
     def zombie(self) -> bool:
         return self.status == ZOMBIE
+
+
+T = TypeVar("T")
 
 
 def is_parent(parent: Proc | None, child: Proc) -> bool:
@@ -67,10 +71,19 @@ class Host:
     files: dict[str, str] = field(default_factory=dict)  # host path -> text, for the files read
     exists: frozenset[str] = frozenset()  # host paths found to exist
     _kids: dict[int, list[Proc]] | None = field(default=None, init=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def reset(self) -> None:
         """Forget what was derived from procs (after procs changed)."""
         self._kids = None
+        self._memo.clear()
+
+    def derived(self, key: str, make: Callable[[Host], T]) -> T:
+        """make(self), computed once per state of procs (reset() forgets it): what several
+        runtimes derive from the same processes, such as the list of shims."""
+        if key not in self._memo:
+            self._memo[key] = make(self)
+        return self._memo[key]
 
     def running(self, program_name: str) -> list[Proc]:
         """Every live process of that program, by PID."""

@@ -1,10 +1,11 @@
 """Walking the host once: every process, then what each runtime needs to prove its links.
 
-Two stages, so that the engines' APIs can be asked between them (tracer/runtimes/__init__.py):
-`processes()` reads every process, and the daemons' namespaces, sockets and configuration;
-`details()` reads the namespaces of the processes that are drawn, who is connected to whom,
-and each runtime's state (bundles, pidfiles). What to read beyond /proc is each runtime's
-business: the walk asks them through `Source`, and every read goes through the `HostRoot`.
+Two stages. `processes()` reads every process; a daemon (a program some runtime names) is read
+whole as soon as the walk meets it (namespaces, sockets, configuration) and announced, so that
+its API can be asked while the walk goes on (tracer/runtimes/__init__.py). `details()` then
+reads the namespaces of the processes that are drawn, who is connected to whom, and each
+runtime's state (bundles, pidfiles). What to read beyond /proc is each runtime's business: the
+walk asks them through `Source`, and every read goes through the `HostRoot`.
 
 Reading is defensive: processes vanish, turn zombie or deny access while we walk; each case is
 handled per process and never stops the walk. Each process is read through one fd on
@@ -17,8 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from tracer.kernel import procfs, unix
@@ -68,8 +68,8 @@ class Source(Protocol):
     # Programs whose namespaces, held sockets and listening sockets the walk reads.
     daemons: frozenset[str]
 
-    def read_config(self, host: Host, read: Reader) -> None:
-        """After every process is read: the daemons' configuration files."""
+    def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
+        """One of its daemons, as soon as the walk meets it: its configuration files."""
 
     def drawn(self, host: Host) -> Iterable[int]:
         """The processes whose namespaces are shown or used (ten readlinks each)."""
@@ -78,35 +78,53 @@ class Source(Protocol):
         """Last: the runtime's own records (bundles, pidfiles, state files)."""
 
 
-class Walk:
-    """`processes()`, then `details()`: one snapshot of the host."""
+OnDaemon = Callable[[Host, Proc], None]
 
-    def __init__(self, root: HostRoot, sources: Sequence[Source]) -> None:
+
+class Walk:
+    """`processes()`, then `details()`: one snapshot of the host. on_daemon(host, proc) is
+    called for each daemon as soon as it has been read whole."""
+
+    def __init__(
+        self, root: HostRoot, sources: Sequence[Source], on_daemon: OnDaemon | None = None
+    ) -> None:
         self.root = root
         self.sources = sources
+        self.on_daemon = on_daemon
         self._clk = os.sysconf("SC_CLK_TCK")
         self._boot = root.boot_time()
         self.host = Host(procs={})
         self._read = Reader(root, self.host)
+        self._tables: dict[int, dict[int, str]] = {}  # listening sockets per network namespace
 
     def processes(self) -> Host:
-        """Every process, and the daemons' namespaces, sockets and configuration."""
+        """Every process; each daemon whole, as soon as it is met."""
         host = self.host
+        host.hostname, host.euid = self.root.hostname(), os.geteuid()
+        by_program: dict[str, list[Source]] = {}
+        for source in self.sources:
+            for name in source.daemons:
+                by_program.setdefault(name, []).append(source)
         for pid in self.root.pids():
             proc = self._proc(pid)
-            if proc is not None:
-                host.procs[pid] = proc
-        host.hostname, host.euid = self.root.hostname(), os.geteuid()
-        programs = frozenset().union(*(s.daemons for s in self.sources))
-        daemons = [p.pid for p in host.procs.values() if p.program in programs and not p.zombie]
-        self._add_namespaces(daemons)
-        tables: dict[int, dict[int, str]] = {}  # listening sockets per network namespace
-        for pid in daemons:
-            if pid in host.procs:
-                self._listeners(host.procs[pid], tables)
-        for source in self.sources:
-            source.read_config(host, self._read)
+            if proc is None:
+                continue
+            host.procs[pid] = proc
+            if proc.program in by_program and not proc.zombie:
+                self._daemon(proc, by_program[proc.program])
         return host
+
+    def _daemon(self, proc: Proc, sources: list[Source]) -> None:
+        """A daemon: its namespaces, the sockets it holds and listens on, its configuration."""
+        self._add_namespaces([proc.pid])
+        whole = self.host.procs.get(proc.pid)
+        if whole is None:
+            return  # gone while we read it
+        self._listeners(whole)
+        for source in sources:
+            source.read_daemon(self.host, whole, self._read)
+        if self.on_daemon is not None:
+            self.on_daemon(self.host, whole)
 
     def details(self) -> Host:
         """The namespaces of what is drawn, socket peers, the host's namespaces, and the
@@ -167,7 +185,10 @@ class Walk:
                 del procs[pid]  # gone since the walk: do not draw a half-read process
             else:
                 ns, denied = read
-                procs[pid] = replace(procs[pid], ns=ns, denied=procs[pid].denied or denied)
+                # dataclasses.replace costs ten times this at a few hundred processes
+                p = procs[pid]
+                procs[pid] = Proc(p.pid, p.ppid, p.name, p.cmdline, p.create_time, p.start,
+                                  p.uid, p.status, ns, p.denied or denied)  # fmt: skip
 
     def _namespaces(self, proc: Proc) -> tuple[dict[str, int], bool] | None:
         """Namespace inodes of proc, read through an fd on /proc/<pid> after checking that it
@@ -189,9 +210,9 @@ class Walk:
 
     # -- sockets ---------------------------------------------------------------------------
 
-    def _listeners(self, proc: Proc, tables: dict[int, dict[int, str]]) -> None:
+    def _listeners(self, proc: Proc) -> None:
         """The unix sockets proc holds, and which of them listen where (its netns' table)."""
-        host = self.host
+        host, tables = self.host, self._tables
         inodes = unix.socket_inodes(self.root, proc.pid)
         if not inodes:
             return
@@ -238,8 +259,8 @@ def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
     return {}, "unknown"
 
 
-def take(root: HostRoot, sources: Sequence[Source]) -> Host:
+def take(root: HostRoot, sources: Sequence[Source], on_daemon: OnDaemon | None = None) -> Host:
     """One whole snapshot, both stages at once."""
-    walk = Walk(root, sources)
+    walk = Walk(root, sources, on_daemon)
     walk.processes()
     return walk.details()
