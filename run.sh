@@ -6,12 +6,13 @@
 #   ./run.sh bench  install everything, run the benchmark, write benchmarks/RESULTS.md
 set -eu
 cd "$(dirname "$0")"
+COMMAND="$0 $*"
 
-PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc strace time python3 python3-venv"
+PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc strace time forkstat python3 python3-venv"
 
 install() {
     if [ "$(id -u)" != 0 ]; then
-        echo "run.sh: needs root (it installs Debian packages and starts a Docker engine): sudo $0 $*" >&2
+        echo "run.sh: needs root (it installs Debian packages and starts a Docker engine): sudo $COMMAND" >&2
         exit 3
     fi
     missing=""

@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     TIMEOUT = 8  # waited too long for a daemon
     NOT_RUNNING = 9  # the container is stopped: it has no process, hence no namespaces
     OUTPUT = 10  # an output file could not be written
+    NOT_EXECUTABLE = 126  # trace: the command to trace could not be executed (as env(1) says)
+    NOT_FOUND = 127  # trace: the command to trace was not found (as a shell says)
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
     BROKEN_PIPE = 141  # the reader of stdout left (`| head`): 128 + SIGPIPE
 
@@ -55,6 +57,12 @@ class NotRootError(TracerError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} needs root", "run it with sudo, or as root")
+
+
+class DeniedError(TracerError):
+    """Something could not be read for lack of privilege (the message says what)."""
+
+    exit_code = ExitCode.PERMISSION
 
 
 class MissingBinaryError(TracerError):
@@ -95,3 +103,18 @@ class NotRunningError(TracerError):
 
 class OutputError(TracerError):
     exit_code = ExitCode.OUTPUT
+
+
+class BlindError(TracerError):
+    """trace: the kernel does not send this process the host's process events (it ignores
+    subscriptions from a non-initial PID or user namespace)."""
+
+    exit_code = ExitCode.PERMISSION
+
+
+class CommandError(TracerError):
+    """trace: the command to trace could not be started (not found: 127, else 126)."""
+
+    def __init__(self, message: str, hint: str | None = None, found: bool = True) -> None:
+        super().__init__(message, hint)
+        self.exit_code = ExitCode.NOT_EXECUTABLE if found else ExitCode.NOT_FOUND

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -96,9 +97,24 @@ def live(pid: int) -> bool:
 # -- the host engine fixture ---------------------------------------------------------------
 
 
+@dataclass
+class HostEngine:
+    """The engine on the default sockets, and whether the tests started it.
+
+    The host's own engine (a developer's machine) is only read: no container is created in it,
+    no image imported, nothing restarted. An engine the tests started themselves (CI, a fresh
+    machine) gets a container of the tests', so that there is something to find in it.
+    """
+
+    client: docker.DockerClient
+    ours: bool
+    container: str | None  # the tests' container in it, when ours
+
+
 @pytest.fixture(scope="session")
 def host_engine(lab_engine):
-    """An engine on the default sockets: the host's own if it runs, else one started here."""
+    """An engine on the default sockets: the host's own if it runs (read only), else one
+    started here."""
     started = []
     if not _answers("unix:///var/run/docker.sock"):
         made = [
@@ -132,21 +148,16 @@ def host_engine(lab_engine):
         )
         _wait(lambda: _answers("unix:///var/run/docker.sock"))
     c = docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=60)
-    name = "dtrace-test-host-engine"
-    try:
-        c.api.inspect_container(name)
-        c.api.start(name)
-    except docker.errors.NotFound:
-        if not any("dtrace-test/busybox:1" in i.tags for i in c.images.list()):
-            from tracer.runtimes.dockersdk import tar_image
+    name = "dtrace-test-host-engine" if started else None
+    if name:  # ours: something to find in it
+        from tracer.runtimes.dockersdk import tar_image
 
-            tar = tar_image(
-                {"bin/busybox": Path(shutil.which("busybox")).read_bytes(), "bin/sleep": "busybox"}
-            )
-            c.api.import_image_from_data(tar, repository="dtrace-test/busybox", tag="1")
+        tar = tar_image(
+            {"bin/busybox": Path(shutil.which("busybox")).read_bytes(), "bin/sleep": "busybox"}
+        )
+        c.api.import_image_from_data(tar, repository="dtrace-test/busybox", tag="1")
         c.containers.run("dtrace-test/busybox:1", ["sleep", "2147483647"], name=name, detach=True)
-    yield c, name
-    c.api.remove_container(name, force=True)
+    yield HostEngine(c, bool(started), name)
     if started:
         for proc in reversed(started):
             proc.terminate()

@@ -69,7 +69,14 @@ def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):
     assert all(c["namespaces"] == {} for c in engine["containers"])  # not readable: not invented
 
     out = run_as_nobody("ns", "lab-web")
-    assert out.returncode in (2, 3)  # names need the API: by name it is unknown
+    # Names need the API, which refused: never "no such container".
+    assert out.returncode == 3, out.stderr
+    assert "no container is named 'lab-web' among those whose names could be read" in out.stderr
+    assert "(permission denied)" in out.stderr and "run as root" in out.stderr
+    out = run_as_nobody("ns", "--json")  # the matrix: never "no running containers"
+    assert out.returncode == 3
+    assert len(json.loads(out.stdout)["unreadable"]) == len(truth)
+    assert f"the namespaces of {len(truth)} running containers could not be read" in out.stderr
     web_pid = truth[client.api.inspect_container("lab-web")["Id"]]
     out = run_as_nobody("ns", str(web_pid))
     assert out.returncode == 3
@@ -81,6 +88,11 @@ def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):
     assert (out.returncode, out.stderr.strip()) == (
         3,
         "dtrace-tree: error: the lab needs root (run it with sudo, or as root)",
+    )
+    out = run_as_nobody("lab", "status")
+    assert (out.returncode, out.stderr.strip()) == (
+        3,
+        "dtrace-tree: error: lab status needs root (run it with sudo, or as root)",
     )
 
 

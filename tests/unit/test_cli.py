@@ -4,6 +4,7 @@ every failure is one line on stderr with its documented exit code."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -61,14 +62,42 @@ def test_exit_codes_are_unique_and_include_ctrl_c_and_sigpipe():
     assert ExitCode.INTERRUPTED == 128 + 2 and ExitCode.BROKEN_PIPE == 128 + 13
 
 
-def test_usage_errors_exit_2_without_a_traceback():
-    result = subprocess.run(
-        [sys.executable, "-m", "tracer", "show", "--no-such-flag"], capture_output=True, text=True
-    )
-    assert result.returncode == ExitCode.USAGE
-    assert "Traceback" not in result.stderr
-    assert "No such option: --no-such-flag" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["show", "--no-such-flag"], ["No such option: --no-such-flag", "dtrace-tree show --help"]),
+        (["frobnicate"], ["No such command 'frobnicate'", "(see: dtrace-tree --help)"]),
+        (["survive", "--timeout", "-5"], ["-5.0 is not in the range x>=1.0"]),
+        (["show", "-H", ""], ["-H is empty", "-H all"]),
+        (["export", "--compact", "--full", "--from", "x"], ["choose --compact or --full"]),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args, words):
+    result = subprocess.run([sys.executable, "-m", "tracer", *args], capture_output=True, text=True)
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    one_error_line(result.stderr, *words)
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_h_is_help_everywhere(flag):
+    for path in ([], ["show"], ["lab", "up"]):
+        result = invoke(*path, flag)
+        assert result.exit_code == 0 and "Usage:" in result.output, path
+
+
+def test_version():
+    from tracer import __version__
+
+    result = invoke("--version")
+    assert (result.exit_code, result.output) == (0, f"dtrace-tree {__version__}\n")
+
+
+def test_debug_is_taken_after_the_command_too():
+    out = run_planted('RuntimeError("boom")', "show", "--debug")
+    assert "Traceback (most recent call last)" in out.stderr
+    out = run_planted('RuntimeError("boom")', "show", "--json", "--traceback")
+    assert "Traceback (most recent call last)" in out.stderr
 
 
 # -- the error funnel, with a failure planted where the command calls the core ---------------
@@ -169,3 +198,54 @@ def test_lab_down_that_left_something_exits_5_naming_it(monkeypatch):
         "directory /x (Permission denied) (remove these by hand, or run `dtrace-tree lab down` "
         "again)"
     ]
+
+
+# -- saved snapshots, pipes and colours -----------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """The recorded lab as `show --json` wrote it."""
+    from tests.builders import LAB_SNAPSHOT
+
+    return str(LAB_SNAPSHOT)
+
+
+@pytest.mark.parametrize("args", [["show"], ["show", "--json"], ["ns"], ["ns", "--json"]])
+def test_a_closed_pipe_exits_141_quietly_in_every_mode(saved, args):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracer", *args, "--from", saved],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader left before anything was written
+    assert proc.wait(timeout=60) == ExitCode.BROKEN_PIPE
+    assert proc.stderr.read() == b""
+
+
+def test_no_color_means_no_escape_sequence_at_all_on_a_terminal(saved):
+    def on_a_terminal(**env: str) -> str:
+        cmd = f"{sys.executable} -m tracer show --from {saved}"
+        return subprocess.run(
+            ["script", "-qc", cmd, "/dev/null"],
+            capture_output=True,
+            text=True,
+            env={**{k: v for k, v in os.environ.items() if k != "NO_COLOR"}, **env},
+        ).stdout
+
+    assert "\x1b[" in on_a_terminal(TERM="xterm")  # colours and bold by default
+    assert "lab-web" in on_a_terminal(NO_COLOR="1", TERM="xterm")
+    assert "\x1b[" not in on_a_terminal(NO_COLOR="1", TERM="xterm")
+
+
+def test_show_from_a_saved_snapshot_or_a_survive_report(saved, tmp_path):
+    from_show = invoke("show", "--from", saved, "lab-web")
+    assert from_show.exit_code == 0 and "lab-web" in from_show.output
+    doc = json.loads(Path(saved).read_text())
+    report = tmp_path / "survive.json"
+    report.write_text(json.dumps({"verdict": "survived", "during": {"topology": doc}}))
+    from_report = invoke("show", "--from", str(report), "lab-web")
+    assert from_report.output == from_show.output
+    ns = invoke("ns", "--from", saved, "lab-sidecar")
+    assert ns.exit_code == 0 and "shared with lab-web" in ns.output

@@ -202,3 +202,50 @@ def test_one_format_only(tmp_path: Path) -> None:
 def test_missing_dot_binary_exits_4(tmp_path: Path) -> None:
     result = invoke("export", "--from", LAB, "-o", str(tmp_path / "x.svg"), PATH="/nonexistent")
     fails(result, ExitCode.MISSING_DEPENDENCY, "'dot'", "apt-get install -y graphviz")
+
+
+# -- a whole host -----------------------------------------------------------------------------
+
+
+def big_snapshot(tmp_path: Path, n: int) -> str:
+    from tests.builders import diagram_host
+
+    path = tmp_path / f"host-{n}.json"
+    path.write_text(json.dumps(diagram_host(n).to_json()))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("view", "n", "compact"),
+    [([], 45, True), ([], 30, False), (["--ns"], 30, True), (["--ns"], 20, False)],
+)
+def test_a_big_host_is_drawn_one_node_per_container_and_says_so(
+    tmp_path: Path, view: list[str], n: int, compact: bool
+) -> None:
+    snap = big_snapshot(tmp_path, n)
+    result = invoke("export", "--from", snap, *view, "--dot", "-o", str(tmp_path / "a.dot"))
+    assert result.exit_code == 0, result.output
+    dot = (tmp_path / "a.dot").read_text()
+    assert ("one node per container" in result.stderr) is compact
+    assert ("nsc_" in dot or "cluster_e0_all" in dot) is compact
+    full = invoke("export", "--from", snap, *view, "--full", "--dot", "-o", str(tmp_path / "f.dot"))
+    assert "one node per container" not in full.stderr
+    assert "nsc_" not in (tmp_path / "f.dot").read_text()
+
+
+def test_default_names_never_overwrite_an_earlier_diagram(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = invoke("export", "--from", LAB, "--dot", "lab-web")
+    second = invoke("export", "--from", LAB, "--dot", "lab-plain")  # same snapshot, same time
+    assert first.exit_code == second.exit_code == 0
+    a, b = first.stdout.strip(), second.stdout.strip()
+    assert a != b and b == a.replace(".dot", "-2.dot")
+    assert "lab-web" in Path(a).read_text() and "lab-plain" in Path(b).read_text()
+
+
+def test_dash_writes_the_diagram_to_stdout() -> None:
+    result = invoke("export", "--from", LAB, "--dot", "-o", "-")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("digraph dtrace_tree {")

@@ -273,6 +273,24 @@ def test_shim_of_a_missing_containerd_is_an_orphan() -> None:
     assert not any(900 in (e.src, e.dst) for e in engine.edges)
 
 
+def test_containerd_down_each_container_once_named_with_its_processes() -> None:
+    """dockerd still answers while its containerd is down: the shims on the socket it uses are
+    its containers (named by the API), not orphans beside the same containers unnamed."""
+    host = standard_host()
+    del host.procs[500]  # containerd is gone; its shims and containers stay
+    host.reset()
+    topo = build(host, {600: ApiView(containers=api_rows(), live_restore=True)})
+    assert topo.orphans == []
+    (engine,) = topo.engines
+    assert engine.daemon(Containerd) is None
+    assert sorted(c.id for c in engine.containers) == sorted([ID_A, ID_B, ID_C])
+    web = by_id(topo)[ID_A]
+    assert (web.name, web.init_pid, web.shim_pid) == ("web", 710, 700)
+    assert (1, 700, "reparented") in triples(engine)
+    assert not any(e.kind == "shim-address" for e in engine.edges)  # no containerd to point at
+    assert any("containerd for this dockerd not found" in n for n in engine.notes)
+
+
 def test_only_orphans_and_nothing_else() -> None:
     host = make_host(
         proc(1, 0, "systemd", ["/sbin/init"], 1.0),
@@ -365,6 +383,26 @@ def test_two_dockerds_on_one_containerd_split_by_namespace() -> None:
     assert [c.id for c in second.containers] == [ID_C]
     shared = second.daemon(Containerd)
     assert shared is not None and shared.pid == 500
+
+
+def test_engines_are_ordered_by_socket_not_by_pid() -> None:
+    """A daemon that restarts gets a new PID; its engine must not move in the output."""
+    host = standard_host()
+    host.procs[599] = proc(599, 1, "dockerd", ["dockerd", "-H", "unix:///run/z.sock"], 1003.0)
+    host.listeners[599] = {41: "/run/z.sock"}
+    topo = build(host)
+    assert [e.title for e in topo.engines] == [DOCKER_SOCK, "/run/z.sock"]
+
+
+def test_names_sort_as_people_count() -> None:
+    host = standard_host()
+    rows = [
+        ApiContainer(ID_A, "s-10", "busybox", "running", {}, ()),
+        ApiContainer(ID_B, "s-2", "busybox", "running", {}, ()),
+        ApiContainer(ID_C, "s-1", "busybox", "exited", {}, ()),
+    ]
+    topo = build(host, {600: ApiView(containers=rows, live_restore=True)})
+    assert [c.name for c in topo.engines[0].containers] == ["s-2", "s-10", "s-1"]  # running first
 
 
 def test_denied_processes_are_counted_when_not_root() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.builders import SOCK, containerd, dockerd, engine, running
-from tracer.errors import ExitCode, UsageError
-from tracer.model.topology import Container, Edge, Proxy, Topology
-from tracer.views.selection import resolve, select
+from tracer.errors import DeniedError, ExitCode, UsageError
+from tracer.model.topology import Container, Dockerd, Edge, Engine, Proxy, Topology
+from tracer.views.selection import lookup, resolve, select
 
 ID_WEB = "abc1230000" + "0" * 54
 ID_DB = "abd4560000" + "1" * 54
@@ -76,11 +76,64 @@ def test_resolve_prefers_a_name_to_an_id_prefix() -> None:
     assert resolve(cs, "abc").id == ID_DB
 
 
-def test_resolve_prefers_a_pid_to_an_id_prefix() -> None:
+def test_a_number_that_is_a_pid_and_another_ids_prefix_is_ambiguous() -> None:
     cs = containers()
     cs[0].id = "810" + cs[0].id[3:]  # web's id starts like db's init PID
-    assert resolve(cs, "810").id == ID_DB
+    with pytest.raises(UsageError) as err:
+        resolve(cs, "810")
+    assert err.value.exit_code == ExitCode.USAGE
+    assert err.value.message == (
+        "'810' is ambiguous: PID 810 (of db), and the id prefix of web (810123000000)"
+    )
     assert resolve(cs, "81").id == cs[0].id  # no such PID: the prefix
+
+
+def test_a_pid_whose_container_has_that_id_prefix_is_that_container() -> None:
+    cs = containers()
+    cs[1].id = "810" + cs[1].id[3:]  # db's own id starts like its init PID
+    assert resolve(cs, "810").id == cs[1].id
+
+
+@pytest.mark.parametrize(("pid", "expected"), [("700", ID_WEB), ("650", ID_WEB), ("800", ID_DB)])
+def test_a_shim_or_proxy_pid_finds_its_container(pid: str, expected: str) -> None:
+    assert resolve(topology(), pid).id == expected
+
+
+@pytest.mark.parametrize("pid", ["600", "500", "651"])
+def test_a_daemon_pid_selects_its_engine(pid: str) -> None:
+    found = lookup(topology(), pid)
+    assert isinstance(found, Engine) and found.title == "/run/docker.sock"
+    shown = select(topology(), [pid], include_stopped=False)
+    (engine,) = shown.engines
+    assert [c.id for c in engine.containers] == [ID_WEB, ID_DB]  # the engine, running only
+    assert shown.orphans == []
+    assert [p.pid for p in engine.unmatched_proxies] == [651]
+
+
+def test_a_daemon_pid_is_not_a_container() -> None:
+    with pytest.raises(UsageError) as err:
+        resolve(topology(), "600")
+    assert err.value.line() == (
+        "PID 600 is a daemon (dockerd, containerd) of the engine at /run/docker.sock, not a "
+        "process of a container (`dtrace-tree show 600` shows that engine)"
+    )
+
+
+def test_names_the_api_refused_are_not_reported_as_no_such_container() -> None:
+    topo = topology()
+    d = topo.engines[0].daemon(Dockerd)
+    assert d is not None
+    d.reachable, d.api_error = False, "permission denied"
+    for c in topo.containers():
+        c.name = None
+    with pytest.raises(DeniedError) as err:
+        resolve(topo, "web")
+    assert err.value.exit_code == ExitCode.PERMISSION
+    assert "did not give them (permission denied)" in err.value.message
+    d.api_error = "connection refused"
+    with pytest.raises(UsageError) as refused:
+        resolve(topo, "web")
+    assert refused.value.exit_code == ExitCode.USAGE
 
 
 def test_ambiguous_prefix_lists_both() -> None:
@@ -118,7 +171,9 @@ def test_unknown_name_without_anything_close() -> None:
 def test_unknown_pid() -> None:
     with pytest.raises(UsageError) as err:
         resolve(containers(), "99999")
-    assert err.value.message == "PID 99999 is not a process of any container on this host"
+    assert err.value.message == (
+        "PID 99999 is not a process of any container or engine on this host"
+    )
 
 
 def test_empty_query_matches_nothing() -> None:

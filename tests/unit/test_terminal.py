@@ -10,6 +10,7 @@ from rich.console import Console
 from tests.builders import containerd, dockerd, engine, shim
 from tracer.model.topology import Container, Process, Proxy, Topology
 from tracer.output.terminal import style, tree
+from tracer.views.selection import counts, select
 
 ID_WEB = "3f2a9c1b7d4e" + "0" * 52
 ID_DB = "9b8c7d6e5f4a" + "1" * 52
@@ -19,6 +20,13 @@ ID_OLD = "77aa00bb11cc" + "2" * 52
 def show(topo: Topology, width: int = 100) -> str:
     out = io.StringIO()
     Console(color_system=None, width=width, file=out).print(tree.topology(topo))
+    return out.getvalue()
+
+
+def show_with_totals(topo: Topology, full: Topology, width: int = 100) -> str:
+    out = io.StringIO()
+    totals = {e.title: counts(e) for e in full.engines}
+    Console(color_system=None, width=width, file=out).print(tree.topology(topo, totals))
     return out.getvalue()
 
 
@@ -74,8 +82,34 @@ def test_render_full_engine_exactly() -> None:
         "│   └── ○ old 77aa00bb11cc  busybox  exited, no process\n"
         "├── docker-proxy 650  tcp 127.0.0.1:18080 -> 172.29.213.4:80  web\n"
         "├── docker-proxy 651  udp 0.0.0.0:5353 -> 172.29.213.9:53  (container unknown)\n"
+        "├── containers: 2 running, 1 stopped, 5 processes\n"
         "└── note: a note\n"
     )
+
+
+def test_states_docker_ps_would_mark_are_marked() -> None:
+    topo = fixture()
+    web, db, old = topo.engines[0].containers
+    web.state, db.state, old.state = "paused", "restarting", "created"
+    text = show(topo, width=120)
+    assert "web 3f2a9c1b7d4e  (Paused)  nginx:alpine" in text
+    assert "(name unknown) 9b8c7d6e5f4a  (Restarting)" in text
+    assert "○ old 77aa00bb11cc  busybox  created, no process" in text
+    assert "containers: 0 running, 1 paused, 1 restarting, 1 stopped, 5 processes" in text
+
+
+def test_the_summary_counts_what_the_selection_left_out() -> None:
+    full = fixture()
+    running_only = select(full, [], include_stopped=False)
+    text = show_with_totals(running_only, full)
+    assert "○ old" not in text
+    assert "containers: 2 running, 1 stopped (not shown; -a shows them), 5 processes" in text
+
+
+def test_ipv6_addresses_are_bracketed_as_docker_ps_writes_them() -> None:
+    topo = fixture()
+    topo.engines[0].containers[0].proxies[0] = Proxy(650, "tcp", "::", 18180, "fd00::2", 80)
+    assert "docker-proxy 650  tcp [::]:18180 -> [fd00::2]:80  web" in show(topo)
 
 
 def test_render_degraded_engines_and_orphans_exactly() -> None:
@@ -112,12 +146,15 @@ def test_render_degraded_engines_and_orphans_exactly() -> None:
     )
     assert show(topo) == (
         "dockerd 600  api ?  live-restore ?  API unreachable: connection refused\n"
-        "└── containerd 601  /run/docker/containerd/containerd.sock  [child of dockerd, socket]\n"
+        "├── containerd 601  /run/docker/containerd/containerd.sock  [child of dockerd, socket]\n"
+        "└── containers: 0 running, 0 processes\n"
         "dockerd not running  (/run/containerd/containerd.sock)\n"
         "├── containerd 502  /run/containerd/containerd.sock  [serves]\n"
+        "├── containers: 0 running, 0 processes\n"
         "└── note: no dockerd uses this containerd\n"
         "dockerd 700  api /run/y.sock  live-restore off\n"
-        "└── containerd not found\n"
+        "├── containerd not found\n"
+        "└── containers: 0 running, 0 processes\n"
         "shims whose containerd is not running\n"
         "└── containerd-shim 900 [containerd /run/gone.sock gone, re-parented: ppid 1]  cache "
         "abababababab\n"

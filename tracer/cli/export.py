@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tracer.cli.core import ContainersArg, HostOpt, app, note, notes, observe
+from tracer.cli.core import ContainersArg, FromOpt, HostOpt, app, note, notes, snapshot, waiting
 
-COMPACT_HINT = 100  # containers: above this dot takes seconds (300: ~50 s) on the full view
+# Containers above which a view is drawn one node per container unless --full is given,
+# measured on synthetic hosts (2 processes per container; `dot -Tsvg`, 2-core VM):
+# architecture, full view: 30 -> 0.1 s, 2342 x 2116 pt; 60 -> 0.4 s, 3755 x 3406 pt;
+# 100 -> 2.1 s, 5168 x 5034 pt; 300 -> ~46 s. Compact: 300 -> 0.1 s. The namespace view grows
+# down: 30 -> 1065 x 4926 pt, 100 -> 2367 x 12795 pt, 300 -> 19 s and 9574 x 33937 pt;
+# compact at 300: 0.06 s, 3395 x 2289 pt.
+FULL_UP_TO = {"architecture": 40, "namespaces": 24}
 
 
 @app.command()
@@ -23,18 +29,26 @@ def export(
     output: Annotated[
         str | None,
         typer.Option(
-            "-o", "--output", help="File to write (default: diagrams/<host>-<time>.<format>)."
+            "-o",
+            "--output",
+            help="File to write, '-' for stdout (default: a new file "
+            "diagrams/<host>-<time>[-N].<format>, never one that exists).",
         ),
     ] = None,
-    from_file: Annotated[
-        str | None,
-        typer.Option("--from", help="Draw a saved `show --json` snapshot ('-' for stdin)."),
-    ] = None,
+    from_file: FromOpt = None,
     ns: Annotated[
         bool, typer.Option("--ns", help="The namespace view instead of the architecture.")
     ] = False,
     compact: Annotated[
-        bool, typer.Option("--compact", help="One node per container, for hundreds of them.")
+        bool, typer.Option("--compact", help="One node per container, however few.")
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Every process, however many containers (above 40, or 24 with --ns, the "
+            "default is one node per container).",
+        ),
     ] = False,
     all_: Annotated[
         bool, typer.Option("-a", "--all", help="Also draw stopped containers.")
@@ -45,54 +59,47 @@ def export(
     from tracer.errors import UsageError
     from tracer.output import diagram
     from tracer.output.diagram import dot
-    from tracer.views.selection import only_engine, select
+    from tracer.views.selection import select
 
     chosen = [f for f, on in (("svg", svg), ("png", png), ("pdf", pdf), ("dot", as_dot)) if on]
     if len(chosen) > 1:
         raise UsageError(f"choose one format, not {' and '.join('--' + f for f in chosen)}")
+    if compact and full:
+        raise UsageError("choose --compact or --full, not both")
     suffix = os.path.splitext(output or "")[1].lstrip(".").lower()
     fmt = chosen[0] if chosen else suffix if suffix in dot.FORMATS else "svg"
     if suffix in dot.FORMATS and suffix != fmt:
         raise UsageError(f"-o {output} does not end in .{fmt} (drop --{fmt}, or rename)")
-    if from_file is None:
-        topo = observe(host)
-    else:
-        topo = _snapshot(from_file)
-        if host:
-            topo = only_engine(topo, host)
-    topo = select(topo, containers or [], include_stopped=all_)
+    topo = select(snapshot(host, from_file), containers or [], include_stopped=all_)
     notes(topo)
     count = len(topo.containers())
-    if count > COMPACT_HINT and not compact and fmt != "dot":
-        note(f"{count} containers: dot may take a minute; --compact draws one node per container")
-    data = dot.render(diagram.source(topo, ns=ns, compact=compact), fmt)
-    path = output or os.path.join("diagrams", dot.default_name(topo.host, fmt, ns))
+    view = "namespaces" if ns else "architecture"
+    if not compact and not full and count > FULL_UP_TO[view]:
+        compact = True
+        note(
+            f"{count} containers: drawing one node per container (--full draws every process, "
+            f"which dot takes long to lay out and few can read)"
+        )
+    with waiting(f"drawing {count} containers with Graphviz's dot ({fmt})"):
+        data = dot.render(diagram.source(topo, ns=ns, compact=compact), fmt)
+    if output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return
+    path = output or _new_file(os.path.join("diagrams", dot.default_name(topo.host, fmt, ns)))
     write_file(path, data, make_dir=output is None)
     print(path)
 
 
-def _snapshot(path: str) -> Any:
-    """A Topology from a `show --json` file; UsageError (one line) for anything else."""
-    import json
-
-    from tracer.errors import SnapshotFormatError, UsageError
-    from tracer.model.show_json import from_json
-
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-    except OSError as exc:
-        raise UsageError(f"--from {path}: {exc.strerror or exc}") from exc
-    hint = "make one with: dtrace-tree show --json > FILE"
-    try:
-        return from_json(json.loads(text))
-    except SnapshotFormatError as exc:
-        raise UsageError(f"--from {path}: {exc.message}", hint) from exc
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or absurd nesting
-        raise UsageError(f"--from {path}: not JSON", hint) from exc
+def _new_file(path: str) -> str:
+    """path, or path-2, path-3, ... : a default name never overwrites an earlier diagram (two
+    exports in the same second, of different selections, would otherwise share a name)."""
+    stem, ext = os.path.splitext(path)
+    n = 1
+    while os.path.lexists(path):
+        n += 1
+        path = f"{stem}-{n}{ext}"
+    return path
 
 
 def write_file(path: str, data: bytes, make_dir: bool) -> None:

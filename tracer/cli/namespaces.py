@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import HostOpt, JsonOpt, app, emit_json, note, observe, print_view
+from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, emit_json, note, print_view, snapshot
 
 
 @app.command()
@@ -17,19 +17,20 @@ def ns(
     ] = None,
     host: HostOpt = None,
     as_json: JsonOpt = False,
+    from_file: FromOpt = None,
 ) -> None:
     """Namespaces: what each container isolates, and what it shares with the host or others."""
-    from tracer.errors import NotRootError, NotRunningError
+    from tracer.errors import DeniedError, NotRootError, NotRunningError
     from tracer.model.namespaces import NsMatrix, NsReport
     from tracer.views import namespaces
     from tracer.views.selection import resolve
 
-    topo = observe(host)
+    topo = snapshot(host, from_file)
     doc: NsMatrix | NsReport
     if container is None:
         doc = namespaces.matrix(topo)
     else:
-        me = resolve(topo.containers(), container)
+        me = resolve(topo, container)
         if me.init_pid is None:
             raise NotRunningError(
                 f"{me.label} is {me.state}: a stopped container has no process, "
@@ -40,8 +41,12 @@ def ns(
             raise NotRootError(f"reading /proc/{me.init_pid}/ns (permission denied)")
         from tracer.runtimes import explain
 
-        told, usual = explain(topo, me)
-        doc = namespaces.container_report(topo, me, told, usual)
+        live = from_file is None
+        told, usual = explain(topo, me, asked=live)
+        # Who joined this container's namespaces says so in its own options: ask each of them.
+        others = {c.id: c for k in me.namespaces for c in namespaces.sharers_of(topo, me, k)}
+        told_of = {cid: explain(topo, c, asked=live)[0] for cid, c in others.items()}
+        doc = namespaces.container_report(topo, me, told, usual, told_of)
     if not doc.host:
         note(
             "the host's namespaces could not be read (neither PID 1 nor kthreadd): "
@@ -49,7 +54,14 @@ def ns(
         )
     if as_json:
         emit_json(doc.to_json())
-        return
-    from tracer.output.terminal import namespaces as view
+    else:
+        from tracer.output.terminal import namespaces as view
 
-    print_view(view.matrix(doc) if isinstance(doc, NsMatrix) else view.container(doc))
+        print_view(view.matrix(doc) if isinstance(doc, NsMatrix) else view.container(doc))
+    if isinstance(doc, NsMatrix) and doc.unreadable:
+        # Never "no running containers" when the truth is "I could not see".
+        raise DeniedError(
+            f"the namespaces of {len(doc.unreadable)} running containers could not be read "
+            f"({', '.join(doc.unreadable[:5])}{', ...' if len(doc.unreadable) > 5 else ''})",
+            "run as root (or with CAP_SYS_PTRACE)",
+        )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import JsonOpt, app, emit_json, note, print_view
+from tracer.cli.core import JsonOpt, app, emit_json, note, print_view, waiting
 from tracer.errors import ExitCode
 
 
@@ -30,7 +30,10 @@ def survive(
         ),
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait for the daemon to come back.")
+        float,
+        typer.Option(
+            "--timeout", min=1.0, help="Seconds to wait for the daemon to come back (at least 1)."
+        ),
     ] = 90.0,
     svg: Annotated[
         str | None, typer.Option("--svg", help="Also write a before/after diagram (SVG) here.")
@@ -48,7 +51,7 @@ def survive(
     )
     if svg and not os.access(os.path.dirname(os.path.abspath(svg)), os.W_OK):
         raise OutputError(f"cannot write {svg}: its directory is not writable (nothing restarted)")
-    report = surviving.run(opts, progress=note)
+    report = surviving.run(opts, progress=note, waiting=waiting)
     if svg and report.verdict != "refused":
         from tracer.cli.export import write_file
         from tracer.output.diagram.dot import render

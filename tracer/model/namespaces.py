@@ -83,6 +83,7 @@ class NsMatrix:
     host_from: str | None
     containers: list[NsRow]
     groups: list[NsGroup]
+    unreadable: list[str] = field(default_factory=list)  # running, namespaces not readable
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,11 +8,23 @@ in tracer/model/show_json.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 RUNNING_STATES = ("running", "paused", "restarting")
+# What the engine's API says of a container, in the words docker ps uses for the unusual ones.
+STATE_MARKS = {"paused": "Paused", "restarting": "Restarting", "removing": "Removal In Progress",
+               "dead": "Dead", "created": "Created"}  # fmt: skip
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key in which numbers count as numbers: `s-2` before `s-10`, as people count."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(text))
+
 
 # -- what an engine's API said (one list call, one info call) --------------------------------
 
@@ -61,6 +73,20 @@ class Proxy:
     host_port: int
     container_ip: str
     container_port: int
+
+    @property
+    def host_address(self) -> str:
+        """`127.0.0.1:18080`, `[::]:18080` (an IPv6 address in brackets, as docker ps writes
+        it), `:18080` when the proxy names no address."""
+        return _address(self.host_ip, self.host_port)
+
+    @property
+    def container_address(self) -> str:
+        return _address(self.container_ip, self.container_port)
+
+
+def _address(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass

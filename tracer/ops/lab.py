@@ -298,6 +298,7 @@ def _exec_alive(api: Any, name: str) -> bool:
 
 
 def status(paths: LabPaths | None = None) -> LabStatus:
+    require_root("lab status")  # its pidfiles and sockets are in a 0700 directory
     paths = paths or LabPaths()
     c_pid, d_pid = containerd_pid(paths), dockerd_pid(paths)
     api_up, live_restore, containers = False, None, []

@@ -11,6 +11,7 @@ from tracer.model.topology import Proxy
 from tracer.ops import daemon
 
 INTERVAL = 0.02  # seconds between two rounds of connects
+_WILDCARD = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # reached on loopback
 
 
 @dataclass
@@ -26,8 +27,8 @@ class PortProbe:
         # Each published TCP port: its name in the report -> where to connect (a wildcard
         # host IP is reached on loopback).
         self.targets = {
-            f"{p.proto} {p.host_ip}:{p.host_port}": (
-                "127.0.0.1" if p.host_ip in ("0.0.0.0", "") else p.host_ip,
+            f"{p.proto} {p.host_address}": (
+                _WILDCARD.get(p.host_ip, p.host_ip),
                 p.host_port,
             )
             for p in self.proxies

@@ -10,9 +10,11 @@ asks for exactly that demonstration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from tracer.errors import EngineError, RefusedError, WaitTimeoutError
@@ -32,6 +34,7 @@ from tracer.ops.ports import PortProbe
 from tracer.runtimes import Observation, docker, observe
 
 Progress = Callable[[str], None]
+Waiting = Callable[[str], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,13 @@ def restart_policies(engine: Engine, root: HostRoot) -> dict[str, str]:
 
 
 def run(
-    opts: Options, progress: Progress = lambda _m: None, root: HostRoot | None = None
+    opts: Options,
+    progress: Progress = lambda _m: None,
+    root: HostRoot | None = None,
+    waiting: Waiting = lambda _what: contextlib.nullcontext(),
 ) -> SurviveReport:
-    """Restart and compare. Returns the report; raises for errors before anything changed."""
+    """Restart and compare. Returns the report; raises for errors before anything changed.
+    progress(line) says each step; `with waiting(what):` wraps each wait that may be long."""
     root = root or HostRoot()
     lab.require_root("survive")
     obs = observe(root)
@@ -201,17 +208,19 @@ def run(
     try:
         progress(f"stopping {spec.name} (pid {spec.pid}) {report.restart.how}")
         t_stop = time.monotonic()
-        if managed_cd:
-            daemon.stop(spec.ident, timeout=30, root=root)
-            t_gone = time.monotonic()
-        else:
-            t_gone = restart.stop(spec, root=root)
+        with waiting(f"waiting for {spec.name} (pid {spec.pid}) to exit"):
+            if managed_cd:
+                daemon.stop(spec.ident, timeout=30, root=root)
+                t_gone = time.monotonic()
+            else:
+                t_gone = restart.stop(spec, root=root)
         progress(f"{spec.name} is down; tracing the daemon-down view")
         report.during = _during(engine, root)
         if not managed_cd:
             progress(f"starting {spec.name} again")
             restart.start(spec)
-        t_back = _wait_back(dockerd, spec, opts, progress, managed_cd, before, root)
+        with waiting(f"waiting for the API at {dockerd.api_socket} to answer again"):
+            t_back = _wait_back(dockerd, spec, opts, progress, managed_cd, before, root)
         report.downtime_ms = round((t_back - t_gone) * 1000)
         report.api_back_ms = round((t_back - t_stop) * 1000)
         if opts.daemon == "dockerd" and before.proxies:
@@ -304,7 +313,7 @@ def _wait_back(
     raise WaitTimeoutError(
         f"{spec.name} did not come back within {opts.timeout:.0f}s (twice); "
         f"containers still running: {', '.join(running) or 'none'}",
-        f"to recover, start it by hand: {spec.command()}; its log: {spec.log}",
+        f"its log: {spec.log}; to recover, start it by hand with: {spec.command()}",
     )
 
 

@@ -84,7 +84,9 @@ def build(host: Host, answers: Mapping[int, ApiView] | None = None) -> Topology:
     found = Found()
     for rt in RUNTIMES:
         rt.build(host, answers or {}, found)
-    topo = Topology(engines=found.engines, orphans=found.orphans, host=_host_json(host))
+    # By socket path, not by PID: the order stays when a daemon restarts.
+    engines = sorted(found.engines, key=lambda e: (e.title, [d.pid for d in e.daemons]))
+    topo = Topology(engines=engines, orphans=found.orphans, host=_host_json(host))
     denied = sum(1 for p in host.procs.values() if p.denied)
     if denied and host.euid != 0:
         topo.notes.append(
@@ -97,16 +99,18 @@ def build(host: Host, answers: Mapping[int, ApiView] | None = None) -> Topology:
 
 
 def explain(
-    topo: Topology, container: Container, root: HostRoot | None = None
+    topo: Topology, container: Container, root: HostRoot | None = None, asked: bool = True
 ) -> tuple[dict[str, str], Mapping[str, str]]:
     """Why the container shares what it shares: the options its engine was given (asked of
-    the engine), and what its runtime shares with the host by default."""
+    the engine, unless asked is False: a saved snapshot), and what its runtime shares with the
+    host by default."""
     engine = topo.engine_of(container)
     if engine is None:
         return {}, {}
     rt = BY_NAME[engine.runtime]
     names = {c.id: c.label for c in topo.containers()}
-    return rt.explain(engine, container, names, root or HostRoot()), rt.usually_shared
+    told = rt.explain(engine, container, names, root or HostRoot()) if asked else {}
+    return told, rt.usually_shared
 
 
 def _host_json(host: Host) -> dict[str, Any]:

@@ -17,7 +17,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tracer.kernel.root import HostRoot, normalize
-from tracer.model.topology import ApiView, Container, Containerd, Edge, Engine, Process, Shim
+from tracer.model.topology import (
+    ApiView,
+    Container,
+    Containerd,
+    Edge,
+    Engine,
+    Process,
+    Shim,
+    natural_key,
+)
 from tracer.runtimes.base import Found
 from tracer.runtimes.flags import flag_dict, flag_value, program
 from tracer.snapshot.host import Host, Proc, is_parent
@@ -224,8 +233,10 @@ def adopt(engine: Engine, proc: Proc, container: Container) -> None:
 
 
 def sort_containers(engine: Engine) -> None:
-    """Running first, then by name, then by id."""
-    engine.containers.sort(key=lambda c: (not c.running, c.name or "~", c.id))
+    """Running first, then by name (numbers in names counted as numbers), unnamed last."""
+    engine.containers.sort(
+        key=lambda c: (not c.running, c.name is None, natural_key(c.name or ""), c.id)
+    )
 
 
 # -- the runtime -------------------------------------------------------------------------------
@@ -292,6 +303,9 @@ class ContainerdRuntime:
         self, engine: Engine, container: Container, names: Mapping[str, str], root: HostRoot
     ) -> dict[str, str]:
         return {}
+
+    def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
+        return None  # snapshots are shown as the container's mount says (runtimes/storage.py)
 
 
 RUNTIME = ContainerdRuntime()

@@ -235,7 +235,9 @@ class DockerRuntime:
             mine.append((engine, target))
         for proc, shim in containerd.shims(host):
             address = normalize(shim.address) if shim.address else None
-            matches = [(e, s) for e, s in mine if s and s == address and e.daemon(Containerd)]
+            # By the socket dockerd uses, even while its containerd is down: the shims (and the
+            # containers) are still dockerd's, and the API still names them.
+            matches = [(e, s) for e, s in mine if s and s == address]
             if len(matches) > 1:  # several dockerds on one containerd: their namespaces
                 by_ns = [m for m in matches if _namespace(m[0]) == shim.namespace]
                 matches = by_ns or matches
@@ -340,6 +342,26 @@ class DockerRuntime:
         except ApiError:
             return {}
         return sharing_flags(found.get("HostConfig") if found else None, names)
+
+    def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
+        """dockerd's --data-root, else daemon.json's "data-root" (or the older "graph"), else
+        /var/lib/docker; None when dockerd is not running (a running container's mount says
+        where its storage is, tracer/runtimes/storage.py)."""
+        dockerd = engine.daemon(Dockerd)
+        if dockerd is None:
+            return None
+        flag = flag_value(dockerd.cmdline, "--data-root", "-g", "--graph")
+        if flag:
+            return flag
+        try:
+            doc = json.loads(root.read_text(config_path(dockerd)) or "{}")
+        except ValueError:
+            doc = {}
+        for key in ("data-root", "graph"):
+            value = doc.get(key) if isinstance(doc, dict) else None
+            if isinstance(value, str) and value.startswith("/"):
+                return value
+        return DEFAULT_DATA_ROOT
 
 
 def _namespace(engine: Engine) -> str | None:

@@ -26,7 +26,13 @@ MATRIX_TYPES = ("mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time")
 
 
 def running(topo: Topology) -> list[Container]:
-    return [c for c in topo.containers() if c.init_pid is not None and c.namespaces]
+    """The containers with a process (whether or not their namespaces could be read)."""
+    return [c for c in topo.containers() if c.init_pid is not None]
+
+
+def unreadable(topo: Topology) -> list[str]:
+    """Running containers whose namespaces could not be read (not root): never "none"."""
+    return sorted(c.label for c in running(topo) if not c.namespaces)
 
 
 Members = dict[tuple[str, int], list[tuple[str, str]]]  # (type, inode) -> [(id, label)]
@@ -51,8 +57,35 @@ def sharers(topo: Topology, me: Container, kind: str, index: Members | None = No
     return sorted(label for cid, label in index.get((kind, inode), []) if cid != me.id)
 
 
+def sharers_of(topo: Topology, me: Container, kind: str) -> list[Container]:
+    """The other running containers in me's namespace of this kind."""
+    inode = me.namespaces.get(kind)
+    if inode is None:
+        return []
+    return [c for c in running(topo) if c.id != me.id and c.namespaces.get(kind) == inode]
+
+
 def host_namespaces(topo: Topology) -> dict[str, int]:
     return {str(k): int(v) for k, v in (topo.host.get("namespaces") or {}).items()}
+
+
+def joined(
+    topo: Topology, me: Container, told_of: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """Type -> who joined me's namespace of that type and how, from the other side's options
+    (told_of: container id -> its options): `lab-sidecar joined it (--network
+    container:lab-web)`, so that the container that owns a shared namespace says so too."""
+    index = members(topo)
+    out: dict[str, str] = {}
+    for kind, inode in me.namespaces.items():
+        notes = []
+        for cid, label in index.get((kind, inode), []):
+            option = told_of.get(cid, {}).get(kind, "")
+            if cid != me.id and option.endswith(f"container:{me.label}"):
+                notes.append(f"{label} joined it ({option})")
+        if notes:
+            out[kind] = "; ".join(sorted(notes))
+    return out
 
 
 def container_entries(
@@ -60,9 +93,12 @@ def container_entries(
     me: Container,
     told: Mapping[str, str],
     usual: Mapping[str, str],
+    told_of: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[NsEntry]:
     """One entry per namespace of the container's init. told: type -> the option that shared
-    it; usual: type -> why the runtime shares it with the host by default."""
+    it; usual: type -> why the runtime shares it with the host by default; told_of: the
+    options of the other containers (for who joined this one's namespaces)."""
+    others = joined(topo, me, told_of or {})
     host_ns = host_namespaces(topo)
     index = members(topo)
     entries = []
@@ -73,7 +109,7 @@ def container_entries(
         host_inode = host_ns.get(kind)
         isolated = None if host_inode is None else inode != host_inode
         shared = sharers(topo, me, kind, index)
-        why = told.get(kind)
+        why = told.get(kind) or others.get(kind)
         if why is None and isolated is False:
             why = usual.get(kind, "shared with the host")
         if why is None and shared:
@@ -87,6 +123,7 @@ def container_report(
     me: Container,
     told: Mapping[str, str] | None = None,
     usual: Mapping[str, str] | None = None,
+    told_of: Mapping[str, Mapping[str, str]] | None = None,
 ) -> NsReport:
     """`ns CONTAINER`."""
     init_ns = me.namespaces
@@ -94,7 +131,7 @@ def container_report(
         container=NsSubject(me.id, me.name, me.init_pid),
         host=host_namespaces(topo),
         host_from=topo.host.get("namespaces_from"),
-        namespaces=container_entries(topo, me, told or {}, usual or {}),
+        namespaces=container_entries(topo, me, told or {}, usual or {}, told_of),
         processes=[
             NsProcess(
                 pid=p.pid,
@@ -134,7 +171,11 @@ def matrix(topo: Topology) -> NsMatrix:
         for c in running(topo)
     ]
     return NsMatrix(
-        host=host_ns, host_from=topo.host.get("namespaces_from"), containers=rows, groups=groups
+        host=host_ns,
+        host_from=topo.host.get("namespaces_from"),
+        containers=rows,
+        groups=groups,
+        unreadable=unreadable(topo),
     )
 
 

@@ -187,7 +187,7 @@ def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
 
 
 def _proxy_label(p: Proxy) -> Label:
-    where = f"{p.proto} {p.host_ip}:{p.host_port} -> {p.container_ip}:{p.container_port}"
+    where = f"{p.proto} {p.host_address} -> {p.container_address}"
     return label("docker-proxy", f"pid {p.pid}", where)
 
 
@@ -273,7 +273,7 @@ def _compact(s: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
     if c.processes:
         lines.append(plural(len(c.processes), "process", "processes"))
     for p in sorted(c.proxies, key=lambda x: x.pid):
-        lines.append(f"{p.proto} {p.host_ip}:{p.host_port} -> :{p.container_port} (proxy {p.pid})")
+        lines.append(f"{p.proto} {p.host_address} -> :{p.container_port} (proxy {p.pid})")
     node = f"c_{cid(c)}"
     st.node(s, node, label(*lines), NODE_STYLE["container" if c.shim else "stopped"])
     return node, node

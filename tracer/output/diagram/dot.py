@@ -28,7 +28,7 @@ from typing import Any
 import graphviz
 
 from tracer.errors import MissingBinaryError, TracerError
-from tracer.model.topology import Container, Process, Topology
+from tracer.model.topology import Container, Process, Topology, natural_key
 from tracer.untrusted import for_terminal
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -134,7 +134,7 @@ def cluster(s: graphviz.Digraph, title: Label, fontsize: str = "11", **attrs: st
 
 
 def by_name(containers: Iterable[Container]) -> list[Container]:
-    return sorted(containers, key=lambda c: (c.name or "", c.id))
+    return sorted(containers, key=lambda c: (natural_key(c.name or ""), c.id))
 
 
 def cid(c: Container) -> str:

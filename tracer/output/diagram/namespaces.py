@@ -78,8 +78,17 @@ def namespaces(topo: Topology, compact: bool = False) -> str:
 
     edges: set[tuple[str, str, str, str]] = set()  # (from, namespace node, class, ltail)
     draw = _ns_compact if compact else _ns_container
-    units = [draw(g, c, klass, edges) for c in ctrs]
-    grid(g, units, height(len(units)) if compact else COLUMN)
+    groups = [(e.title, [c for c in by_name(e.containers) if c.processes]) for e in topo.engines]
+    groups.append(("shims whose containerd is not running", by_name(topo.orphans)))
+    for i, (heading, members) in enumerate(groups):
+        members = [c for c in members if c.processes]
+        if not members:
+            continue
+        with g.subgraph(name=f"cluster_nsengine_{i}") as box:  # one engine's containers
+            cluster(box, label(f"engine {heading}", left=True), fontsize="12", color="#1f5fbf",
+                    style="rounded")  # fmt: skip
+            units = [draw(box, c, klass, edges) for c in members]
+            grid(box, units, height(len(units)) if compact else COLUMN)
     if not ctrs:
         g.node("nothing", label=label("no running containers"), **NODE_STYLE["stopped"])
     for kind, inode in sorted((k for k in users if klass(*k) == "shared"), key=_ns_key):

@@ -38,7 +38,8 @@ def _rows(entries: list[NsEntry]) -> list[NsEntry]:
 
 
 def container(doc: NsReport) -> RenderableType:
-    """`ns CONTAINER`: one row per namespace type, then every process against init."""
+    """`ns CONTAINER`: one row per namespace type, why under its state (so the table fits 60
+    columns as well as 200), then every process against init."""
     c = doc.container
     head = text(
         (c.name or c.id[:12], STYLE["name"]),
@@ -49,17 +50,13 @@ def container(doc: NsReport) -> RenderableType:
     table.add_column("type", no_wrap=True)
     table.add_column("inode", no_wrap=True)
     table.add_column("host", no_wrap=True)
-    table.add_column("", no_wrap=True)
-    table.add_column("why", overflow="fold", style=STYLE["dim"])
+    table.add_column("state, and why", overflow="fold", ratio=1)
     for e in _rows(doc.namespaces):
-        why = e.why if (e.why and not e.why.startswith("shared with ")) else ""
-        table.add_row(
-            e.type,
-            str(e.inode),
-            str(e.host_inode if e.host_inode is not None else "?"),
-            _state(e),
-            text(why),
-        )
+        cell = _state(e)
+        if e.why and not e.why.startswith("shared with "):
+            cell.append("\n").append_text(text((e.why, STYLE["dim"])))
+        host = str(e.host_inode if e.host_inode is not None else "?")
+        table.add_row(e.type, str(e.inode), host, cell)
     procs = Tree(text(("processes (docker exec joins these namespaces with setns)", STYLE["dim"])))
     for p in doc.processes:
         if p.same_as_init:
@@ -77,40 +74,69 @@ def container(doc: NsReport) -> RenderableType:
 
 
 def matrix(doc: NsMatrix) -> RenderableType:
-    """`ns`: containers x namespace types (own / host / = other), then the shared groups."""
-    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
-    table.add_column("container", no_wrap=True)
+    """`ns`: containers x namespace types in short words (own, host, or the letter of a group
+    shared with other containers, listed below), so that every value is readable at 60
+    columns; names fold rather than being cut."""
+    letters = _letters(doc)
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    table.add_column("container", overflow="fold", ratio=1, min_width=8)
     table.add_column("init", no_wrap=True)
     for k in MATRIX_TYPES:
-        table.add_column(k, no_wrap=True)
+        table.add_column(_SHORT.get(k, k), no_wrap=True)
     for c in doc.containers:
         cells = []
         for k in MATRIX_TYPES:
             value = c.cells.get(k, "?")
             if value.startswith("shared:"):
-                others = value[len("shared:") :].split(",")
-                more = f"+{len(others) - 1}" if len(others) > 1 else ""
-                cells.append(text(("=" + others[0] + more, "yellow")))
+                cells.append(text((letters.get((k, c.namespaces.get(k, 0)), "="), "yellow")))
             else:
-                cells.append(text(("own" if value == "isolated" else value, _CELL.get(value, ""))))
+                word = "own" if value == "isolated" else value
+                cells.append(text((word, _CELL.get(value, STYLE["dim"]))))
         table.add_row(text((c.name or c.id[:12], STYLE["name"])), str(c.init_pid), *cells)
     parts: list[RenderableType] = [
         table,
         text(
             (
-                "own: private to the container; host: the host's; =X: shared with container X"
-                f" (host namespaces from {doc.host_from})",
+                "own: the container's alone; host: the host's; A, B, ...: shared by the "
+                "containers listed below; ?: could not be read. "
+                f"Host namespaces from {doc.host_from}.",
                 STYLE["dim"],
             )
         ),
     ]
-    shared = [
-        g
-        for g in doc.groups
-        if len(g.containers) > 1 and not g.host and not g.type.endswith("_for_children")
-    ]
-    for g in shared:
-        parts.append(text(f"{g.type} {g.inode}: ", (", ".join(g.containers), STYLE["name"])))
+    for (kind, inode), letter in letters.items():
+        group = next(g for g in doc.groups if (g.type, g.inode) == (kind, inode))
+        parts.append(
+            text(
+                (f"{letter} ", "bold yellow"),
+                f"{kind} {inode}: ",
+                (", ".join(group.containers), STYLE["name"]),
+            )  # fmt: skip
+        )
     if not doc.containers:
         parts.append(text(("no running containers", STYLE["dim"])))
     return Group(*parts)
+
+
+_CELL = {"host": "red", "isolated": "green"}
+_SHORT = {"cgroup": "cgrp"}  # the widest header; the legend says the rest
+
+
+def _letters(doc: NsMatrix) -> dict[tuple[str, int], str]:
+    """A letter for each namespace shared by several containers: A..Z, then AA, AB, ..."""
+    shared = [
+        (g.type, g.inode)
+        for g in doc.groups
+        if len(g.containers) > 1 and not g.host and not g.type.endswith("_for_children")
+    ]
+    out = {}
+    for i, key in enumerate(shared):
+        name = ""
+        n = i
+        while True:
+            name = chr(ord("A") + n % 26) + name
+            n = n // 26 - 1
+            if n < 0:
+                break
+        out[key] = name
+    return out

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.console import Group, RenderableType
 from rich.tree import Tree
 
-from tracer.model.topology import Container, Containerd, Dockerd, Engine, Process, Proxy, Topology
+from tracer.model.topology import (
+    STATE_MARKS,
+    Container,
+    Containerd,
+    Dockerd,
+    Engine,
+    Process,
+    Proxy,
+    Topology,
+)
 from tracer.output.terminal.style import ON_OFF, STYLE, cmdline, text
+from tracer.views.selection import Counts, counts
 
 
-def topology(topo: Topology) -> RenderableType:
-    parts: list[RenderableType] = [engine(e) for e in topo.engines]
+def topology(topo: Topology, totals: Mapping[str, Counts] | None = None) -> RenderableType:
+    """Each engine as a tree; totals (by engine title) count what the selection left out."""
+    parts: list[RenderableType] = [engine(e, (totals or {}).get(e.title)) for e in topo.engines]
     if topo.orphans:
         tree = Tree(text(("shims whose containerd is not running", "bold red")))
         for c in topo.orphans:
@@ -21,7 +34,7 @@ def topology(topo: Topology) -> RenderableType:
     return Group(*parts)
 
 
-def engine(e: Engine) -> Tree:
+def engine(e: Engine, total: Counts | None = None) -> Tree:
     d = e.daemon(Dockerd)
     if d:
         root = Tree(
@@ -56,6 +69,8 @@ def engine(e: Engine) -> Tree:
             root.add(_proxy(p, c.label))
     for p in e.unmatched_proxies:
         root.add(_proxy(p, None))
+    shown = counts(e)
+    root.add(text(("containers: " + (total or shown).line(shown.stopped), STYLE["dim"])))
     for line in e.notes:
         root.add(text(("note: " + line, STYLE["dim"])))
     return root
@@ -64,7 +79,7 @@ def engine(e: Engine) -> Tree:
 def _proxy(p: Proxy, owner: str | None) -> RenderableType:
     return text(
         ("docker-proxy", STYLE["proxy"]),
-        f" {p.pid}  {p.proto} {p.host_ip}:{p.host_port} -> {p.container_ip}:{p.container_port}",
+        f" {p.pid}  {p.proto} {p.host_address} -> {p.container_address}",
         (f"  {owner}" if owner else "  (container unknown)", STYLE["name"]),
     )
 
@@ -81,6 +96,7 @@ def _container(parent: Tree, c: Container, via: str) -> None:
         )
         return
     link = f"re-parented: ppid {c.shim.ppid}" if c.shim.reparented else "child of containerd"
+    mark = [(f"  ({STATE_MARKS[c.state]})", "bold yellow")] if c.state in STATE_MARKS else []
     node = parent.add(
         text(
             ("containerd-shim", STYLE["shim"]),
@@ -88,6 +104,7 @@ def _container(parent: Tree, c: Container, via: str) -> None:
             (f"[{via + ', ' if via else ''}{link}]", STYLE["dim"]),
             "  ",
             *ident,
+            *mark,
             *image,
         )
     )
