@@ -313,8 +313,14 @@ def _wait_back(
     raise WaitTimeoutError(
         f"{spec.name} did not come back within {opts.timeout:.0f}s (twice); "
         f"containers still running: {', '.join(running) or 'none'}",
-        f"its log: {spec.log}; to recover, start it by hand with: {spec.command()}",
+        recovery_hint(spec),
     )
+
+
+def recovery_hint(spec: restart.DaemonSpec) -> str:
+    """The log, then (last, so that it pastes into a shell as it is) the command to start the
+    daemon again."""
+    return f"its log: {spec.log}; to recover, start it by hand with: {spec.command()}"
 
 
 def _fate(before: Seen, after: Seen | None, policies: dict[str, str]) -> ContainerFate:
