@@ -292,3 +292,54 @@ def test_the_api_is_read_without_the_docker_sdk(lab_engine):
     got = json.loads(out.stdout)
     assert {"lab-plain", "lab-web", "lab-sidecar"} <= set(got["names"])
     assert got["heavy"] == []
+
+
+# -- docker habits ------------------------------------------------------------------------------
+
+
+def test_docker_host_chooses_the_engine_and_h_all_shows_every_one(host_engine):
+    lab_url = f"unix://{PATHS.docker_sock}"
+    out = run_cli("show", "--json", env={"DOCKER_HOST": lab_url}, check=True)
+    assert [e["dockerd"]["api_socket"] for e in json.loads(out.stdout)["engines"]] == [
+        str(PATHS.docker_sock)
+    ]
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"dtrace-tree: showing the engine at {lab_url} (from DOCKER_HOST; -H all shows every "
+        "engine)"
+    )
+    every = run_cli("show", "--json", "-H", "all", env={"DOCKER_HOST": lab_url}, check=True)
+    sockets = {e["dockerd"]["api_socket"] for e in json.loads(every.stdout)["engines"]}
+    assert {str(PATHS.docker_sock), "/run/docker.sock"} <= sockets
+    assert "showing the engine" not in every.stderr
+
+
+def test_any_pid_of_the_chain_finds_its_container_and_a_daemon_its_engine(client):
+    web = client.api.inspect_container("lab-web")
+    init = web["State"]["Pid"]
+    shim = psutil.Process(init).ppid()
+    proxy = next(
+        p.pid
+        for p in psutil.Process(lab.dockerd_pid(PATHS)).children()
+        if p.name() == "docker-proxy"
+    )
+    for pid in (init, shim, proxy):
+        (engine,) = show_json(str(pid))["engines"]
+        assert [c["name"] for c in engine["containers"]] == ["lab-web"], pid
+    for daemon_pid in (lab.dockerd_pid(PATHS), lab.containerd_pid(PATHS)):
+        (engine,) = show_json(str(daemon_pid))["engines"]
+        names = {c["name"] for c in engine["containers"]}
+        assert names == {c.name for c in client.containers.list()}, daemon_pid
+    out = run_cli("ns", str(lab.dockerd_pid(PATHS)))
+    assert out.returncode == 2 and "not a process of a container" in out.stderr
+
+
+def test_a_paused_container_is_marked_and_counted(client):
+    client.api.pause("lab-plain")
+    try:
+        text = run_cli("show", check=True).stdout
+    finally:
+        client.api.unpause("lab-plain")
+    (line,) = [line for line in text.splitlines() if "lab-plain" in line]
+    assert "(Paused)" in line
+    running = len(client.containers.list()) - 1
+    assert f"containers: {running} running, 1 paused, 1 stopped" in text
