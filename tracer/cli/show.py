@@ -1,6 +1,10 @@
-"""`show`: the live chain of every engine."""
+"""`show`: the live chain of every engine; `diff`: two saved snapshots compared."""
 
 from __future__ import annotations
+
+from typing import Annotated
+
+import typer
 
 from tracer.cli.core import (
     AllOpt,
@@ -10,6 +14,7 @@ from tracer.cli.core import (
     JsonOpt,
     app,
     emit_json,
+    load_snapshot,
     notes,
     print_view,
     snapshot,
@@ -36,3 +41,23 @@ def show(
     from tracer.output.terminal import tree
 
     print_view(tree.topology(topo, {e.title: counts(e) for e in everything.engines}))
+
+
+@app.command()
+def diff(
+    before: Annotated[str, typer.Argument(help="A snapshot taken before (show --json).")],
+    after: Annotated[str, typer.Argument(help="A snapshot taken after, of the same host.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Which containers kept running across two snapshots (survive's verdict for a restart
+    someone else did). Exit 0 when all did, 1 when some did not, 2 for bad input."""
+    from tracer.views.compare import compare
+
+    doc = compare(load_snapshot(before), load_snapshot(after))
+    if as_json:
+        emit_json(doc.to_json())
+    else:
+        from tracer.output.terminal import compare as view
+
+        print_view(view.comparison(doc))
+    raise typer.Exit(0 if doc.all_kept else 1)

@@ -245,5 +245,6 @@ def _process(p: Any) -> Process:
             "role": _text(p.get("role"), "process role"),
             "name": _text(p.get("name", ""), "process name"),
             "namespaces": _ns(p.get("namespaces") or {}, "process"),
+            "start": _num(p.get("start"), "process start", optional=True),
         }
     )

@@ -63,6 +63,17 @@ class Process:
     uid: int | None = None
     create_time: float = 0.0
     namespaces: dict[str, int] = field(default_factory=dict)
+    start: int | None = None  # clock ticks after boot: with pid, the process's identity
+
+    def same_process(self, other: Process) -> bool:
+        """The one identity (tracer/kernel/procfs.py ProcessId): PID and start in clock ticks;
+        snapshots written before `start` existed compare their create_time, made from the
+        same ticks by the same formula."""
+        if self.pid != other.pid:
+            return False
+        if self.start is not None and other.start is not None:
+            return self.start == other.start
+        return self.create_time == other.create_time
 
 
 @dataclass

@@ -174,6 +174,7 @@ def container_processes(host: Host, shim: Proc, init: Proc | None) -> list[Proce
                 uid=proc.uid,
                 create_time=proc.create_time,
                 namespaces=dict(proc.ns),
+                start=proc.start,
             )
         )
 

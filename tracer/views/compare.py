@@ -1,0 +1,51 @@
+"""Two snapshots of one host, compared container by container: `survive`'s verdict for a
+restart (or an upgrade) that someone else did. Pure."""
+
+from __future__ import annotations
+
+from tracer.model.compare import Change, Comparison, Side
+from tracer.model.topology import Container, Process, Topology, natural_key
+
+
+def compare(before: Topology, after: Topology) -> Comparison:
+    """Each container by id: kept, restarted, stopped, removed, started or new."""
+    out = Comparison(_side(before), _side(after))
+    if before.host.get("hostname") != after.host.get("hostname"):
+        out.notes.append(
+            f"the snapshots are of two hosts ({before.host.get('hostname')} and "
+            f"{after.host.get('hostname')}): containers are matched by id all the same"
+        )
+    now = {c.id: c for c in after.containers()}
+    was = {c.id: c for c in before.containers()}
+    for cid, old in was.items():
+        if old.init_pid is None:
+            continue  # not running before: nothing to keep
+        out.containers.append(_change(old, now.get(cid)))
+    for cid, new in now.items():
+        known = was.get(cid)
+        if new.init_pid is not None and (known is None or known.init_pid is None):
+            verdict = "new" if known is None else "started"
+            out.containers.append(Change(cid, new.name, verdict, None, new.init_pid, False, False))
+    out.containers.sort(key=lambda c: (natural_key(c.name or ""), c.id))
+    return out
+
+
+def _side(topo: Topology) -> Side:
+    return Side(topo.host.get("hostname"), topo.host.get("taken_at"))
+
+
+def _init(c: Container) -> Process | None:
+    return next((p for p in c.processes if p.pid == c.init_pid), None)
+
+
+def _change(old: Container, new: Container | None) -> Change:
+    name = (new.name if new else None) or old.name
+    if new is None:
+        return Change(old.id, name, "removed", old.init_pid, None, False, False)
+    if new.init_pid is None:
+        return Change(old.id, name, "stopped", old.init_pid, None, False, False)
+    a, b = _init(old), _init(new)
+    same = bool(a and b and a.same_process(b))
+    same_ns = old.namespaces == new.namespaces
+    verdict = "kept" if same and same_ns else "restarted"
+    return Change(old.id, name, verdict, old.init_pid, new.init_pid, same, same_ns)
