@@ -107,8 +107,12 @@ def test_matrix_lists_every_running_container_and_groups(client):
     groups = {(g["type"], tuple(g["containers"])) for g in doc["groups"]}
     assert ("net", ("lab-sidecar", "lab-web")) in groups
     assert ("pid", ("lab-sidecar", "lab-web")) in groups
-    text = run_cli("ns", check=True, env={"COLUMNS": "120"}).stdout
-    assert "=lab-web" in text and "net " in text
+    text = run_cli("ns", check=True, env={"COLUMNS": "80"}).stdout
+    (web,) = [line for line in text.splitlines() if line.startswith("lab-web ")]
+    (side,) = [line for line in text.splitlines() if line.startswith("lab-sidecar ")]
+    letters = {line.split()[0] for line in text.splitlines() if " 40265" in line}
+    assert web.split()[5:7] == side.split()[5:7] and set(web.split()[5:7]) <= letters
+    assert any(line.endswith("lab-sidecar, lab-web") for line in text.splitlines())
 
 
 def test_addressable_by_id_prefix_and_host_pid(client):
@@ -126,7 +130,8 @@ def test_errors_are_one_line_with_their_exit_codes(client):
     out = run_cli("ns", str(os.getpid()))
     assert out.returncode == 2
     assert out.stderr.strip() == (
-        f"dtrace-tree: error: PID {os.getpid()} is not a process of any container on this host"
+        f"dtrace-tree: error: PID {os.getpid()} is not a process of any container or engine on "
+        "this host"
     )
     out = run_cli("ns", "lab-stopped")
     assert out.returncode == 9

@@ -75,8 +75,9 @@ def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):
     assert "(permission denied)" in out.stderr and "run as root" in out.stderr
     out = run_as_nobody("ns", "--json")  # the matrix: never "no running containers"
     assert out.returncode == 3
-    assert len(json.loads(out.stdout)["unreadable"]) == len(truth)
-    assert f"the namespaces of {len(truth)} running containers could not be read" in out.stderr
+    unreadable = json.loads(out.stdout)["unreadable"]
+    assert len(unreadable) >= len(truth)  # the lab's, and any other engine's
+    assert f"the namespaces of {len(unreadable)} running containers could not be read" in out.stderr
     web_pid = truth[client.api.inspect_container("lab-web")["Id"]]
     out = run_as_nobody("ns", str(web_pid))
     assert out.returncode == 3
@@ -109,10 +110,14 @@ def test_containerd_down_leaves_shims_and_containers_visible(client):
         engine = lab_engine_json(doc)
         assert engine["containerd"] is None
         assert any("containerd for this dockerd not found" in n for n in engine["notes"])
-        orphans = {c["id"]: c["init_pid"] for c in doc["orphans"]}
-        assert {cid: orphans.get(cid) for cid in truth} == truth
+        # dockerd still answers: each container once, named, with its process, under dockerd
+        got = {c["id"]: c["init_pid"] for c in engine["containers"] if c["init_pid"]}
+        assert got == truth
+        assert not {c["id"] for c in doc["orphans"]} & set(truth)
+        names = [c["name"] for c in engine["containers"]]
+        assert len(names) == len(set(names)) and None not in names
         text = run_cli("show", check=True).stdout
-        assert "shims whose containerd is not running" in text
+        assert "containerd not found" in text and "lab-web" in text
     finally:
         run_cli("lab", "up", check=True)
     assert {

@@ -69,3 +69,12 @@ def test_the_command_exits_as_diff_does(tmp_path: Path) -> None:
     bad = invoke("diff", before, saved(tmp_path, "bad.json", {"schema": "nope"}))
     assert bad.exit_code == ExitCode.USAGE
     one_error_line(bad.stderr, "bad.json", "not a dtrace-tree snapshot")
+
+
+def test_equal_namespace_inodes_of_another_process_are_not_the_same_namespaces() -> None:
+    """The kernel reuses a freed namespace's inode number: a restarted container often gets
+    its old numbers back (seen with `docker restart` on the lab). Only the same process proves
+    the same namespaces."""
+    after = changed(**{"lab-web": "restarted"})  # namespaces left as they were
+    got = {c.label: c for c in compare(from_json(LAB), from_json(after)).containers}
+    assert got["lab-web"].verdict == "restarted" and got["lab-web"].namespaces_same is False

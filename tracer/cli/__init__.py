@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from tracer.cli import export, lab, namespaces, show, survive  # noqa: F401 - they register
+import tracer.cli.fs  # noqa: F401 - registers `fs` and `cgroup`
+from tracer.cli import export, lab, namespaces, show, survive, trace  # noqa: F401 - they register
 from tracer.cli.core import app, main
 
 __all__ = ["app", "main"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,14 @@ def export(
     all_: Annotated[
         bool, typer.Option("-a", "--all", help="Also draw stopped containers.")
     ] = False,
+    fs: Annotated[
+        bool,
+        typer.Option(
+            "--fs",
+            help="The storage view: each container's layer stack (shared layers drawn once), "
+            "its volumes and bind sources.",
+        ),
+    ] = False,
     host: HostOpt = None,
 ) -> None:
     """Draw the `show` snapshot (or --ns, the namespaces) with Graphviz; print the file written."""
@@ -66,6 +74,8 @@ def export(
         raise UsageError(f"choose one format, not {' and '.join('--' + f for f in chosen)}")
     if compact and full:
         raise UsageError("choose --compact or --full, not both")
+    if fs and (ns or from_file):
+        raise UsageError("--fs reads this host's storage: it goes with neither --ns nor --from")
     suffix = os.path.splitext(output or "")[1].lstrip(".").lower()
     fmt = chosen[0] if chosen else suffix if suffix in dot.FORMATS else "svg"
     if suffix in dot.FORMATS and suffix != fmt:
@@ -74,21 +84,37 @@ def export(
     notes(topo)
     count = len(topo.containers())
     view = "namespaces" if ns else "architecture"
-    if not compact and not full and count > FULL_UP_TO[view]:
+    if not fs and not compact and not full and count > FULL_UP_TO[view]:
         compact = True
         note(
             f"{count} containers: drawing one node per container (--full draws every process, "
             f"which dot takes long to lay out and few can read)"
         )
     with waiting(f"drawing {count} containers with Graphviz's dot ({fmt})"):
-        data = dot.render(diagram.source(topo, ns=ns, compact=compact), fmt)
+        data = dot.render(_storage(topo) if fs else diagram.source(topo, ns, compact), fmt)
     if output == "-":
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         return
-    path = output or _new_file(os.path.join("diagrams", dot.default_name(topo.host, fmt, ns)))
+    name = dot.default_name(topo.host, fmt, ns)
+    if fs:
+        stem, ext = os.path.splitext(name)
+        name = f"{stem}-fs{ext}"
+    path = output or _new_file(os.path.join("diagrams", name))
     write_file(path, data, make_dir=output is None)
     print(path)
+
+
+def _storage(topo: Any) -> str:
+    """The DOT source of `--fs`: each selected container's storage, read from this host."""
+    from tracer.kernel.root import HostRoot
+    from tracer.output.diagram.storage import storage
+    from tracer.runtimes.storage import read_in
+    from tracer.views.storage import report
+
+    root = HostRoot()
+    names = {c.id: c.label for c in topo.containers()}
+    return storage(topo, [report(c, read_in(topo, c, root), names) for c in topo.containers()])
 
 
 def _new_file(path: str) -> str:

@@ -327,7 +327,10 @@ def _fate(before: Seen, after: Seen | None, policies: dict[str, str]) -> Contain
     """Survived: the very same init process (PID and start time) in the same namespaces."""
     same_pid = bool(after and after.init_pid == before.init_pid)
     same_process = bool(after and before.init is not None and after.init == before.init)
-    same_ns = bool(after and after.namespaces == before.namespaces)
+    # Equal inode numbers prove the same namespaces only for the same process: the kernel
+    # gives a freed namespace's number to the next one (a restarted container gets its old
+    # numbers back, seen here with `docker restart`).
+    same_ns = same_process and bool(after and after.namespaces == before.namespaces)
     return ContainerFate(
         id=before.id,
         name=before.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from tracer.untrusted import for_json, json_bytes
@@ -25,3 +26,17 @@ def write(doc: Any, out: TextIO | None = None) -> None:
     text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
     out.flush()
     raw.write(json_bytes(text))
+
+
+def write_lines(docs: Iterable[Any], out: TextIO | None = None) -> None:
+    """JSON lines: each doc compact on one line, valid UTF-8 as in `write` (whatever the
+    output, a terminal too: one object per line is the format)."""
+    out = out or sys.stdout
+    raw = getattr(out, "buffer", None)
+    out.flush()
+    for doc in docs:
+        if raw is None:
+            out.write(json.dumps(for_json(doc), ensure_ascii=False) + "\n")
+        else:
+            raw.write(json_bytes(json.dumps(doc, ensure_ascii=False) + "\n"))
+    (raw or out).flush()

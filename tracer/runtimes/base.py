@@ -52,3 +52,7 @@ class Runtime(Source, Protocol):
         """Namespace type -> the option that made the container share it (`--network
         container:web`, other containers named by names: id -> label), asked of the engine;
         {} when it cannot be asked."""
+
+    def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
+        """Where this engine keeps its images, layers and volumes (Docker's data root), for
+        a container whose storage is not mounted (stopped); None when it cannot be told."""

@@ -46,6 +46,9 @@ def _change(old: Container, new: Container | None) -> Change:
         return Change(old.id, name, "stopped", old.init_pid, None, False, False)
     a, b = _init(old), _init(new)
     same = bool(a and b and a.same_process(b))
-    same_ns = old.namespaces == new.namespaces
+    # The kernel gives a freed namespace's inode number to the next one it makes (a restarted
+    # container often gets its old numbers back): equal inodes prove the same namespaces only
+    # for the same process, which holds them all along.
+    same_ns = same and old.namespaces == new.namespaces
     verdict = "kept" if same and same_ns else "restarted"
     return Change(old.id, name, verdict, old.init_pid, new.init_pid, same, same_ns)

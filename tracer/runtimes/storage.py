@@ -1,0 +1,363 @@
+"""A container's storage, read from the host: its union root, its layers, its other mounts.
+
+The kernel says what is mounted (the init's /proc/<pid>/mountinfo; the host's, for where the
+merged view and each source are). Docker's graph drivers say what the directories are, in files
+under its data root (moby's layer/ and daemon/graphdriver/overlay2/):
+
+- `image/<driver>/layerdb/sha256/<chain-id>/{cache-id,diff,size,parent}`: each image layer by
+  its chain id (layer 1's is its diff id; layer n's is sha256("<chain n-1> <diff n>")), the
+  driver's directory for it (cache id), its diff id and size, the chain id below it;
+- `image/<driver>/layerdb/mounts/<container-id>/{mount-id,init-id,parent}`: the container's
+  writable layer, its init layer (`<mount-id>-init`: /etc/hosts, resolv.conf, /dev
+  placeholders) and the top of its image;
+- overlay2: `overlay2/<cache-id>/{diff,link,lower,work,merged}`, and `overlay2/l/<link>`, a
+  short symlink to `../<cache-id>/diff` (the mount's lowerdir names these, to stay under a page);
+- `volumes/<name>/_data` (named local volumes) and `containers/<id>/` (resolv.conf, hostname,
+  hosts that Docker generates and binds into the container).
+
+Everything is read through the HostRoot and works with dockerd down: the data root comes from
+the mount itself (`<data-root>/overlay2/...`), or, for a stopped container, from the engine
+(`Runtime.storage_root`: dockerd's --data-root or daemon.json). Another storage (a containerd
+snapshotter, fuse-overlayfs, vfs) is shown as its mount says, the rest marked unknown.
+tracer/views/storage.py makes the report from what `read` gathered.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from tracer.kernel import mountinfo, overlayfs
+from tracer.kernel.mountinfo import Mount
+from tracer.kernel.root import HostRoot
+from tracer.model.topology import Container, Topology
+
+OVERLAY2 = "overlay2"
+HEX = frozenset("0123456789abcdef")
+# Mounts every OCI runtime makes for a container (runc's default spec and Docker's masked and
+# read-only paths): shown as "system", not as the user's.
+SYSTEM_FS = frozenset({"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs"})
+DOCKER_INIT = "/sbin/docker-init"  # where `docker run --init` binds docker-init
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One image layer in layerdb."""
+
+    chain_id: str
+    diff_id: str | None
+    cache_id: str | None
+    size: int | None
+    parent: str | None
+
+
+@dataclass
+class StorageRead:
+    """What `read` found for one container; None wherever something could not be seen."""
+
+    container_id: str
+    union: Mount | None = None  # the container's root mount
+    union_from: str | None = None
+    mounts: list[Mount] | None = None  # the init's whole mount table (None: not running)
+    host: list[Mount] = field(default_factory=list)
+    host_from: str = "unknown"
+    data_root: str | None = None
+    data_root_from: str | None = None
+    driver: str | None = None
+    mount_id: str | None = None
+    init_id: str | None = None
+    image_top: str | None = None  # chain id of the image's top layer
+    chain: list[LayerRecord] = field(default_factory=list)  # top first
+    links: dict[str, str | None] = field(default_factory=dict)  # lowerdir entry -> cache id
+    lower_text: str | None = None  # overlay2/<mount-id>/lower, for a container not mounted
+    sizes: dict[str, int | None] = field(default_factory=dict)  # layer dir -> size
+    scan: overlayfs.Scan | None = None  # the writable layer read
+    sharing: dict[str, list[str]] | None = None  # chain id -> ids of containers using it
+    errors: list[str] = field(default_factory=list)
+
+
+def read_in(
+    topo: Topology, container: Container, root: HostRoot, list_changes: bool = False
+) -> StorageRead:
+    """`read`, asking the container's engine where its storage is (for a stopped container)."""
+    from tracer.runtimes import BY_NAME
+
+    engine = topo.engine_of(container)
+    where = BY_NAME[engine.runtime].storage_root(engine, root) if engine else None
+    return read(root, container, where, list_changes)
+
+
+def read(
+    root: HostRoot, container: Container, storage_root: str | None, list_changes: bool = False
+) -> StorageRead:
+    out = StorageRead(container.id)
+    out.host, out.host_from = mountinfo.host_table(root)
+    if container.init_pid is not None:
+        try:
+            out.mounts = mountinfo.read(root, container.init_pid)
+        except OSError as exc:
+            out.errors.append(f"/proc/{container.init_pid}/mountinfo: {_why(exc)}")
+        else:
+            roots = [m for m in out.mounts if m.point == "/"]
+            out.union = roots[-1] if roots else None  # the last mounted on / is the one seen
+            out.union_from = f"mountinfo of pid {container.init_pid}"
+    from_mount = data_root_of(out.union, out.host)
+    out.data_root = from_mount or storage_root
+    out.data_root_from = "the mount" if from_mount else ("the engine" if storage_root else None)
+    if from_mount and storage_root and os.path.normpath(storage_root) != from_mount:
+        out.errors.append(
+            f"the mount is under {from_mount}, the engine's data root is {storage_root} "
+            "(userns-remap?): the mount's is used"
+        )
+    if out.data_root is not None:
+        store = Store(root, out.data_root)
+        out.driver = store.driver_of(container.id, out.union)
+        if out.driver is not None:
+            _read_layers(store, out, list_changes)
+        out.errors += store.errors
+    if out.driver != OVERLAY2 and out.union is not None and out.union.fstype == "overlay":
+        _scan_mount(root, out, list_changes)
+    return out
+
+
+def _scan_mount(root: HostRoot, out: StorageRead, list_changes: bool) -> None:
+    """Any other overlay mount (a containerd snapshotter, say): its upper dir read with the
+    overlayfs rules alone, its lower dirs as the mount names them."""
+    assert out.union is not None
+    upper = out.union.option("upperdir")
+    if not upper or not upper.startswith("/"):
+        return
+    lowers = [root.path(p) for p in mountinfo.overlay_dirs(out.union.option("lowerdir"))]
+    out.scan = overlayfs.scan(root.path(upper), lowers, list_changes=list_changes)
+    out.sizes[upper] = out.scan.size_bytes if not out.scan.errors else None
+    out.errors += out.scan.errors[:5]
+
+
+def _read_layers(store: Store, out: StorageRead, list_changes: bool) -> None:
+    record = store.mount_record(out.driver or "", out.container_id)
+    if record is not None:
+        out.mount_id, out.init_id, out.image_top = record
+    out.chain = store.chain(out.driver or "", out.image_top) if out.image_top else []
+    out.sharing = store.sharing(out.driver or "")
+    if out.driver != OVERLAY2:
+        return
+    lowers = mountinfo.overlay_dirs(out.union.option("lowerdir")) if out.union else []
+    if out.union is None and out.mount_id:  # not mounted: the driver's record of the stack
+        out.lower_text = store.text(f"{OVERLAY2}/{out.mount_id}/lower")
+        lowers = [p for p in (out.lower_text or "").strip().split(":") if p]
+    for entry in lowers:
+        out.links[entry] = store.link_target(entry)
+    upper = out.union.option("upperdir") if out.union else None
+    if upper is None and out.mount_id:
+        upper = f"{store.data_root}/{OVERLAY2}/{out.mount_id}/diff"
+    lower_dirs = [store.layer_dir(c) for c in out.links.values() if c]
+    if upper:
+        seen = [store.root.path(d) for d in lower_dirs if d]
+        upper = store.absolute(upper)
+        out.scan = overlayfs.scan(store.root.path(upper), seen, list_changes=list_changes)
+        out.sizes[upper] = out.scan.size_bytes if not out.scan.errors else None
+        out.errors += out.scan.errors[:5]
+    if out.init_id:
+        init = store.layer_dir(out.init_id)
+        out.sizes[init], why = overlayfs.size(store.root.path(init))
+        if why:
+            out.errors.append(why)
+
+
+def data_root_of(union: Mount | None, host: list[Mount]) -> str | None:
+    """Docker's data root, from an overlay2 mount: its upperdir `<root>/overlay2/<id>/diff`
+    (or, when Docker mounted with paths relative to it, the host's merged dir
+    `<root>/overlay2/<id>/merged`)."""
+    if union is None or union.fstype != "overlay":
+        return None
+    candidates = [union.option("upperdir") or ""]
+    merged = merged_dir(union, host)
+    candidates.append(merged or "")
+    for path in candidates:
+        parts = path.split("/")
+        if path.startswith("/") and len(parts) >= 4 and parts[-3] == OVERLAY2:
+            return "/".join(parts[:-3]) or "/"
+    return None
+
+
+def merged_dir(union: Mount | None, host: list[Mount]) -> str | None:
+    """Where the host has the container's root mounted (the same superblock)."""
+    if union is None:
+        return None
+    for m in host:
+        if m.device == union.device and m.fstype == union.fstype and m.root == union.root:
+            return m.point
+    return None
+
+
+class Store:
+    """One Docker data root, read through the host root; each file once."""
+
+    def __init__(self, root: HostRoot, data_root: str) -> None:
+        self.root = root
+        self.data_root = os.path.normpath(data_root)
+        self.errors: list[str] = []
+        self._records: dict[tuple[str, str], LayerRecord | None] = {}
+
+    def text(self, rel: str) -> str | None:
+        """A small file under the data root (None if it cannot be read; why in errors)."""
+        path = f"{self.data_root}/{rel}"
+        try:
+            with open(self.root.path(path), "rb") as f:
+                return os.fsdecode(f.read(1 << 16)).strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._error(f"{path}: {_why(exc)}")
+            return None
+
+    def _error(self, line: str) -> None:
+        if line not in self.errors:
+            self.errors.append(line)
+
+    def absolute(self, path: str) -> str:
+        """A path from a mount's options: Docker mounts with paths relative to
+        <data-root>/overlay2 when the absolute ones would not fit in a page."""
+        return path if path.startswith("/") else f"{self.data_root}/{OVERLAY2}/{path}"
+
+    def layer_dir(self, cache_id: str) -> str:
+        return f"{self.data_root}/{OVERLAY2}/{cache_id}/diff"
+
+    def driver_of(self, cid: str, union: Mount | None) -> str | None:
+        """The graph driver whose layerdb records this container (overlay2 when its mount is
+        under <data-root>/overlay2); None if none does."""
+        if union is not None and data_root_of(union, []) == self.data_root:
+            return OVERLAY2
+        try:
+            drivers = sorted(os.listdir(self.root.path(f"{self.data_root}/image")))
+        except OSError as exc:
+            self._error(f"{self.data_root}/image: {_why(exc)}")
+            return None
+        for name in drivers:
+            if self.root.lexists(f"{self.data_root}/image/{name}/layerdb/mounts/{cid}"):
+                return name
+        return None
+
+    def mount_record(self, driver: str, cid: str) -> tuple[str | None, str | None, str | None]:
+        base = f"image/{driver}/layerdb/mounts/{cid}"
+        return (
+            self.text(f"{base}/mount-id"),
+            self.text(f"{base}/init-id"),
+            self.text(f"{base}/parent"),
+        )
+
+    def record(self, driver: str, chain_id: str) -> LayerRecord | None:
+        key = (driver, chain_id)
+        if key not in self._records:
+            hexa = chain_id.removeprefix("sha256:")
+            if not (len(hexa) == 64 and set(hexa) <= HEX):  # a file's text: never a path
+                self._records[key] = None
+                return None
+            base = f"image/{driver}/layerdb/sha256/{hexa}"
+            size = self.text(f"{base}/size")
+            self._records[key] = LayerRecord(
+                chain_id=f"sha256:{hexa}",
+                diff_id=self.text(f"{base}/diff"),
+                cache_id=self.text(f"{base}/cache-id"),
+                size=int(size) if size and size.isascii() and size.isdigit() else None,
+                parent=self.text(f"{base}/parent") or None,
+            )
+        return self._records[key]
+
+    def chain(self, driver: str, top: str) -> list[LayerRecord]:
+        """The image's layers from top to base (a loop in the records stops it)."""
+        out: list[LayerRecord] = []
+        seen: set[str] = set()
+        here: str | None = top
+        while here and here not in seen:
+            seen.add(here)
+            rec = self.record(driver, here)
+            if rec is None:
+                self._error(f"layerdb has no layer {here}")
+                break
+            out.append(rec)
+            here = rec.parent
+        return out
+
+    def link_target(self, entry: str) -> str | None:
+        """The cache id behind one lowerdir entry: `<data-root>/overlay2/l/<link>` (absolute
+        or relative) is a symlink to `../<cache-id>/diff`; an entry naming a layer's diff
+        directly is taken as it is."""
+        path = self.absolute(entry)
+        parent, name = os.path.split(path)
+        if parent == f"{self.data_root}/{OVERLAY2}/l":
+            try:
+                target = os.readlink(os.path.join(self.root.path(parent), name))
+            except OSError as exc:
+                self._error(f"{path}: {_why(exc)}")
+                return None
+            parts = target.split("/")
+            if len(parts) == 3 and parts[0] == ".." and parts[2] == "diff" and parts[1]:
+                return parts[1]
+            self._error(f"{path} points to {target}, not ../<cache-id>/diff")
+            return None
+        parts = path.split("/")
+        if parent.startswith(f"{self.data_root}/{OVERLAY2}/") and parts[-1] == "diff":
+            return parts[-2]
+        return None
+
+    def sharing(self, driver: str) -> dict[str, list[str]] | None:
+        """chain id -> every container (by id) whose image holds that layer, from each
+        container's layerdb record: running or not, dockerd up or down."""
+        base = f"{self.data_root}/image/{driver}/layerdb/mounts"
+        try:
+            ids = sorted(os.listdir(self.root.path(base)))
+        except OSError as exc:
+            self._error(f"{base}: {_why(exc)}")
+            return None
+        tops: dict[str, list[str]] = {}
+        for cid in ids:
+            top = self.text(f"image/{driver}/layerdb/mounts/{cid}/parent")
+            if top:
+                tops.setdefault(top, []).append(cid)
+        out: dict[str, list[str]] = {}
+        for top, users in tops.items():  # each image's chain walked once
+            for rec in self.chain(driver, top):
+                out.setdefault(rec.chain_id, []).extend(users)
+        return out
+
+
+def classify(
+    m: Mount, host_path: str | None, data_root: str | None, cid: str
+) -> tuple[str, str | None]:
+    """(kind, volume name) of a mount of the container other than its root."""
+    if m.fstype in SYSTEM_FS:
+        return "system", None
+    if m.fstype == "tmpfs" and m.point in ("/dev", "/sys/fs/cgroup"):
+        return "system", None
+    if m.point.startswith(("/proc/", "/sys/")):  # masked and read-only paths
+        return "system", None
+    if m.point == "/dev/shm" and (m.source == "shm" or _under(host_path, data_root, cid)):
+        return "system", None  # Docker's /dev/shm (its own, or containers/<id>/mounts/shm)
+    if host_path and data_root:
+        volumes = f"{data_root.rstrip('/')}/volumes/"
+        if host_path.startswith(volumes):
+            name, _, rest = host_path[len(volumes) :].partition("/")
+            if name and (rest == "_data" or rest.startswith("_data/")):
+                return "volume", name
+        if _under(host_path, data_root, cid):
+            return "generated", None
+    if m.point == DOCKER_INIT:
+        return "init", None
+    if m.fstype == "tmpfs":
+        return "tmpfs", None
+    return ("bind", None) if host_path else (m.fstype, None)
+
+
+def _under(host_path: str | None, data_root: str | None, cid: str) -> bool:
+    """Is this a file Docker made for a container: its own, or, with `--network container:X`,
+    X's hosts, hostname and resolv.conf (<data-root>/containers/<id>/)?"""
+    if not host_path or not data_root:
+        return False
+    rest = host_path.removeprefix(f"{data_root.rstrip('/')}/containers/")
+    owner, sep, _ = rest.partition("/")
+    return rest != host_path and bool(sep) and len(owner) == 64 and set(owner) <= HEX
+
+
+def _why(exc: OSError) -> str:
+    return (exc.strerror or type(exc).__name__).lower()
