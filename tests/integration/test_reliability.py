@@ -307,3 +307,11 @@ def test_export_writes_only_its_output_file(lab_engine, tmp_path):
     trace = straced(tmp_path, "export", "--svg", "-o", str(out))
     assert out.stat().st_size > 0
     assert_only_reads(trace, output=str(out))
+
+
+def test_run_sh_as_non_root_names_the_whole_command():
+    out = subprocess.run(
+        [*NOBODY, "sh", str(ROOT / "run.sh"), "demo"], capture_output=True, text=True, cwd="/"
+    )
+    assert out.returncode == 3
+    assert out.stderr.strip().endswith(f"sudo {ROOT / 'run.sh'} demo")

@@ -249,3 +249,17 @@ def test_show_from_a_saved_snapshot_or_a_survive_report(saved, tmp_path):
     assert from_report.output == from_show.output
     ns = invoke("ns", "--from", saved, "lab-sidecar")
     assert ns.exit_code == 0 and "shared with lab-web" in ns.output
+
+
+def test_a_long_wait_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(tmp_path):
+    from tests.builders import diagram_host
+
+    snap = tmp_path / "big.json"
+    snap.write_text(json.dumps(diagram_host(60).to_json()))
+    cmd = f"{sys.executable} -m tracer export --from {snap} --svg -o {tmp_path / 'a.svg'}"
+    on_a_terminal = subprocess.run(
+        ["script", "-qc", cmd, "/dev/null"], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert "drawing 62 containers with Graphviz's dot (svg)" in on_a_terminal
+    piped = subprocess.run(cmd.split(), capture_output=True, text=True, timeout=120)
+    assert "drawing 62 containers with Graphviz" not in piped.stderr
