@@ -65,6 +65,15 @@ class DeniedError(TracerError):
     exit_code = ExitCode.PERMISSION
 
 
+def cannot_read(path: str, capability: str = "SYS_PTRACE") -> DeniedError:
+    """Reading another process's /proc files was refused: root is not enough without the
+    capability (as in a container with --cap-drop ALL)."""
+    return DeniedError(
+        f"reading {path}: permission denied",
+        f"run as root with CAP_{capability} (in a container: --cap-add {capability})",
+    )
+
+
 class MissingBinaryError(TracerError):
     exit_code = ExitCode.MISSING_DEPENDENCY
 

@@ -82,8 +82,8 @@ def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):
     out = run_as_nobody("ns", str(web_pid))
     assert out.returncode == 3
     assert out.stderr.strip() == (
-        f"dtrace-tree: error: reading /proc/{web_pid}/ns (permission denied) needs root "
-        "(run it with sudo, or as root)"
+        f"dtrace-tree: error: reading /proc/{web_pid}/ns: permission denied (run as root with "
+        "CAP_SYS_PTRACE (in a container: --cap-add SYS_PTRACE))"
     )
     out = run_as_nobody("lab", "up")
     assert (out.returncode, out.stderr.strip()) == (

@@ -25,8 +25,7 @@ def _host(monkeypatch: pytest.MonkeyPatch, top: Path, *containers: Container) ->
     topo = Topology(engines=[engine(dockerd(), containers=list(containers))],
                     host={"namespaces": HOST_NS})  # fmt: skip
     monkeypatch.setattr("tracer.cli.fs.observe", lambda host: topo)
-    real = root_module.HostRoot
-    monkeypatch.setattr(root_module, "HostRoot", lambda *a, **k: real(str(top)))
+    monkeypatch.setattr("tracer.cli.fs.host_root", lambda: root_module.HostRoot(str(top)))
 
 
 def test_fs_json_on_stdout_notes_on_stderr(monkeypatch, tmp_path):
@@ -52,8 +51,8 @@ def test_fs_exits_3_when_nothing_could_be_read(monkeypatch, tmp_path):
     out = invoke("fs", "web")
     assert out.exit_code == 3
     assert out.stderr.strip() == (
-        "dtrace-tree: error: reading /proc/100/mountinfo (permission denied) needs root "
-        "(run it with sudo, or as root)"
+        "dtrace-tree: error: reading /proc/100/mountinfo: permission denied (run as root with "
+        "CAP_SYS_PTRACE (in a container: --cap-add SYS_PTRACE))"
     )
 
 
@@ -100,8 +99,8 @@ def test_cgroup_exits_3_when_its_proc_file_is_denied_and_9_when_it_is_gone(monke
     out = invoke("cgroup", "api")
     assert out.exit_code == 3
     assert out.stderr.strip() == (
-        "dtrace-tree: error: reading /proc/4242/cgroup (permission denied) needs root "
-        "(run it with sudo, or as root)"
+        "dtrace-tree: error: reading /proc/4242/cgroup: permission denied (run as root with "
+        "CAP_SYS_PTRACE (in a container: --cap-add SYS_PTRACE))"
     )
 
 

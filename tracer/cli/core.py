@@ -172,8 +172,17 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    host_root: Annotated[
+        str | None,
+        typer.Option(
+            "--host-root",
+            envvar="DTRACE_HOST_ROOT",
+            help="Where the host's / is mounted when dtrace-tree runs in a container (e.g. "
+            "/host, with --pid=host). Found by itself at /host in a container.",
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "host_root": host_root}
 
 
 # -- what several commands share ------------------------------------------------------------
@@ -258,14 +267,59 @@ def chosen_engine(host: str | None) -> str | None:
     return choice.url
 
 
+def host_root() -> Any:
+    """The HostRoot every command reads the host through: --host-root (or DTRACE_HOST_ROOT);
+    in a container without it, the host's / at /host; else this process's own / and /proc.
+    DeniedError (exit 3) when the host's processes are not visible from here."""
+    from typer._click.globals import get_current_context  # typer 0.26-0.28 vendor click
+
+    from tracer.errors import DeniedError, UsageError
+    from tracer.kernel import root as roots
+
+    ctx = get_current_context(silent=True)
+    obj = (ctx.find_root().obj if ctx else None) or {}
+    if "root" in obj:
+        return obj["root"]  # one choice (and one note) per command
+    given = obj.get("host_root")
+    if given:
+        if not os.path.isdir(given):
+            raise UsageError(f"--host-root {given}: no such directory")
+        chosen = roots.for_container(given)
+    elif roots.in_container() and os.path.isdir(roots.HOST_MOUNT):
+        chosen = roots.for_container(roots.HOST_MOUNT)
+        note(f"running in a container: reading the host through {roots.HOST_MOUNT}")
+    else:
+        chosen = roots.HostRoot()
+    if not roots.sees_host_processes(chosen):
+        raise DeniedError(
+            f"the host's processes are not visible from here ({chosen.proc} has no kthreadd: "
+            "this is not the host's PID namespace)",
+            "run the container with --pid=host (Kubernetes: hostPID: true), or mount the "
+            "host's / and give --host-root",
+        )
+    obj["root"] = chosen
+    return chosen
+
+
 def observe(host: str | None) -> Any:
     """The host's topology: the engine the user means, or every engine."""
     from tracer.runtimes import observe as look
     from tracer.views.selection import only_engine
 
     url = chosen_engine(host)
-    topo = look(only=url).topology
+    root = host_root()
+    topo = look(root, only=url).topology
+    _own_container(topo)
     return only_engine(topo, url) if url else topo
+
+
+def _own_container(topo: Any) -> None:
+    """Say so when dtrace-tree itself runs in one of the containers it shows."""
+    me = os.getpid()
+    for c in topo.containers():
+        if any(p.pid == me for p in c.processes):
+            note(f"dtrace-tree itself runs in container {c.label} ({c.short_id}), shown too")
+            return
 
 
 def main() -> None:

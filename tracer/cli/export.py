@@ -8,7 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from tracer.cli.core import ContainersArg, FromOpt, HostOpt, app, note, notes, snapshot, waiting
+from tracer.cli.core import (
+    ContainersArg,
+    FromOpt,
+    HostOpt,
+    app,
+    host_root,
+    note,
+    notes,
+    snapshot,
+    waiting,
+)
 
 # Containers above which a view is drawn one node per container unless --full is given,
 # measured on synthetic hosts (2 processes per container; `dot -Tsvg`, 2-core VM):
@@ -107,12 +117,11 @@ def export(
 
 def _storage(topo: Any) -> str:
     """The DOT source of `--fs`: each selected container's storage, read from this host."""
-    from tracer.kernel.root import HostRoot
     from tracer.output.diagram.storage import storage
     from tracer.runtimes.storage import read_in
     from tracer.views.storage import report
 
-    root = HostRoot()
+    root = host_root()
     names = {c.id: c.label for c in topo.containers()}
     return storage(topo, [report(c, read_in(topo, c, root), names) for c in topo.containers()])
 

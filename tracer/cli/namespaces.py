@@ -20,7 +20,7 @@ def ns(
     from_file: FromOpt = None,
 ) -> None:
     """Namespaces: what each container isolates, and what it shares with the host or others."""
-    from tracer.errors import DeniedError, NotRootError, NotRunningError
+    from tracer.errors import DeniedError, NotRunningError, cannot_read
     from tracer.model.namespaces import NsMatrix, NsReport
     from tracer.views import namespaces
     from tracer.views.selection import resolve
@@ -38,7 +38,7 @@ def ns(
                 f"start it with: docker start {me.label}",
             )
         if not me.namespaces:
-            raise NotRootError(f"reading /proc/{me.init_pid}/ns (permission denied)")
+            raise cannot_read(f"/proc/{me.init_pid}/ns")
         from tracer.runtimes import explain
 
         live = from_file is None

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tracer.cli.core import app, note, print_view
+from tracer.cli.core import app, host_root, note, print_view
 
 DEFAULT_BUFFER = 16 << 20  # tracer.kernel.connector.DEFAULT_BUFFER, without importing it here
 
@@ -66,7 +66,6 @@ def trace(
     argv = list(command or [])
     fmt = _diagram_format(svg, png, as_dot, output)
     _check(argv, duration, grace, buffer, fmt, output)
-    from tracer.kernel.root import HostRoot
     from tracer.snapshot import session
     from tracer.views import lifecycle, roles
 
@@ -80,7 +79,7 @@ def trace(
     )
     what = " ".join(argv) if argv else "until Ctrl-C" if duration is None else f"for {duration:g} s"
     rec = session.record(
-        HostRoot(),
+        host_root(),
         opts,
         roles.engine_program,
         _look,

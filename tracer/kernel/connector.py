@@ -171,7 +171,16 @@ class Connector:
         Returns the events that arrived meanwhile. BlindError if none comes: the kernel ignores
         requests from non-initial PID and user namespaces, without an error."""
         nonce = random.randrange(1, 1 << 30)
-        self.sock.send(listen_request(PROC_CN_MCAST_LISTEN, nonce))
+        try:
+            self.sock.send(listen_request(PROC_CN_MCAST_LISTEN, nonce))
+        except ConnectionRefusedError as exc:
+            # The connector lives in the initial network namespace only: from any other (a
+            # container without --network=host) the kernel refuses the request.
+            raise BlindError(
+                "the kernel refused the subscription to process events: dtrace-tree runs in a "
+                "network namespace of its own, and the proc connector answers in the host's only",
+                "run the container with --network=host (Kubernetes: hostNetwork: true)",
+            ) from exc
         deadline = time.monotonic() + timeout
         early: list[Event] = []
         while True:

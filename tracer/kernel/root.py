@@ -123,3 +123,37 @@ class HostRoot:
             if text:
                 return text
         return os.uname().nodename
+
+
+CONTAINER_MARKS = ("/.dockerenv", "/run/.containerenv")  # Docker's, podman's
+HOST_MOUNT = "/host"  # where the DaemonSet and the README's `docker run` mount the host's /
+
+
+def in_container() -> bool:
+    """Does this process run in a container? A mount namespace other than PID 1's (when that
+    can be read), else the files Docker and podman put in every container."""
+    try:
+        return os.readlink("/proc/1/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return any(os.path.exists(mark) for mark in CONTAINER_MARKS)
+
+
+def for_container(fs: str) -> HostRoot:
+    """The host's / mounted at fs: its /proc there when the whole / was mounted (a recursive
+    bind, as `-v /:/host` makes), else this container's own /proc (with --pid=host it shows
+    the host's processes)."""
+    proc = os.path.join(fs, "proc")
+    return HostRoot(fs, proc if os.path.exists(os.path.join(proc, "1")) else "/proc")
+
+
+def sees_host_processes(root: HostRoot) -> bool:
+    """Is root.proc the host's PID namespace? Only the initial one holds the kernel's threads:
+    PID 2 is kthreadd, with parent 0. In a container without --pid=host it is not there."""
+    try:
+        with open(f"{root.proc}/2/stat", "rb") as f:
+            raw = f.read(512)
+    except OSError:
+        return False
+    start, end = raw.find(b"("), raw.rfind(b")")
+    fields = raw[end + 2 :].split()
+    return raw[start + 1 : end] == b"kthreadd" and len(fields) > 1 and fields[1] == b"0"
