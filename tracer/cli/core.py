@@ -215,6 +215,30 @@ FromOpt = Annotated[
 ]
 
 
+FromManyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--from",
+        help="Read a saved snapshot instead of this host: `show --json` output, or a `survive "
+        "--json` report; '-' for stdin. Several --from: several hosts side by side.",
+    ),
+]
+
+
+def fleet_of(paths: list[str], host: str | None) -> Any:
+    """Several saved snapshots (one host each) and the fleet's summary."""
+    from tracer.errors import UsageError
+    from tracer.views.fleet import fleet
+    from tracer.views.selection import only_engine
+
+    if paths.count("-") > 1:
+        raise UsageError("--from -: stdin can be read once")
+    topos = [load_snapshot(p) for p in paths]
+    if host and host != "all":
+        topos = [only_engine(t, host) for t in topos]
+    return fleet(list(zip(paths, topos, strict=True)))
+
+
 def load_snapshot(path: str) -> Any:
     """A Topology from a `show --json` file (or the daemon-down snapshot of a `survive --json`
     report); UsageError (one line) for anything else."""

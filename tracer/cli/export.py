@@ -10,9 +10,10 @@ import typer
 
 from tracer.cli.core import (
     ContainersArg,
-    FromOpt,
+    FromManyOpt,
     HostOpt,
     app,
+    fleet_of,
     host_root,
     note,
     notes,
@@ -45,7 +46,7 @@ def export(
             "diagrams/<host>-<time>[-N].<format>, never one that exists).",
         ),
     ] = None,
-    from_file: FromOpt = None,
+    from_file: FromManyOpt = None,
     ns: Annotated[
         bool, typer.Option("--ns", help="The namespace view instead of the architecture.")
     ] = False,
@@ -90,7 +91,16 @@ def export(
     fmt = chosen[0] if chosen else suffix if suffix in dot.FORMATS else "svg"
     if suffix in dot.FORMATS and suffix != fmt:
         raise UsageError(f"-o {output} does not end in .{fmt} (drop --{fmt}, or rename)")
-    topo = select(snapshot(host, from_file), containers or [], include_stopped=all_)
+    if from_file and len(from_file) > 1:
+        if ns or containers:
+            raise UsageError(
+                "several hosts are drawn one node per container: no --ns, no selection"
+            )
+        _fleet(from_file, host, fmt, output)
+        return
+    topo = select(
+        snapshot(host, from_file[0] if from_file else None), containers or [], include_stopped=all_
+    )
     notes(topo)
     count = len(topo.containers())
     view = "namespaces" if ns else "architecture"
@@ -124,6 +134,24 @@ def _storage(topo: Any) -> str:
     root = host_root()
     names = {c.id: c.label for c in topo.containers()}
     return storage(topo, [report(c, read_in(topo, c, root), names) for c in topo.containers()])
+
+
+def _fleet(paths: list[str], host: str | None, fmt: str, output: str | None) -> None:
+    """Several hosts side by side, one cluster each, the fleet's summary as the caption."""
+    from tracer.output.diagram import dot
+    from tracer.output.diagram.fleet import fleet
+
+    doc = fleet_of(paths, host)
+    count = sum(len(t.containers()) for t in doc.topologies)
+    with waiting(f"drawing {len(paths)} hosts, {count} containers, with Graphviz's dot ({fmt})"):
+        data = dot.render(fleet(doc), fmt)
+    if output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        return
+    path = output or _new_file(os.path.join("diagrams", f"fleet-{len(paths)}-hosts.{fmt}"))
+    write_file(path, data, make_dir=output is None)
+    print(path)
 
 
 def _new_file(path: str) -> str:

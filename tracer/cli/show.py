@@ -9,11 +9,12 @@ import typer
 from tracer.cli.core import (
     AllOpt,
     ContainersArg,
-    FromOpt,
+    FromManyOpt,
     HostOpt,
     JsonOpt,
     app,
     emit_json,
+    fleet_of,
     load_snapshot,
     notes,
     print_view,
@@ -27,12 +28,15 @@ def show(
     all_: AllOpt = False,
     host: HostOpt = None,
     as_json: JsonOpt = False,
-    from_file: FromOpt = None,
+    from_file: FromManyOpt = None,
 ) -> None:
     """The live chain: dockerd -> containerd -> containerd-shim -> container processes."""
     from tracer.views.selection import counts, select
 
-    everything = snapshot(host, from_file)
+    if from_file and len(from_file) > 1:
+        _fleet(from_file, containers or [], all_, host, as_json)
+        return
+    everything = snapshot(host, from_file[0] if from_file else None)
     topo = select(everything, containers or [], include_stopped=all_)
     notes(topo)
     if as_json:
@@ -61,3 +65,23 @@ def diff(
 
         print_view(view.comparison(doc))
     raise typer.Exit(0 if doc.all_kept else 1)
+
+
+def _fleet(
+    paths: list[str], containers: list[str], include_stopped: bool, host: str | None, as_json: bool
+) -> None:
+    """Several hosts: each one's tree (or JSON), then what the fleet as a whole says."""
+    from tracer.views.selection import select
+
+    doc = fleet_of(paths, host)
+    if containers:
+        from tracer.errors import UsageError
+
+        raise UsageError("several hosts: select containers in each host's own show")
+    doc.topologies = [select(t, [], include_stopped=include_stopped) for t in doc.topologies]
+    if as_json:
+        emit_json(doc.to_json())
+        return
+    from tracer.output.terminal import fleet as view
+
+    print_view(view.fleet(doc))
