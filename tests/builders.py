@@ -81,6 +81,11 @@ def bundle(cid: str, namespace: str = "moby") -> str:
     return f"/run/containerd/io.containerd.runtime.v2.task/{namespace}/{cid}"
 
 
+def daemon_of(engine: dict[str, Any], role: str) -> dict[str, Any] | None:
+    """The daemon of that role in an engine of `show --json` (schema 2: a list of daemons)."""
+    return next((d for d in engine.get("daemons", []) if d.get("role") == role), None)
+
+
 def make_host(*procs: Proc, **kw: Any) -> Host:
     return Host(procs={p.pid: p for p in procs}, taken_at=1_700_000_000.0, hostname="h", **kw)
 
@@ -130,7 +135,7 @@ def running(
         state="running",
         init_pid=init,
         shim_pid=shim_pid,
-        shim=kw.pop("shim", shim(shim_pid)),
+        monitor=kw.pop("monitor", shim(shim_pid)),
         processes=procs,
         namespaces=ns,
         **kw,
@@ -196,7 +201,7 @@ def numbered(
     spaces = {**HOST_NS, "mnt": 100 + i, "net": 200 + i, "pid": 300 + i}
     pids = [shim_pid + 1 + k for k in range(procs)]
     kw.setdefault("image", "busybox")
-    kw.setdefault("shim", shim(shim_pid, 1 if reparented else 500))
+    kw.setdefault("monitor", shim(shim_pid, 1 if reparented else 500))
     return running(f"{i:02d}" * 32, name, shim_pid, pids, spaces, **kw)
 
 
@@ -401,3 +406,181 @@ def docker_run(rec: Rec, cid: str = CID, at: float = 0.0, pid: int = 1000,
         .exec(t + 245.7, s + 5, init_argv, ns=new, ppid=s + 1)
         .exit(t + 246.0, s + 7, s + 1))  # fmt: skip
     return rec
+
+
+# -- serve: the real server, and a real browser ---------------------------------------------------
+
+
+class Served:
+    """A running `dtrace-tree serve`: its URL, base, token and process."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.base, _, self.token = url.partition("/?token=")
+        self.stderr = ""
+
+    def get(
+        self,
+        path: str,
+        token: bool = True,
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        timeout: float = 30,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one request, made with http.client as it is (no
+        redirect, no header added but Host)."""
+        import http.client
+        from urllib.parse import urlsplit
+
+        where = urlsplit(self.base)
+        conn = http.client.HTTPConnection(where.hostname, where.port, timeout=timeout)
+        if token:
+            path += ("&" if "?" in path else "?") + "token=" + self.token
+        try:
+            conn.request(method, path, headers=headers or {})
+            answer = conn.getresponse()
+            return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+        finally:
+            conn.close()
+
+    def json(self, path: str) -> Any:
+        status, _, body = self.get(path)
+        assert status == 200, (path, status, body[:300])
+        return json.loads(body)
+
+
+def serve_process(*args: str, timeout: float = 60) -> Any:
+    """`dtrace-tree serve --port 0 ARGS` as a whole process, until the with block ends (then
+    Ctrl-C, as a user stops it). Yields a Served once the URL is printed."""
+    import contextlib
+    import select
+    import signal
+
+    @contextlib.contextmanager
+    def run() -> Any:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", "0", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env={**os.environ, "NO_COLOR": "1"},
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            line = proc.stdout.readline().strip() if ready else ""
+            if not line.startswith("http://"):
+                proc.kill()
+                raise AssertionError(f"serve printed no URL: {line!r} {proc.stderr.read()!r}")
+            served = Served(proc, line)
+            yield served
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            with contextlib.suppress(Exception):
+                served.stderr = proc.stderr.read()
+
+    return run()
+
+
+class Browser:
+    """Headless Chromium driven through chromedriver's WebDriver protocol (W3C, JSON over
+    HTTP: the standard library is enough). A fresh profile, no network but what it is sent to,
+    and the flags a root user in a container needs."""
+
+    FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             "--disable-dev-shm-usage")  # fmt: skip
+
+    def __init__(self, profile: Path, width: int = 1280, height: int = 800) -> None:
+        import shutil
+        import socket
+        import time
+
+        driver, chromium = shutil.which("chromedriver"), shutil.which("chromium")
+        if not driver or not chromium:
+            raise FileNotFoundError("chromium and chromium-driver (Debian packages) are needed")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.driver = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)  # fmt: skip
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._call("GET", "/status")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        args = [*self.FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]
+        caps = {"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": args}}
+        self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})[
+            "sessionId"
+        ]
+        self.viewport(width, height)
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=120) as answer:
+            return json.loads(answer.read())["value"]
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        return self._call(method, f"/session/{self.session}{path}", body)
+
+    def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """The page's viewport exactly (the window also has room for what headless keeps)."""
+        params = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+        self.call("POST", "/goog/cdp/execute",
+                  {"cmd": "Emulation.setDeviceMetricsOverride", "params": params})  # fmt: skip
+
+    def go(self, url: str) -> None:
+        self.call("POST", "/url", {"url": url})
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.call("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def wait(self, script: str, *args: Any, timeout: float = 30, what: str = "") -> Any:
+        """Poll a script until it returns something true; its value."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.js(script, *args)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the page never showed {what or script}")
+            time.sleep(0.05)
+
+    def click(self, css: str) -> None:
+        """A real click (pointer events) on the first element css selects."""
+        found = self.call("POST", "/element", {"using": "css selector", "value": css})
+        self.call("POST", f"/element/{next(iter(found.values()))}/click", {})
+
+    def screenshot(self, path: Path) -> Path:
+        import base64
+
+        path.write_bytes(base64.b64decode(self.call("GET", "/screenshot")))
+        return path
+
+    def close(self) -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self.call("DELETE", "")
+        self.driver.terminate()
+        try:
+            self.driver.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.driver.kill()

@@ -6,7 +6,14 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.integration.conftest import lab_engine_json, ns_inodes, run_cli, show_json, temporary
+from tests.integration.conftest import (
+    daemon_of,
+    lab_engine_json,
+    ns_inodes,
+    run_cli,
+    show_json,
+    temporary,
+)
 from tracer.model.show_json import from_json
 from tracer.ops import lab, labconfig
 from tracer.output import diagram
@@ -25,7 +32,7 @@ def svg_text(path: Path) -> str:
 
 def pids(doc: dict) -> set[int]:
     engine = lab_engine_json(doc)
-    out = {engine["dockerd"]["pid"], engine["containerd"]["pid"]}
+    out = {daemon_of(engine, "dockerd")["pid"], daemon_of(engine, "containerd")["pid"]}
     for c in engine["containers"]:
         out |= {p["pid"] for p in c["processes"]} | {p["pid"] for p in c["proxies"]}
         out |= {c["shim_pid"]} if c["shim_pid"] else set()

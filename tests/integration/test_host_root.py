@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.builders import ROOT
+from tests.builders import ROOT, daemon_of
 from tracer.runtimes import observe
 
 PROBE = """
@@ -63,7 +63,9 @@ def _shape(doc: dict) -> list:
             for c in e["containers"]
         )
         edges = sorted((x["from"], x["to"], x["kind"], x["via"]) for x in e["edges"])
-        engines.append((e["dockerd"], e["containerd"], containers, edges, e["notes"]))
+        engines.append(
+            (daemon_of(e, "dockerd"), daemon_of(e, "containerd"), containers, edges, e["notes"])
+        )
     return sorted(engines, key=json.dumps)
 
 
@@ -74,10 +76,17 @@ def test_the_same_host_through_another_root(lab_engine, tmp_path):
     assert there["host"]["hostname"] == here["host"]["hostname"]
     assert _shape(there) == _shape(here)
     lab = [
-        e for e in there["engines"] if e["dockerd"] and "dtrace-lab" in e["dockerd"]["api_socket"]
+        e
+        for e in there["engines"]
+        if daemon_of(e, "dockerd") and "dtrace-lab" in daemon_of(e, "dockerd")["api_socket"]
     ]
     (engine,) = lab
     # Proven through the root: the listener, the connected socket pair, the API's names.
-    assert engine["containerd"]["proven"] and engine["containerd"]["connected"]
-    assert engine["dockerd"]["reachable"] and engine["dockerd"]["live_restore"] is True
+    assert (
+        daemon_of(engine, "containerd")["proven"] and daemon_of(engine, "containerd")["connected"]
+    )
+    assert (
+        daemon_of(engine, "dockerd")["reachable"]
+        and daemon_of(engine, "dockerd")["live_restore"] is True
+    )
     assert {c["name"] for c in engine["containers"]} >= {"lab-web", "lab-sidecar", "lab-stopped"}

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from tests.builders import ROOT, run_cli
+from tests.builders import ROOT, daemon_of, run_cli
 from tracer.ops import lab
 
 LAB = f"unix://{lab.LabPaths().docker_sock}"
@@ -41,7 +41,7 @@ def in_container(
 
 
 def engine_of(doc: dict) -> dict:
-    (engine,) = [e for e in doc["engines"] if e["dockerd"]]
+    (engine,) = [e for e in doc["engines"] if daemon_of(e, "dockerd")]
     return engine
 
 
@@ -55,8 +55,11 @@ def test_in_a_container_the_answer_is_the_hosts(lab_engine):
     there = json.loads(inside.stdout)
     assert there["host"]["namespaces"] == here["host"]["namespaces"]
     a, b = engine_of(there), engine_of(here)
-    assert (a["dockerd"], a["containerd"]) == (b["dockerd"], b["containerd"])
-    assert a["containerd"]["proven"] and a["containerd"]["connected"]
+    assert (daemon_of(a, "dockerd"), daemon_of(a, "containerd")) == (
+        daemon_of(b, "dockerd"),
+        daemon_of(b, "containerd"),
+    )
+    assert daemon_of(a, "containerd")["proven"] and daemon_of(a, "containerd")["connected"]
     mine = {c["id"]: c for c in a["containers"]}
     for c in b["containers"]:
         assert mine.pop(c["id"]) == c, c["name"]

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, lab_engine_json, run_cli, show_json, temporary
+from tests.integration.conftest import (
+    ROOT,
+    daemon_of,
+    lab_engine_json,
+    run_cli,
+    show_json,
+    temporary,
+)
 from tracer import runtimes
 from tracer.kernel.procfs import ProcessId
 from tracer.kernel.root import HostRoot
@@ -56,10 +63,12 @@ def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):
     doc = json.loads(out.stdout)
     assert doc["host"]["root"] is False
     (engine,) = [
-        e for e in doc["engines"] if e["dockerd"] and e["dockerd"]["pid"] == lab.dockerd_pid(PATHS)
+        e
+        for e in doc["engines"]
+        if daemon_of(e, "dockerd") and daemon_of(e, "dockerd")["pid"] == lab.dockerd_pid(PATHS)
     ]
-    assert engine["dockerd"]["reachable"] is False
-    assert "permission denied" in engine["dockerd"]["api_error"]
+    assert daemon_of(engine, "dockerd")["reachable"] is False
+    assert "permission denied" in daemon_of(engine, "dockerd")["api_error"]
     # The chain itself is still drawn from /proc: every running container, by its shim.
     truth = {
         c.id: client.api.inspect_container(c.id)["State"]["Pid"] for c in client.containers.list()
@@ -108,7 +117,7 @@ def test_containerd_down_leaves_shims_and_containers_visible(client):
         assert daemon.stop(daemon.identify(lab.containerd_pid(PATHS)), timeout=30)
         doc = show_json()
         engine = lab_engine_json(doc)
-        assert engine["containerd"] is None
+        assert daemon_of(engine, "containerd") is None
         assert any("containerd for this dockerd not found" in n for n in engine["notes"])
         # dockerd still answers: each container once, named, with its process, under dockerd
         got = {c["id"]: c["init_pid"] for c in engine["containers"] if c["init_pid"]}

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import (
+    daemon_of,
     lab_engine_json,
     live,
     ns_inodes,
@@ -43,10 +44,13 @@ def _shim_tree(shim_pid: int) -> set[int]:
 def test_show_json_matches_ground_truth(client):
     doc = show_json()
     engine = lab_engine_json(doc)
-    assert engine["dockerd"]["pid"] == lab.dockerd_pid(PATHS)
-    assert engine["dockerd"]["reachable"] is True
-    assert engine["dockerd"]["live_restore"] is True
-    assert engine["containerd"] == {
+    assert daemon_of(engine, "dockerd")["pid"] == lab.dockerd_pid(PATHS)
+    assert daemon_of(engine, "dockerd")["reachable"] is True
+    assert daemon_of(engine, "dockerd")["live_restore"] is True
+    assert engine["runtime"] == "docker" and engine["name"] == str(PATHS.docker_sock)
+    assert [d["role"] for d in engine["daemons"]] == ["dockerd", "containerd"]
+    assert daemon_of(engine, "containerd") == {
+        "role": "containerd",
         "pid": lab.containerd_pid(PATHS),
         "socket": str(PATHS.containerd_sock),
         "managed": False,
@@ -70,8 +74,8 @@ def test_show_json_matches_ground_truth(client):
         assert got["shim_pid"] == shim_pid
         shim_cmd = psutil.Process(shim_pid).cmdline()
         assert shim_cmd[shim_cmd.index("-id") + 1] == ctr.id
-        assert got["shim"]["address"] == str(PATHS.containerd_sock)
-        assert got["shim"]["ppid"] == psutil.Process(shim_pid).ppid()
+        assert got["monitor"]["address"] == str(PATHS.containerd_sock)
+        assert got["monitor"]["ppid"] == psutil.Process(shim_pid).ppid()
         assert {p["pid"] for p in got["processes"]} == _shim_tree(shim_pid)
         truth_ns = ns_inodes(init_pid)
         assert got["namespaces"] == {k: truth_ns[k] for k in got["namespaces"]}
@@ -81,10 +85,13 @@ def test_show_json_matches_ground_truth(client):
             assert p["ppid"] == proc.ppid()
             assert p["cmdline"] == proc.cmdline()
         edges = {(e["from"], e["to"], e["kind"]) for e in engine["edges"]}
-        assert (shim_pid, engine["containerd"]["pid"], "shim-address") in edges
+        assert (shim_pid, daemon_of(engine, "containerd")["pid"], "shim-address") in edges
         assert (shim_pid, init_pid, "parent") in edges
         assert (psutil.Process(shim_pid).ppid(), shim_pid, "reparented") in edges
-    dockerd, containerd = engine["dockerd"]["pid"], engine["containerd"]["pid"]
+    dockerd, containerd = (
+        daemon_of(engine, "dockerd")["pid"],
+        daemon_of(engine, "containerd")["pid"],
+    )
     assert (dockerd, containerd, "socket") in {
         (e["from"], e["to"], e["kind"]) for e in engine["edges"]
     }
@@ -122,7 +129,7 @@ def test_roles_of_init_exec_and_docker_init(client):
         "container_ip": client.api.inspect_container("lab-web")["NetworkSettings"]["IPAddress"],
         "container_port": 80,
     }
-    assert psutil.Process(proxy["pid"]).ppid() == engine["dockerd"]["pid"]
+    assert psutil.Process(proxy["pid"]).ppid() == daemon_of(engine, "dockerd")["pid"]
 
 
 def test_stopped_containers_only_with_all(client):
@@ -147,12 +154,14 @@ def test_filters_by_name_id_prefix_and_pid(client):
 
 def test_every_engine_on_the_host_is_shown(host_engine):
     doc = show_json()
-    sockets = {e["dockerd"]["api_socket"] for e in doc["engines"] if e["dockerd"]}
+    sockets = {
+        daemon_of(e, "dockerd")["api_socket"] for e in doc["engines"] if daemon_of(e, "dockerd")
+    }
     assert {str(PATHS.docker_sock), "/run/docker.sock"} <= sockets
     (default,) = [
         e
         for e in doc["engines"]
-        if e["dockerd"] and e["dockerd"]["api_socket"] == "/run/docker.sock"
+        if daemon_of(e, "dockerd") and daemon_of(e, "dockerd")["api_socket"] == "/run/docker.sock"
     ]
     truth = {
         c.name: host_engine.client.api.inspect_container(c.id)["State"]["Pid"]
@@ -161,9 +170,9 @@ def test_every_engine_on_the_host_is_shown(host_engine):
     if host_engine.ours:
         assert host_engine.container in truth  # else the host's own: whatever runs there
     assert {c["name"]: c["init_pid"] for c in default["containers"] if c["init_pid"]} == truth
-    assert default["containerd"]["socket"] == "/run/containerd/containerd.sock"
+    assert daemon_of(default, "containerd")["socket"] == "/run/containerd/containerd.sock"
     only = show_json("-H", "unix:///var/run/docker.sock")
-    assert [e["dockerd"]["api_socket"] for e in only["engines"]] == ["/run/docker.sock"]
+    assert [daemon_of(e, "dockerd")["api_socket"] for e in only["engines"]] == ["/run/docker.sock"]
 
 
 def test_text_tree_is_plain_when_piped(lab_engine):
@@ -205,14 +214,22 @@ def test_show_while_dockerd_is_down(client):
         (engine,) = [
             e
             for e in doc["engines"]
-            if e["containerd"] and e["containerd"]["socket"] == str(PATHS.containerd_sock)
+            if daemon_of(e, "containerd")
+            and daemon_of(e, "containerd")["socket"] == str(PATHS.containerd_sock)
+            and e["namespace"] == "moby"
         ]
-        assert engine["dockerd"] is None
+        # schema 2: no longer a Docker engine missing its dockerd, but containerd's own, in
+        # Docker's namespace, that says so
+        assert engine["runtime"] == "containerd" and daemon_of(engine, "dockerd") is None
         assert sorted(c["init_pid"] for c in engine["containers"]) == sorted(before.values())
         assert all(c["name"] is None for c in engine["containers"])
         assert engine["notes"]
-        text = run_cli("show", check=True).stdout
-        assert "dockerd not running" in text
+        text = run_cli("show", "-H", "all", check=True).stdout
+        assert (
+            f"containerd {lab.containerd_pid(PATHS)}  {PATHS.containerd_sock}  namespace moby"
+            in text
+        )
+        assert "namespace moby is Docker's, but no running dockerd uses this containerd" in text
     finally:
         run_cli("lab", "up", check=True)
     after = {
@@ -247,6 +264,8 @@ def test_walk_under_churn_never_crashes_or_invents_links(lab_engine):
                     child, parent = snap.procs[edge.dst], snap.procs.get(edge.src)
                     assert parent is not None and is_parent(parent, child), edge
                 for c in engine.containers:
+                    if c.init_pid is None:  # a stopped container (podman's store lists them)
+                        continue
                     init = snap.procs[c.init_pid]
                     for p in c.processes:
                         assert snap.procs[p.pid].ns.get("pid") == init.ns.get("pid"), (c.id, p)
@@ -300,7 +319,7 @@ def test_the_api_is_read_without_the_docker_sdk(lab_engine):
 def test_docker_host_chooses_the_engine_and_h_all_shows_every_one(host_engine):
     lab_url = f"unix://{PATHS.docker_sock}"
     out = run_cli("show", "--json", env={"DOCKER_HOST": lab_url}, check=True)
-    assert [e["dockerd"]["api_socket"] for e in json.loads(out.stdout)["engines"]] == [
+    assert [daemon_of(e, "dockerd")["api_socket"] for e in json.loads(out.stdout)["engines"]] == [
         str(PATHS.docker_sock)
     ]
     assert out.stderr.strip().splitlines()[-1] == (
@@ -308,7 +327,11 @@ def test_docker_host_chooses_the_engine_and_h_all_shows_every_one(host_engine):
         "engine)"
     )
     every = run_cli("show", "--json", "-H", "all", env={"DOCKER_HOST": lab_url}, check=True)
-    sockets = {e["dockerd"]["api_socket"] for e in json.loads(every.stdout)["engines"]}
+    sockets = {
+        daemon_of(e, "dockerd")["api_socket"]
+        for e in json.loads(every.stdout)["engines"]
+        if daemon_of(e, "dockerd")
+    }
     assert {str(PATHS.docker_sock), "/run/docker.sock"} <= sockets
     assert "showing the engine" not in every.stderr
 

@@ -129,11 +129,11 @@ def test_edges_follow_the_model() -> None:
         else:
             assert (f"p{e.src}", f"p{e.dst}", e.kind) in found
     assert ("p650", "p1001", "forwards") in found  # docker-proxy -> web-0's init
-    assert 'p1 [label="pid 1\\ninit: adopts orphaned shims"' in diagram.source(topo)
+    assert 'p1 [label="pid 1\\ninit: adopts orphaned shims and conmons"' in diagram.source(topo)
 
 
 def test_no_engine_and_orphans() -> None:
-    assert "no Docker engine on this host" in diagram.source(Topology(engines=[]))
+    assert "no container engine on this host" in diagram.source(Topology(engines=[]))
     orphan = numbered(7, "lost")
     dot = diagram.source(Topology(engines=[], orphans=[orphan]))
     assert "shims whose containerd is not running" in dot

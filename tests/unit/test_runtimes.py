@@ -13,7 +13,7 @@ import pytest
 
 from tests.builders import PROXY_CMD, bundle, make_host, proc, shim_cmd
 from tracer.errors import SnapshotFormatError
-from tracer.model.show_json import SCHEMA, from_json
+from tracer.model.show_json import SCHEMA, SCHEMA_1, from_json
 from tracer.model.topology import (
     ApiContainer,
     ApiView,
@@ -247,14 +247,14 @@ def test_containerd_without_dockerd_is_still_an_engine() -> None:
     assert engine.runtime == "containerd" and engine.daemon(Dockerd) is None
     containerd = engine.daemon(Containerd)
     assert containerd is not None and containerd.pid == 500
-    assert engine.title == SOCK
+    assert engine.title == f"{SOCK} [moby]" and engine.namespace == "moby"
     assert sorted(c.id for c in engine.containers) == [ID_A, ID_B]
     assert all(c.name is None for c in engine.containers)
     assert by_id(topo)[ID_A].init_pid == 710
     assert (700, 500, "shim-address") in triples(engine)
     assert (1, 800, "reparented") in triples(engine)
     assert not any(kind == "socket" for _, _, kind in triples(engine))
-    assert any("no dockerd uses this containerd" in n for n in engine.notes)
+    assert any("no running dockerd uses this containerd" in n for n in engine.notes)
 
 
 def test_shim_of_a_missing_containerd_is_an_orphan() -> None:
@@ -305,7 +305,9 @@ def test_only_orphans_and_nothing_else() -> None:
 def test_empty_host_says_no_engine() -> None:
     topo = build(make_host(proc(1, 0, "systemd", ["/sbin/init"], 1.0)))
     assert topo.engines == [] and topo.orphans == []
-    assert topo.notes == ["no Docker engine found on this host (no dockerd, containerd or shim)"]
+    assert topo.notes == [
+        "no container engine found on this host (no dockerd, containerd, shim or conmon)"
+    ]
 
 
 def test_managed_containerd_is_dockerd_child() -> None:
@@ -605,13 +607,23 @@ def test_json_round_trip_with_orphans_and_notes() -> None:
         [],
         None,
         "dtrace-tree/show/1",
-        {"schema": "dtrace-tree/show/2", "engines": []},
+        {"schema": "dtrace-tree/show/3", "engines": []},
         {"schema": SCHEMA},  # no engines
         {"schema": SCHEMA, "engines": None},
         {"schema": SCHEMA, "engines": ["x"]},
-        {"schema": SCHEMA, "engines": [{"dockerd": {"pid": 1}}]},
-        {"schema": SCHEMA, "engines": [{"edges": [{"from": 1}]}]},
+        {"schema": SCHEMA_1, "engines": [{"dockerd": {"pid": 1}}]},
+        {"schema": SCHEMA, "engines": [{"runtime": "docker", "daemons": [{"pid": 1}]}]},
+        {"schema": SCHEMA, "engines": [{"runtime": "docker", "daemons": [{"role": "x"}]}]},
+        {"schema": SCHEMA, "engines": [{"daemons": []}]},  # no runtime
+        {"schema": SCHEMA, "engines": [{"runtime": "podman", "owner": -1}]},
+        {"schema": SCHEMA, "engines": [{"runtime": "docker", "edges": [{"from": 1}]}]},
         {"schema": SCHEMA, "engines": [], "orphans": [{"id": "x"}]},
+        {"schema": SCHEMA, "engines": [], "orphans": [{"id": "x", "state": "s", "pod": "p"}]},
+        {
+            "schema": SCHEMA,
+            "engines": [],
+            "orphans": [{"id": "x", "state": "running", "monitor": {"pid": "1"}}],
+        },
         {
             "schema": SCHEMA,
             "engines": [],
@@ -625,9 +637,11 @@ def test_from_json_rejects_what_is_not_a_snapshot(doc: object) -> None:
 
 
 def test_from_json_minimal() -> None:
-    topo = from_json({"schema": SCHEMA, "engines": [{"dockerd": None}]})
+    topo = from_json({"schema": SCHEMA_1, "engines": [{"dockerd": None}]})
     assert topo.engines == [Engine(runtime="containerd", daemons=[])]  # no dockerd, no daemon
     assert topo.orphans == [] and topo.notes == [] and topo.host == {}
+    topo = from_json({"schema": SCHEMA, "engines": [{"runtime": "podman"}]})
+    assert topo.engines == [Engine(runtime="podman", daemons=[])]
     # an edge is written with its via, empty when not given
     bare = Topology(engines=[Engine(runtime="containerd", edges=[Edge(1, 2, "parent")])])
     edges = bare.to_json()["engines"][0]["edges"]

@@ -38,7 +38,7 @@ def fixture() -> Topology:
         state="running",
         init_pid=710,
         shim_pid=700,
-        shim=shim(700, ppid=1),
+        monitor=shim(700, ppid=1),
         processes=[
             Process(710, 700, ["nginx: master process nginx -g daemon off;"], "init", "nginx"),
             Process(711, 710, ["nginx: worker process"], "child", "nginx"),
@@ -54,7 +54,7 @@ def fixture() -> Topology:
         state="running",
         init_pid=810,
         shim_pid=800,
-        shim=shim(800, ppid=500),
+        monitor=shim(800, ppid=500),
         processes=[Process(810, 800, ["sleep", "infinity"], "init", "sleep")],
     )
     old = Container(id=ID_OLD, name="old", image="busybox", state="exited")
@@ -120,7 +120,7 @@ def test_render_degraded_engines_and_orphans_exactly() -> None:
         state="running",
         init_pid=910,
         shim_pid=900,
-        shim=shim(900, ppid=1, address="/run/gone.sock"),
+        monitor=shim(900, ppid=1, address="/run/gone.sock"),
         processes=[Process(910, 900, [], "init", "redis-server")],
     )
     topo = Topology(
@@ -148,8 +148,7 @@ def test_render_degraded_engines_and_orphans_exactly() -> None:
         "dockerd 600  api ?  live-restore ?  API unreachable: connection refused\n"
         "├── containerd 601  /run/docker/containerd/containerd.sock  [child of dockerd, socket]\n"
         "└── containers: 0 running, 0 processes\n"
-        "dockerd not running  (/run/containerd/containerd.sock)\n"
-        "├── containerd 502  /run/containerd/containerd.sock  [serves]\n"
+        "containerd 502  /run/containerd/containerd.sock\n"
         "├── containers: 0 running, 0 processes\n"
         "└── note: no dockerd uses this containerd\n"
         "dockerd 700  api /run/y.sock  live-restore off\n"
@@ -163,7 +162,7 @@ def test_render_degraded_engines_and_orphans_exactly() -> None:
 
 
 def test_render_empty_host() -> None:
-    assert show(Topology(engines=[])) == "no Docker engine on this host\n"
+    assert show(Topology(engines=[])) == "no container engine on this host\n"
 
 
 def test_cmdline_is_cut_at_the_limit() -> None:

@@ -27,12 +27,32 @@ def lab_up(
             "negative demo).",
         ),
     ] = True,
+    podman: Annotated[
+        bool,
+        typer.Option("--podman", help="Also rootful podman containers (the lab's own storage)."),
+    ] = False,
+    containerd: Annotated[
+        bool,
+        typer.Option(
+            "--containerd",
+            help="Also a containerd of the lab's own (CRI on) with ctr containers.",
+        ),
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="--podman and --containerd together.")
+    ] = False,
     as_json: LabJson = False,
 ) -> None:
     """Start the lab engine and its demo containers (idempotent)."""
     from tracer.ops import lab
 
-    _print(lab.up(live_restore=live_restore, progress=note), as_json)
+    up = lab.up(
+        live_restore=live_restore,
+        progress=note,
+        podman=podman or everything,
+        containerd=containerd or everything,
+    )
+    _print(up, as_json)
 
 
 @lab_app.command("status")
@@ -77,4 +97,12 @@ def _print(status: Any, as_json: bool) -> None:
     )
     for c in status.containers:
         print(f"  {for_terminal(c['name'] or '?'):<12} {c['state']:<8} {for_terminal(c['shape'])}")
+    if status.podman is not None:
+        print("podman (its own storage, no daemon):")
+        for c in status.podman:
+            print(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
+    if status.ctr is not None:
+        print(f"ctr on the lab's second containerd (pid {status.cri_containerd_pid}, CRI on):")
+        for c in status.ctr:
+            print(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
     print(f"DOCKER_HOST={status.docker_host}")

@@ -20,7 +20,7 @@ def ns(
     from_file: FromOpt = None,
 ) -> None:
     """Namespaces: what each container isolates, and what it shares with the host or others."""
-    from tracer.errors import DeniedError, NotRunningError, cannot_read
+    from tracer.errors import DeniedError
     from tracer.model.namespaces import NsMatrix, NsReport
     from tracer.views import namespaces
     from tracer.views.selection import resolve
@@ -30,23 +30,7 @@ def ns(
     if container is None:
         doc = namespaces.matrix(topo)
     else:
-        me = resolve(topo, container)
-        if me.init_pid is None:
-            raise NotRunningError(
-                f"{me.label} is {me.state}: a stopped container has no process, "
-                "so it has no namespaces",
-                f"start it with: docker start {me.label}",
-            )
-        if not me.namespaces:
-            raise cannot_read(f"/proc/{me.init_pid}/ns")
-        from tracer.runtimes import explain
-
-        live = from_file is None
-        told, usual = explain(topo, me, asked=live)
-        # Who joined this container's namespaces says so in its own options: ask each of them.
-        others = {c.id: c for k in me.namespaces for c in namespaces.sharers_of(topo, me, k)}
-        told_of = {cid: explain(topo, c, asked=live)[0] for cid, c in others.items()}
-        doc = namespaces.container_report(topo, me, told, usual, told_of)
+        doc = namespaces.report_for(topo, resolve(topo, container), asked=from_file is None)
     if not doc.host:
         note(
             "the host's namespaces could not be read (neither PID 1 nor kthreadd): "

@@ -1,11 +1,15 @@
-"""`show --json` out, and back in: the documented schema `dtrace-tree/show/1` (README).
+"""`show --json` out, and back in: the documented schema `dtrace-tree/show/2` (README); files
+of schema 1 are read too.
 
 Reading is strict, because a saved snapshot is a file anyone can write and its PIDs become
 node names in a diagram: every field the outputs read must have its documented type, or the
 whole file is refused with `SnapshotFormatError` (one line, exit 2).
 
-An engine is written with one key per daemon role the schema knows ("dockerd", "containerd",
-null when that role does not run), as schema 1 has always had them.
+Schema 2 is one shape for every runtime: an engine says its `runtime` (docker, containerd, cri,
+podman) and lists its `daemons`, each with its `role` (none for podman); a container names its
+`monitor` (a containerd shim or conmon) and its `pod`. Schema 1 had one key per daemon role
+("dockerd", "containerd", null when that role did not run): a containerd engine with
+"dockerd": null meant "dockerd not running", which is now a containerd engine of its own.
 """
 
 from __future__ import annotations
@@ -14,19 +18,24 @@ from typing import Any
 
 from tracer.errors import SnapshotFormatError
 from tracer.model.topology import (
+    DAEMON_TYPES,
+    SHIM,
     Container,
     Containerd,
     Daemon,
     Dockerd,
     Edge,
     Engine,
+    Monitor,
+    Pod,
     Process,
     Proxy,
-    Shim,
     Topology,
 )
 
-SCHEMA = "dtrace-tree/show/1"
+SCHEMA = "dtrace-tree/show/2"
+SCHEMA_1 = "dtrace-tree/show/1"
+ROLES: dict[str, type[Daemon]] = {t.ROLE: t for t in DAEMON_TYPES}
 
 
 def to_json(topo: Topology) -> dict[str, Any]:
@@ -49,15 +58,14 @@ def _plain(flat: Any) -> dict[str, Any]:
     }
 
 
-def _daemon_json(engine: Engine, kind: type[Daemon]) -> dict[str, Any] | None:
-    d = engine.daemon(kind)
-    return _plain(d) if d else None
-
-
 def _engine_json(engine: Engine) -> dict[str, Any]:
     return {
-        "dockerd": _daemon_json(engine, Dockerd),
-        "containerd": _daemon_json(engine, Containerd),
+        "runtime": engine.runtime,
+        "name": engine.title,
+        "namespace": engine.namespace,
+        "store": engine.store,
+        "owner": engine.owner,
+        "daemons": [{"role": d.ROLE, **_plain(d)} for d in engine.daemons],
         "containers": [_container_json(c) for c in engine.containers],
         "edges": [{"from": x.src, "to": x.dst, "kind": x.kind, "via": x.via} for x in engine.edges],
         "unmatched_proxies": [_plain(p) for p in engine.unmatched_proxies],
@@ -73,7 +81,8 @@ def _container_json(c: Container) -> dict[str, Any]:
         "state": c.state,
         "init_pid": c.init_pid,
         "shim_pid": c.shim_pid,
-        "shim": _plain(c.shim) if c.shim else None,
+        "monitor": _plain(c.monitor) if c.monitor else None,
+        "pod": _plain(c.pod) if c.pod else None,
         "processes": [_plain(p) for p in c.processes],
         "proxies": [_plain(p) for p in c.proxies],
         "namespaces": dict(c.namespaces),
@@ -84,16 +93,20 @@ def _container_json(c: Container) -> dict[str, Any]:
 
 
 def from_json(doc: Any) -> Topology:
-    """A Topology from `show --json` output; SnapshotFormatError if doc is not one."""
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+    """A Topology from `show --json` output (schema 2 or 1); SnapshotFormatError if doc is not
+    one."""
+    if not isinstance(doc, dict) or doc.get("schema") not in (SCHEMA, SCHEMA_1):
         raise SnapshotFormatError(f"not a dtrace-tree snapshot (expected schema {SCHEMA!r})")
+    v1 = doc["schema"] == SCHEMA_1
     try:
         host = _obj(doc.get("host") or {}, "host")
         for key in ("hostname", "taken_at", "namespaces_from"):
             _text(host.get(key), f"host.{key}", optional=True)
         _ns(host.get("namespaces") or {}, "host")
         return Topology(
-            engines=[_engine(e) for e in _list(doc.get("engines"), "engines")],
+            engines=[
+                (_engine_v1 if v1 else _engine)(e) for e in _list(doc.get("engines"), "engines")
+            ],
             orphans=[_container(c) for c in _list(doc.get("orphans", []), "orphans")],
             host=dict(host),
             notes=[_text(n, "note") for n in _list(doc.get("notes") or [], "notes")],
@@ -146,42 +159,60 @@ def _ns(value: Any, what: str) -> dict[str, int]:
     }
 
 
-def _engine(e: Any) -> Engine:
-    e = _obj(e, "engine")
-    daemons: list[Daemon] = []
-    if e.get("dockerd"):
-        d = _obj(e["dockerd"], "dockerd")
-        daemons.append(
-            Dockerd(
-                **{
-                    **d,
-                    "pid": _num(d.get("pid"), "dockerd pid"),
-                    "cmdline": _argv(d.get("cmdline"), "dockerd"),
-                    "api_socket": _text(d.get("api_socket"), "dockerd api_socket", True),
-                    "api_error": _text(d.get("api_error"), "dockerd api_error", True),
-                }
-            )
-        )
-    if e.get("containerd"):
-        c = _obj(e["containerd"], "containerd")
-        daemons.append(
-            Containerd(
-                **{
-                    **c,
-                    "pid": _num(c.get("pid"), "containerd pid"),
-                    "cmdline": _argv(c.get("cmdline", []), "containerd"),
-                    "socket": _text(c.get("socket"), "containerd socket"),
-                }
-            )
-        )
+def _daemon(kind: type[Daemon], d: dict[str, Any]) -> Daemon:
+    """One daemon of a known role, its fields typed as the outputs read them."""
+    role = kind.ROLE
+    fields = {k: v for k, v in d.items() if k != "role"}
+    fields["pid"] = _num(d.get("pid"), f"{role} pid")
+    fields["cmdline"] = _argv(d.get("cmdline", [] if kind is Containerd else None), role)
+    for key in ("api_socket", "api_error", "endpoint"):
+        if key in fields:
+            fields[key] = _text(fields[key], f"{role} {key}", True)
+    if kind is Containerd:
+        fields["socket"] = _text(d.get("socket"), "containerd socket")
+    return kind(**fields)
+
+
+def _rest(e: dict[str, Any], runtime: str, daemons: list[Daemon], **extra: Any) -> Engine:
     return Engine(
-        runtime="docker" if e.get("dockerd") else "containerd",
+        runtime=runtime,
         daemons=daemons,
         containers=[_container(c) for c in _list(e.get("containers", []), "containers")],
         edges=[_edge(x) for x in _list(e.get("edges", []), "edges")],
         notes=[_text(n, "note") for n in _list(e.get("notes") or [], "notes")],
         unmatched_proxies=[_proxy(p) for p in _list(e.get("unmatched_proxies", []), "proxies")],
+        **extra,
     )
+
+
+def _engine(e: Any) -> Engine:
+    e = _obj(e, "engine")
+    daemons = []
+    for d in _list(e.get("daemons", []), "daemons"):
+        d = _obj(d, "daemon")
+        kind = ROLES.get(_text(d.get("role"), "daemon role"))
+        if kind is None:
+            raise _fail(f"unknown daemon role {d.get('role')!r}")
+        daemons.append(_daemon(kind, d))
+    owner = e.get("owner")
+    return _rest(
+        e,
+        _text(e.get("runtime"), "engine runtime"),
+        daemons,
+        namespace=_text(e.get("namespace"), "engine namespace", True),
+        store=_text(e.get("store"), "engine store", True),
+        owner=_num(owner, "engine owner", optional=True),
+    )
+
+
+def _engine_v1(e: Any) -> Engine:
+    """Schema 1: one key per daemon role."""
+    e = _obj(e, "engine")
+    daemons: list[Daemon] = []
+    for kind in (Dockerd, Containerd):
+        if e.get(kind.ROLE):
+            daemons.append(_daemon(kind, _obj(e[kind.ROLE], kind.ROLE)))
+    return _rest(e, "docker" if e.get("dockerd") else "containerd", daemons)
 
 
 def _edge(x: Any) -> Edge:
@@ -206,20 +237,35 @@ def _proxy(p: Any) -> Proxy:
     )
 
 
+def _monitor(m: Any, what: str) -> Monitor:
+    m = _obj(m, what)
+    return Monitor(
+        **{
+            **m,
+            "pid": _num(m.get("pid"), f"{what} pid"),
+            "ppid": _num(m.get("ppid"), f"{what} ppid"),
+            "cmdline": _argv(m.get("cmdline"), what),
+            "namespace": _text(m.get("namespace"), f"{what} namespace", True),
+            "address": _text(m.get("address"), f"{what} address", True),
+            "kind": _text(m.get("kind", SHIM), f"{what} kind"),
+        }
+    )
+
+
+def _pod(p: Any) -> Pod:
+    p = _obj(p, "pod")
+    return Pod(
+        id=_text(p.get("id"), "pod id"),
+        name=_text(p.get("name"), "pod name", True),
+        namespace=_text(p.get("namespace"), "pod namespace", True),
+        uid=_text(p.get("uid"), "pod uid", True),
+        sandbox=bool(p.get("sandbox")),
+    )
+
+
 def _container(c: Any) -> Container:
     c = _obj(c, "container")
-    shim = None
-    if c.get("shim"):
-        s = _obj(c["shim"], "shim")
-        shim = Shim(
-            **{
-                **s,
-                "pid": _num(s.get("pid"), "shim pid"),
-                "ppid": _num(s.get("ppid"), "shim ppid"),
-                "cmdline": _argv(s.get("cmdline"), "shim"),
-                "address": _text(s.get("address"), "shim address", True),
-            }
-        )
+    found = c.get("monitor") or c.get("shim")  # schema 1: the shim
     return Container(
         id=_text(c["id"], "container id"),
         name=_text(c.get("name"), "container name, image or state", True),
@@ -227,10 +273,11 @@ def _container(c: Any) -> Container:
         state=_text(c["state"], "container name, image or state"),
         init_pid=_num(c.get("init_pid"), "init_pid", optional=True),
         shim_pid=_num(c.get("shim_pid"), "shim_pid", optional=True),
-        shim=shim,
+        monitor=_monitor(found, "monitor") if found else None,
         processes=[_process(p) for p in _list(c.get("processes", []), "processes")],
         proxies=[_proxy(p) for p in _list(c.get("proxies", []), "proxies")],
         namespaces=_ns(c.get("namespaces") or {}, "container"),
+        pod=_pod(c["pod"]) if c.get("pod") else None,
     )
 
 

@@ -100,8 +100,16 @@ def _address(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+SHIM = "containerd-shim"  # a containerd shim: Docker, bare containerd, one per CRI pod
+CONMON = "conmon"  # podman's (and CRI-O's) monitor: one per container
+
+
 @dataclass
-class Shim:
+class Monitor:
+    """The process that holds a container and is its init's parent: a containerd shim (its
+    containerd's -namespace and -address) or conmon (neither). It re-parents to PID 1 or a
+    subreaper, so that the daemons above it can restart."""
+
     pid: int
     ppid: int
     cmdline: list[str]
@@ -109,6 +117,21 @@ class Shim:
     address: str | None
     reparented: bool
     create_time: float = 0.0
+    kind: str = SHIM
+
+
+Shim = Monitor  # the name schema 1 gives it
+
+
+@dataclass
+class Pod:
+    """The pod a container belongs to (CRI: from the OCI annotations in its bundle)."""
+
+    id: str  # the sandbox's container id
+    name: str | None = None
+    namespace: str | None = None  # the Kubernetes namespace (not containerd's)
+    uid: str | None = None
+    sandbox: bool = False  # this container is the pod's sandbox (pause), holding its namespaces
 
 
 @dataclass
@@ -118,11 +141,18 @@ class Container:
     image: str | None
     state: str
     init_pid: int | None = None
-    shim_pid: int | None = None
-    shim: Shim | None = None
+    shim_pid: int | None = None  # the containerd shim's (None under conmon): schema 1's field
+    monitor: Monitor | None = None
     processes: list[Process] = field(default_factory=list)
     proxies: list[Proxy] = field(default_factory=list)
     namespaces: dict[str, int] = field(default_factory=dict)
+    pod: Pod | None = None
+
+    @property
+    def shim(self) -> Monitor | None:
+        """Its monitor when that is a containerd shim."""
+        m = self.monitor
+        return m if m is not None and m.kind == SHIM else None
 
     @property
     def short_id(self) -> str:
@@ -184,7 +214,21 @@ class Containerd(Daemon):
         return self.socket
 
 
-DAEMON_TYPES: tuple[type[Daemon], ...] = (Dockerd, Containerd)
+@dataclass
+class Kubelet(Daemon):
+    """The CRI client of a containerd (its --container-runtime-endpoint)."""
+
+    ROLE: ClassVar[str] = "kubelet"
+
+    endpoint: str | None = None
+    connected: bool | None = None  # holds a socket whose peer the containerd holds
+
+    @property
+    def address(self) -> str | None:
+        return None  # named by the containerd it talks to
+
+
+DAEMON_TYPES: tuple[type[Daemon], ...] = (Kubelet, Dockerd, Containerd)
 D = TypeVar("D", bound=Daemon)
 
 
@@ -200,12 +244,15 @@ class Edge:
 class Engine:
     """One engine: its daemons (top of the chain first), containers and proven edges."""
 
-    runtime: str  # the tracer/runtimes module that found it: "docker", "containerd"
+    runtime: str  # "docker", "containerd", "cri", "podman" (tracer/runtimes RUNTIMES)
     daemons: list[Daemon] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unmatched_proxies: list[Proxy] = field(default_factory=list)
+    namespace: str | None = None  # containerd's namespace of its containers (not Docker's)
+    store: str | None = None  # podman: the storage root that holds its containers
+    owner: int | None = None  # podman: the uid whose containers these are (0: rootful)
 
     def daemon(self, kind: type[D]) -> D | None:
         """Its daemon of that role, if it runs."""
@@ -216,11 +263,17 @@ class Engine:
 
     @property
     def title(self) -> str:
-        """The engine's name: the socket of its topmost daemon that has one."""
+        """The engine's name: the socket of its topmost daemon that has one (and the containerd
+        namespace, for a containerd that several engines share); podman, which has no daemon,
+        by its storage root (and its user, when rootless)."""
+        if self.store is not None:
+            who = f" (uid {self.owner})" if self.owner else ""
+            return f"podman {self.store}{who}"
+        where = f" [{self.namespace}]" if self.namespace else ""
         for d in self.daemons:
             if d.address:
-                return d.address
-        return "unknown engine"
+                return d.address + where
+        return "unknown engine" + where
 
 
 @dataclass

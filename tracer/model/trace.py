@@ -19,6 +19,7 @@ from typing import Any
 SCHEMA = "dtrace-tree/trace/1"
 KINDS = ("fork", "exec", "exit", "comm")
 ROLES = ("cli", "dockerd", "dockerd-helper", "containerd", "shim-start", "shim", "shim-delete",
+         "conmon",
          "runc-create", "runc-init", "runc-start", "runc-exec", "runc-kill", "runc-delete",
          "runc", "hook", "docker-init", "container-init", "container-process", "exec-process",
          "docker-proxy", "other")  # fmt: skip

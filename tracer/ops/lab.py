@@ -29,7 +29,7 @@ import psutil
 from tracer.errors import EngineError, WaitTimeoutError
 from tracer.kernel.procfs import ProcessId
 from tracer.kernel.root import HostRoot
-from tracer.ops import daemon, labhost
+from tracer.ops import daemon, labengines, labhost
 from tracer.ops.labconfig import (
     IMAGE,
     IMAGE_REPO,
@@ -61,6 +61,9 @@ class LabStatus:
     api: bool
     live_restore: bool | None
     containers: list[dict[str, Any]]
+    podman: list[dict[str, Any]] | None = None  # `lab up --podman`: its containers
+    cri_containerd_pid: int | None = None  # `lab up --containerd`: the second containerd
+    ctr: list[dict[str, Any]] | None = None  # and its ctr containers
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,8 +125,12 @@ def up(
     live_restore: bool = True,
     paths: LabPaths | None = None,
     progress: Progress = lambda _msg: None,
+    podman: bool = False,
+    containerd: bool = False,
 ) -> LabStatus:
-    """Start the lab (idempotent): containerd, dockerd, image, demo containers."""
+    """Start the lab (idempotent): containerd, dockerd, image, demo containers; with podman,
+    rootful podman containers of the lab's own storage; with containerd, a second containerd
+    (CRI on) and ctr containers in the lab's namespace there."""
     paths = paths or LabPaths()
     require_root()
     bins = labhost.check_binaries()
@@ -148,6 +155,10 @@ def up(
             raise WaitTimeoutError("the lab's dockerd did not reconnect to its containerd in 60s")
         _ensure_image(api, bins["busybox"], progress)
         _ensure_demos(api, paths, state, progress)
+    if podman:
+        labengines.podman_up(paths, bins["busybox"], progress)
+    if containerd:
+        labengines.containerd_up(paths, bins["busybox"], progress)
     _write_state(paths, state)
     return status(paths)
 
@@ -238,13 +249,7 @@ def _ensure_image(api: Any, busybox: str, progress: Progress) -> None:
     progress(f"building image {IMAGE} from {busybox} (no registry needed)")
     from tracer.runtimes.dockersdk import tar_image
 
-    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
-    files: dict[str, bytes | str] = {"bin/busybox": Path(busybox).read_bytes()}
-    for applet in applets.stdout.split():
-        if applet != "busybox":
-            files[f"bin/{applet}"] = "busybox"
-    files["www/index.html"] = b"<h1>dtrace-tree lab</h1>\n"
-    files["tmp/.keep"] = b""
+    files = labhost.busybox_rootfs(busybox)
     api.import_image(tar_image(files, {"www/index.html": 0o644}), IMAGE_REPO, IMAGE_TAG)
 
 
@@ -327,6 +332,9 @@ def status(paths: LabPaths | None = None) -> LabStatus:
         api=api_up,
         live_restore=live_restore,
         containers=containers,
+        podman=labengines.podman_status(paths),
+        cri_containerd_pid=labengines.containerd_pid(paths),
+        ctr=labengines.ctr_status(paths),
     )
 
 
@@ -362,12 +370,15 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
                     done.removed.append(f"container {c.name}")
         except EngineError as exc:
             progress(f"API unavailable ({exc.message}); killing the lab's shims instead")
+    labengines.podman_down(paths, done.removed, done.left, progress)
+    cri_pid = labengines.containerd_down(paths, done.removed, done.left, progress)
     _stop(done, "dockerd", daemon.identify(d_pid), 30, progress)
     for pid in _lab_shims(paths):
         progress(f"killing leftover shim {pid} and its container")
         labhost.kill_tree(pid)
         done.removed.append(f"shim {pid}")
     _stop(done, "containerd", daemon.identify(containerd_pid(paths)), 20, progress)
+    _stop(done, "the second containerd", daemon.identify(cri_pid), 20, progress)
 
     for mount in labhost.mounts_under((paths.run, paths.data)):
         out = subprocess.run(["umount", "-l", mount], capture_output=True, text=True)
@@ -414,10 +425,11 @@ def _stop(
 
 
 def _lab_shims(paths: LabPaths) -> list[int]:
-    address = str(paths.containerd_sock)
+    """The shims of the lab's containerds (ctr containers, pods: the second one's too)."""
+    addresses = {str(paths.containerd_sock), str(paths.cri_sock)}
     pids = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if cmd and "containerd-shim" in os.path.basename(cmd[0]) and address in cmd:
+        if cmd and "containerd-shim" in os.path.basename(cmd[0]) and addresses & set(cmd):
             pids.append(proc.info["pid"])
     return pids

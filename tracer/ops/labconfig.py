@@ -3,6 +3,7 @@ command lines and the demo containers. Plain data and text; tracer/ops/lab.py ru
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,18 @@ BINARIES = {
     "busybox": "busybox-static",
     "ip": "iproute2",
 }
+# `lab up --podman` / `--containerd`: binary -> Debian package
+PODMAN_BINARIES = {"podman": "podman", "conmon": "conmon", "catatonit": "catatonit",
+                   "unshare": "util-linux"}  # fmt: skip
+CTR_BINARIES = {"ctr": "containerd"}
+PAUSE_IMAGE = "dtrace-lab/pause:latest"  # the CRI sandbox image: busybox sleeping
+CTR_NAMESPACE = "dtrace-lab"  # the lab's ctr containers, on the lab's own second containerd
 # Directories outside the lab roots that the engine creates as a side effect; the lab
 # removes them on `down` only if they did not exist before `up` and are empty by then.
-SIDE_EFFECT_DIRS = ("/run/containerd/s", "/run/containerd", "/run/docker/plugins", "/run/docker")
+# (ctr's fifo dir and runc's state root of plain containerd: `lab up --containerd`)
+SIDE_EFFECT_DIRS = ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc",
+                    "/run/containerd", "/run/docker/plugins", "/run/docker")  # fmt: skip
+RUNC_ROOT = "/run/containerd/runc"  # the runc v2 shim's, for every containerd on the host
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,26 @@ def demos(web_port: int) -> list[Demo]:
         Demo("lab-exec", "a long-running `docker exec` process", SLEEP),
         Demo("lab-stopped", "stopped (exited, no process)", ["true"], running=False),
     ]
+
+
+def podman_demos() -> list[Demo]:
+    """`lab up --podman`: rootful podman containers (runc, explicit ulimits: root here lacks
+    CAP_SYS_RESOURCE, and crun refuses the hybrid cgroup layout)."""
+    return [
+        Demo("lab-pm-plain", "podman: init shell with one child, under conmon",
+             ["sh", "-c", "sleep 2147483647 & wait"]),
+        Demo("lab-pm-init", "podman --init: catatonit is PID 1", SLEEP, {"init": True}),
+        Demo("lab-pm-stopped", "podman: stopped (exited, no conmon)", ["true"], running=False),
+    ]  # fmt: skip
+
+
+def ctr_demos() -> list[Demo]:
+    """`lab up --containerd`: ctr containers in the lab's namespace of its second containerd."""
+    return [
+        Demo("lab-ctr-plain", "ctr: init shell with one child, under its shim",
+             ["sh", "-c", "sleep 2147483647 & wait"]),
+        Demo("lab-ctr-exec", "ctr: a long-running `ctr task exec` process", SLEEP),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,64 @@ class LabPaths:
     def docker_host(self) -> str:
         return f"unix://{self.docker_sock}"
 
+    # -- podman: its own storage, run root, temporary and network directories ---------------
+
+    @property
+    def podman_root(self) -> Path:
+        return self.data / "podman" / "storage"
+
+    @property
+    def podman_run(self) -> Path:
+        return self.run / "podman"
+
+    def podman_argv(self, podman: str) -> list[str]:
+        """podman with everything of its own: none of the host's podman state is touched."""
+        run = self.podman_run
+        return [
+            podman,
+            "--root", str(self.podman_root),
+            "--runroot", str(run / "storage"),
+            "--tmpdir", str(run / "tmp"),
+            "--volumepath", str(self.data / "podman" / "volumes"),
+            "--network-config-dir", str(run / "networks"),
+            "--events-backend", "file",
+            "--cgroup-manager", "cgroupfs",
+            "--runtime", "runc",
+            "--storage-driver", "overlay",
+        ]  # fmt: skip
+
+    # -- a second containerd, of the lab's own: CRI enabled, for ctr and pods --------------
+
+    @property
+    def cri_dir(self) -> Path:
+        return self.run / "cri"
+
+    @property
+    def cri_sock(self) -> Path:
+        return self.cri_dir / "containerd.sock"
+
+    @property
+    def cri_toml(self) -> Path:
+        return self.run / "cri.toml"
+
+    @property
+    def cri_pid(self) -> Path:
+        return self.run / "cri.pid"
+
+    @property
+    def pod_logs(self) -> Path:
+        return self.data / "pods"
+
+    @property
+    def ctr_namespace(self) -> str:
+        """The lab's namespace for its ctr containers. A second lab gets one of its own: runc's
+        state of every containerd on the host is under one root, /run/containerd/runc/<ns>/<id>,
+        so two containerds with a container of the same namespace and id collide (the second's
+        clean-up deletes the first's container)."""
+        if self.run == RUN_DIR:
+            return CTR_NAMESPACE
+        return f"{CTR_NAMESPACE}-{hashlib.sha256(str(self.run).encode()).hexdigest()[:8]}"
+
 
 def containerd_config(paths: LabPaths) -> str:
     root = paths.data / "containerd"
@@ -175,3 +263,40 @@ def dockerd_argv(paths: LabPaths, dockerd: str) -> list[str]:
         "--ip-masq=false",
         "--ip-forward=false",
     ]  # fmt: skip
+
+
+def cri_config(paths: LabPaths) -> str:
+    """The lab's second containerd: its own socket, root and state, the CRI plugin on (no CNI
+    is configured: pods use the host's network), the sandbox image the lab builds."""
+    root = paths.data / "cri"
+    return f"""# dtrace-tree lab containerd with CRI: its own socket, root and state
+version = 2
+root = "{root}"
+state = "{paths.cri_dir}/state"
+
+[grpc]
+  address = "{paths.cri_sock}"
+  uid = 0
+  gid = 0
+
+[ttrpc]
+  address = "{paths.cri_sock}.ttrpc"
+
+[debug]
+  address = ""
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{root}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/{PAUSE_IMAGE}"
+  # root here lacks CAP_SYS_RESOURCE: a sandbox's oom_score_adj of -998 would fail in runc
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{root}/cni/bin"
+    conf_dir = "{root}/cni/conf"
+"""

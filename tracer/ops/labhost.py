@@ -125,3 +125,15 @@ def mounts_under(roots: tuple[Path, ...]) -> list[str]:
         if any(point == str(r) or point.startswith(f"{r}/") for r in roots)
     }
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
+
+
+def busybox_rootfs(busybox: str) -> dict[str, bytes | str]:
+    """A busybox root file system: the static binary, a symlink per applet, a web page."""
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True)
+    files: dict[str, bytes | str] = {"bin/busybox": Path(busybox).read_bytes()}
+    for applet in applets.stdout.split():
+        if applet != "busybox":
+            files[f"bin/{applet}"] = "busybox"
+    files["www/index.html"] = b"<h1>dtrace-tree lab</h1>\n"
+    files["tmp/.keep"] = b""
+    return files

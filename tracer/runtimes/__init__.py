@@ -3,8 +3,9 @@
 `observe` walks the host once (tracer/snapshot/walk.py), asks each engine's API in a thread
 of its own while the walk reads the rest (the API answers from another process: the thread
 waits on a socket, not on the GIL), and builds the topology with each runtime in turn. The
-runtimes are listed in RUNTIMES, in the order they build: Docker first takes each dockerd and
-the containerd it uses; containerd then takes the containerds and shims left.
+runtimes are listed in RUNTIMES, in the order they build: Docker first takes each dockerd, the
+containerd it uses and the shims of its namespace; podman its conmons; CRI the shims that hold
+pods; containerd then the containerds and shims left, one engine per containerd namespace.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import ApiView, Container, Topology
-from tracer.runtimes import containerd, docker
+from tracer.runtimes import docker, podman
 from tracer.runtimes.base import Found, Runtime
+from tracer.runtimes.containerd import cri, engine
 from tracer.runtimes.flags import same_socket
 from tracer.snapshot.host import Host, Proc
 from tracer.snapshot.walk import take
 
-RUNTIMES: tuple[Runtime, ...] = (docker.RUNTIME, containerd.RUNTIME)
+RUNTIMES: tuple[Runtime, ...] = (docker.RUNTIME, podman.RUNTIME, cri.RUNTIME, engine.RUNTIME)
 BY_NAME: dict[str, Runtime] = {r.name: r for r in RUNTIMES}
 
 
@@ -94,7 +96,9 @@ def build(host: Host, answers: Mapping[int, ApiView] | None = None) -> Topology:
             "for the full view"
         )
     if not topo.engines and not topo.orphans:
-        topo.notes.append("no Docker engine found on this host (no dockerd, containerd or shim)")
+        topo.notes.append(
+            "no container engine found on this host (no dockerd, containerd, shim or conmon)"
+        )
     return topo
 
 

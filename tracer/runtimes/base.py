@@ -4,7 +4,8 @@ Like psutil's one public API over one module per platform, the rest of dtrace-tr
 runtimes only through `Runtime`: the walk asks what to read (the `Source` part), the snapshot
 is turned into engines by `build`, each in the order of tracer/runtimes/__init__.py.RUNTIMES
 (a runtime may take up what an earlier one left: containerd takes the containerds and shims
-that no dockerd uses). A new runtime is one module here, plus its line in RUNTIMES.
+that no dockerd or CRI took). A new runtime is one module here (or a sub-package, as
+containerd/ is), plus its line in RUNTIMES.
 """
 
 from __future__ import annotations

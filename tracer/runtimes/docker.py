@@ -3,7 +3,7 @@
 Every link is proven from the snapshot and says how: `parent` (ppid, with the parent older
 than the child), `socket` (dockerd's containerd socket is a listener held by that containerd,
 or dockerd holds a socket whose peer it holds), `shim-address` and `reparented` (from
-tracer/runtimes/containerd.py, which lends Docker its shims). Names, images and states come
+tracer/runtimes/containerd/shim.py, which lends Docker its shims). Names, images and states come
 from the API's one container list per engine (tracer/runtimes/dockerapi.py).
 """
 
@@ -237,7 +237,8 @@ class DockerRuntime:
             address = normalize(shim.address) if shim.address else None
             # By the socket dockerd uses, even while its containerd is down: the shims (and the
             # containers) are still dockerd's, and the API still names them.
-            matches = [(e, s) for e, s in mine if s and s == address]
+            # Only Docker's namespace: ctr, nerdctl and CRI use the same containerd in others.
+            matches = [(e, s) for e, s in mine if s and s == address and _ours(e, shim.namespace)]
             if len(matches) > 1:  # several dockerds on one containerd: their namespaces
                 by_ns = [m for m in matches if _namespace(m[0]) == shim.namespace]
                 matches = by_ns or matches
@@ -367,6 +368,15 @@ class DockerRuntime:
 def _namespace(engine: Engine) -> str | None:
     d = engine.daemon(Dockerd)
     return d.containerd_namespace if d else None
+
+
+def _ours(engine: Engine, namespace: str | None) -> bool:
+    """Is a shim of this containerd namespace the engine's? (A shim without -namespace, a v1
+    shim of old, is taken to be.)"""
+    mine = _namespace(engine)
+    if namespace is None or namespace == mine:
+        return True
+    return mine == NAMESPACE and containerd.docker_namespace(namespace)
 
 
 def _connected(host: Host, client: int, server: int) -> bool | None:

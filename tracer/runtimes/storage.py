@@ -84,12 +84,20 @@ def read_in(
 
     engine = topo.engine_of(container)
     where = BY_NAME[engine.runtime].storage_root(engine, root) if engine else None
-    return read(root, container, where, list_changes)
+    docker = engine is None or engine.runtime == "docker"
+    return read(root, container, where, list_changes, layerdb=docker)
 
 
 def read(
-    root: HostRoot, container: Container, storage_root: str | None, list_changes: bool = False
+    root: HostRoot,
+    container: Container,
+    storage_root: str | None,
+    list_changes: bool = False,
+    layerdb: bool = True,
 ) -> StorageRead:
+    """What the container's mount and its engine's storage say. layerdb: the storage is
+    Docker's (layerdb, overlay2); otherwise (podman's containers/storage, a containerd
+    snapshotter) the layers are read as the mount names them."""
     out = StorageRead(container.id)
     out.host, out.host_from = mountinfo.host_table(root)
     if container.init_pid is not None:
@@ -109,7 +117,7 @@ def read(
             f"the mount is under {from_mount}, the engine's data root is {storage_root} "
             "(userns-remap?): the mount's is used"
         )
-    if out.data_root is not None:
+    if out.data_root is not None and layerdb:
         store = Store(root, out.data_root)
         out.driver = store.driver_of(container.id, out.union)
         if out.driver is not None:

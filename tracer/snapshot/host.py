@@ -70,6 +70,7 @@ class Host:
     cwd: dict[int, str] = field(default_factory=dict)  # pid -> its working directory
     files: dict[str, str] = field(default_factory=dict)  # host path -> text, for the files read
     exists: frozenset[str] = frozenset()  # host paths found to exist
+    dirs: dict[str, tuple[str, ...]] = field(default_factory=dict)  # host dir -> its names
     _kids: dict[int, list[Proc]] | None = field(default=None, init=False, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 

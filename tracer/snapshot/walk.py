@@ -50,6 +50,18 @@ class Reader:
             return True
         return False
 
+    def listdir(self, path: str) -> list[str] | None:
+        """The names in a host directory, sorted (None if it cannot be read); kept in
+        host.dirs."""
+        if path in self._host.dirs:
+            return list(self._host.dirs[path])
+        try:
+            names = sorted(os.listdir(self._root.path(path)))
+        except OSError:
+            return None
+        self._host.dirs[path] = tuple(names)
+        return names
+
     def cwd(self, pid: int) -> str | None:
         """pid's working directory (a host path), kept in host.cwd; None if unreadable."""
         if pid in self._host.cwd:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 
 from tracer.kernel import cgroupfs
 from tracer.kernel.cgroupfs import UNIFIED, CgroupRead
+from tracer.kernel.root import HostRoot
 from tracer.model.cgroups import (
     LIMITS,
     NO_LIMIT,
@@ -22,7 +23,7 @@ from tracer.model.cgroups import (
     CgroupSubject,
     IoLimit,
 )
-from tracer.model.topology import Container
+from tracer.model.topology import Container, Topology
 
 V1_IO = ("read_bps", "write_bps", "read_iops", "write_iops")
 V2_IO = {"rbps": "read_bps", "wbps": "write_bps", "riops": "read_iops", "wiops": "write_iops"}
@@ -31,11 +32,12 @@ V2_CONTROLLER = {"memory": "memory", "cpu": "cpu", "cpuset": "cpuset", "pids": "
 
 
 def driver(container_id: str, path: str | None) -> str:
-    """Docker's cgroup driver, from the cgroup's name: cgroupfs names it by the container id
-    (`/docker/<id>`, or under --cgroup-parent), systemd makes a scope unit
-    `<prefix>-<id>.scope` in a slice (`/system.slice/docker-<id>.scope`)."""
+    """The runtime's cgroup driver, from the cgroup's name: cgroupfs names it by the container
+    id (`/docker/<id>`, containerd's `/<namespace>/<id>`, or under --cgroup-parent; podman's
+    `/libpod_parent/libpod-<id>`), systemd makes a scope unit `<prefix>-<id>.scope` in a slice
+    (`/system.slice/docker-<id>.scope`, `/machine.slice/libpod-<id>.scope`)."""
     name = os.path.basename(path or "")
-    if name == container_id:
+    if name in (container_id, f"libpod-{container_id}"):
         return "cgroupfs"
     if name.endswith(f"-{container_id}.scope"):
         return "systemd"
@@ -335,3 +337,28 @@ def _notes(container: Container, found: CgroupRead) -> list[str]:
                 "tree (role 'other'): moved in by someone, or started since the walk"
             )
     return notes
+
+
+def report_for(topo: Topology, me: Container, root: HostRoot) -> CgroupReport:
+    """`cgroup CONTAINER` (and `serve`'s /api/containers/<id>/cgroup): its init's cgroups read
+    from the host. NotRunningError for a stopped container (it is in no cgroup) or an init
+    gone meanwhile; DeniedError when /proc/<pid>/cgroup is refused."""
+    from tracer.errors import NotRunningError, cannot_read
+    from tracer.views.namespaces import host_namespaces
+
+    if me.init_pid is None:
+        raise NotRunningError(
+            f"{me.label} is {me.state}: a stopped container has no process, so it is in no "
+            "cgroup (Docker makes it at start and removes it at exit)",
+            f"start it with: docker start {me.label}",
+        )
+    found = cgroupfs.read(root, me.init_pid)
+    if not found.members:
+        why = "; ".join(found.errors) or "no cgroup listed"
+        if "permission denied" in why:
+            raise cannot_read(f"/proc/{me.init_pid}/cgroup")
+        raise NotRunningError(
+            f"{me.label}'s init (pid {me.init_pid}) could not be read: {why}",
+            "it may have just exited; run the command again",
+        )
+    return report(me, found, host_namespaces(topo))

@@ -74,7 +74,7 @@ class Life:
 
 def runc_args(argv: tuple[str, ...] | list[str] | None) -> tuple[str | None, list[str]]:
     """runc's subcommand and its positional arguments; (None, []) if argv is not runc's."""
-    if not argv or program(argv) != "runc":
+    if not argv or program(argv) not in ("runc", "crun"):  # crun takes runc's arguments
         return None, []
     i = 1
     while i < len(argv) and argv[i].startswith("-"):

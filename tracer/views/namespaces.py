@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tracer.errors import NotRunningError, cannot_read
 from tracer.kernel.procfs import NS_TYPES
+from tracer.kernel.root import HostRoot
 from tracer.model.namespaces import (
     NsEntry,
     NsGroup,
@@ -192,3 +194,27 @@ def cell(
         return "host"
     shared = sharers(topo, c, kind, index)
     return "shared:" + ",".join(shared) if shared else "isolated"
+
+
+def report_for(
+    topo: Topology, me: Container, asked: bool = True, root: HostRoot | None = None
+) -> NsReport:
+    """`ns CONTAINER` (and `serve`'s /api/containers/<id>/ns): its namespaces, and why each is
+    shared, from its engine's options (asked of the engine unless asked is False: a saved
+    snapshot) and those of every container that shares one. NotRunningError for a stopped
+    container; DeniedError when its namespaces could not be read."""
+    from tracer.runtimes import explain
+
+    if me.init_pid is None:
+        raise NotRunningError(
+            f"{me.label} is {me.state}: a stopped container has no process, so it has no "
+            "namespaces",
+            f"start it with: docker start {me.label}",
+        )
+    if not me.namespaces:
+        raise cannot_read(f"/proc/{me.init_pid}/ns")
+    told, usual = explain(topo, me, root, asked=asked)
+    # Who joined this container's namespaces says so in its own options: ask each of them.
+    others = {c.id: c for k in me.namespaces for c in sharers_of(topo, me, k)}
+    told_of = {cid: explain(topo, c, root, asked=asked)[0] for cid, c in others.items()}
+    return container_report(topo, me, told, usual, told_of)

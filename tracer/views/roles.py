@@ -4,8 +4,9 @@ Each program a process ran (an `Image` of its `Life`, tracer/views/lives.py) get
 a container id:
 
 - by its own argv: a shim's (`parse_shim`, as `show` reads it: `-id`; `start`/`delete` make
-  the transient ones), runc's (the subcommand after the global flags, the id among the
-  positionals), dockerd, containerd, docker-proxy, the docker CLI;
+  the transient ones), conmon's (podman's monitor: `-c`), runc's or crun's (the subcommand
+  after the global flags, the id among the positionals; crun's roles are named as runc's),
+  dockerd, containerd, docker-proxy, and the CLIs (docker, podman, ctr, nerdctl, crictl);
 - by the tree, where argv says nothing or is gone: runc init forks its stages with
   CLONE_PARENT, so `runc:[1:CHILD]` and `runc:[2:INIT]` name runc create (or runc exec) as
   their parent; a child of runc create or runc exec that goes through a `runc:[` stage is
@@ -29,21 +30,30 @@ from collections.abc import Mapping
 from tracer.kernel.procfs import program
 from tracer.model.trace import KnownContainer
 from tracer.runtimes.containerd import parse_shim
+from tracer.runtimes.containerd.shim import OCI_RUNTIMES
+from tracer.runtimes.podman import parse_conmon
 from tracer.views.lives import RUNC_STAGE, Image, Life, Lives, container_id, runc_args
 
 RUNC_ROLES = {"create": "runc-create", "start": "runc-start", "exec": "runc-exec",
               "kill": "runc-kill", "delete": "runc-delete", "init": "runc-init"}  # fmt: skip
 ENGINE_SIDE = {"dockerd", "dockerd-helper", "containerd", "shim-start", "shim", "shim-delete",
-               "runc-create", "runc-init", "runc-start", "runc-exec", "runc-kill",
+               "conmon", "runc-create", "runc-init", "runc-start", "runc-exec", "runc-kill",
                "runc-delete", "runc", "hook", "docker-proxy"}  # fmt: skip
 IN_CONTAINER = {"container-init", "docker-init", "container-process", "exec-process"}
 DAEMONS = {"dockerd": "dockerd", "containerd": "containerd", "docker-proxy": "docker-proxy"}
+CLIS = frozenset({"docker", "podman", "ctr", "nerdctl", "crictl"})
+MONITORS = ("shim", "conmon")  # the parent of a container's init and of its exec processes
 
 
 def engine_program(name: str) -> bool:
     """Is this program (argv[0]'s basename, or a comm) one of the engines' own? The
     recorder keeps whatever such a program does, and what it starts."""
-    return name in DAEMONS or name == "runc" or name.startswith("containerd-shim")
+    return (
+        name in DAEMONS
+        or name in OCI_RUNTIMES
+        or name == "conmon"
+        or name.startswith("containerd-shim")
+    )
 
 
 # -- roles -------------------------------------------------------------------------------------
@@ -124,7 +134,7 @@ class _Roles:
             elif life.pid in self.by_init:
                 img.role = "docker-init" if img.program == "docker-init" else "container-init"
                 img.container = container_id(self.by_init[life.pid].id)
-            elif prole == "shim":
+            elif prole in MONITORS:
                 img.role = "exec-process"  # a shim's child that is not its init: docker exec's
             else:
                 img.role = _inherit(prole, life)
@@ -169,7 +179,7 @@ class _Roles:
         if parent is not None and parent.role == "shim-delete":
             img.role = "runc-delete"
             return
-        if parent is None or parent.role != "shim":
+        if parent is None or parent.role not in MONITORS:
             return
         end = life.exit.ts if life.exit else None
         for other in self.lives.all:
@@ -243,14 +253,17 @@ def _by_argv(img: Image) -> tuple[str, str | None] | None:
     if shim is not None:
         role = "shim" if not shim.transient else "shim-" + argv[-1]
         return role, container_id(shim.id)
+    conmon = parse_conmon(argv)
+    if conmon is not None:
+        return "conmon", container_id(conmon.id)
     prog = program(argv)
-    if prog == "runc":
+    if prog in OCI_RUNTIMES:
         sub, positional = runc_args(argv)
         cid = next((p for p in positional if container_id(p)), None)
         return RUNC_ROLES.get(sub or "", "runc"), cid
     if prog in DAEMONS:
         return DAEMONS[prog], None
-    if prog == "docker":
+    if prog in CLIS:
         return "cli", None
     return None
 
@@ -263,7 +276,7 @@ def _without_argv(prole: str, img: Image, life: Life) -> tuple[str, str | None] 
     img.inferred = True
     if prole == "shim-start":
         return "shim", None
-    if prole in ("shim", "shim-delete"):
+    if prole in ("shim", "shim-delete", "conmon"):
         return "runc", None
     if prole == "containerd":  # by what it ran in turn: the shim, or runc delete
         argvs = [i.argv for c in life.children for i in c.images[1:] if i.argv]

@@ -3,6 +3,7 @@ prefix) or by a host PID, and engines by their socket (`-H`). Pure functions of 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,10 @@ def select(topo: Topology, queries: Sequence[str], include_stopped: bool) -> Top
         for q in queries:
             found = lookup(topo, q)
             if isinstance(found, Engine):
-                whole.append(found)
+                # a containerd's PID: every engine it serves (Docker's, and each namespace's)
+                pid = number(q)
+                whole += [e for e in topo.engines if any(d.pid == pid for d in e.daemons)]
+                whole += [] if any(e is found for e in whole) else [found]
             else:
                 wanted.add(found.id)
 
@@ -133,12 +137,10 @@ def select(topo: Topology, queries: Sequence[str], include_stopped: bool) -> Top
             continue
         pids = {p for c in kept for p in _pids(c)}
         dropped = {p for c in left for p in _pids(c)}
-        clone = Engine(
-            runtime=engine.runtime,
-            daemons=engine.daemons,
+        clone = dataclasses.replace(
+            engine,
             containers=kept,
             edges=[e for e in engine.edges if not ({e.src, e.dst} & (dropped - pids))],
-            notes=engine.notes,
             unmatched_proxies=engine.unmatched_proxies if wanted is None or chosen else [],
         )
         engines.append(clone)
@@ -148,7 +150,7 @@ def select(topo: Topology, queries: Sequence[str], include_stopped: bool) -> Top
 
 def _pids(c: Container) -> list[int]:
     pids = [p.pid for p in c.processes] + [p.pid for p in c.proxies]
-    return pids + ([c.shim_pid] if c.shim_pid else [])
+    return pids + ([c.monitor.pid] if c.monitor else [])
 
 
 def only_engine(topo: Topology, url: str) -> Topology:

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping
 
 from tracer.kernel import mountinfo
+from tracer.kernel.root import HostRoot
 from tracer.model.storage import (
     Changes,
     FileChange,
@@ -20,7 +21,7 @@ from tracer.model.storage import (
     MountPoint,
     UnionRoot,
 )
-from tracer.model.topology import Container
+from tracer.model.topology import Container, Topology
 from tracer.runtimes.storage import OVERLAY2, LayerRecord, StorageRead, classify, merged_dir
 
 
@@ -236,3 +237,21 @@ def _mounts(container: Container, found: StorageRead) -> list[MountPoint] | None
             )
         )
     return out
+
+
+def report_for(
+    topo: Topology, me: Container, root: HostRoot, list_changes: bool = False
+) -> FsReport:
+    """`fs CONTAINER` (and `serve`'s /api/containers/<id>/fs): read from the host, then made a
+    report. DeniedError when nothing at all could be read for lack of privilege."""
+    from tracer.errors import cannot_read
+    from tracer.runtimes.storage import read_in
+
+    found = read_in(topo, me, root, list_changes=list_changes)
+    doc = report(me, found, {c.id: c.label for c in topo.containers()})
+    if doc.root is None and doc.mounts is None and not doc.layers:
+        denied = [e for e in doc.notes if "permission denied" in e]
+        if denied:
+            path = denied[0].split(":")[0]
+            raise cannot_read(path, "SYS_PTRACE" if path.startswith("/proc") else "DAC_READ_SEARCH")
+    return doc

@@ -1,8 +1,11 @@
-"""The architecture diagram: engines, daemons, shims, container processes, docker-proxy.
+"""The architecture diagram: engines, daemons, monitors, container processes, docker-proxy.
 
-One cluster per engine, one per container; every daemon, shim, container process and proxy
-is a node with its PID and program; edges are styled by kind, with a legend. `--compact` draws
-one node per container, in a grid, for hundreds of them.
+One cluster per engine, one per container; every daemon, monitor (a containerd shim, one per
+container or per CRI pod; podman's conmon), container process and proxy is a node with its PID
+and program; each engine draws the chain true for its runtime (Docker: dockerd -> containerd;
+bare containerd and CRI: containerd and its namespace, under kubelet when it runs; podman: no
+daemon). Edges are styled by kind, with a legend. `--compact` draws one node per container, in
+a grid, for hundreds of them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from tracer.model.topology import (
     Dockerd,
     Edge,
     Engine,
+    Kubelet,
     Process,
     Proxy,
     Topology,
@@ -57,9 +61,9 @@ EDGE_STYLE: dict[str, dict[str, str]] = {
 }
 EDGE_MEANING = {
     "parent": "parent: ppid (the process tree)",
-    "socket": "socket: dockerd -> containerd (gRPC; a listener held by containerd)",
+    "socket": "socket: dockerd or kubelet -> containerd (gRPC; a listener held by containerd)",
     "shim-address": "shim-address: shim -> its containerd (-address)",
-    "reparented": "reparented: shim adopted by pid 1 or a subreaper",
+    "reparented": "reparented: shim or conmon adopted by pid 1 or a subreaper",
     "forwards": "forwards: docker-proxy -> container (-container-ip)",
 }
 # Layout only, not meaning: a shim is drawn after its containerd although its edge points at
@@ -123,7 +127,9 @@ class _Arch:
 def architecture(topo: Topology, compact: bool = False) -> str:
     """DOT source: one cluster per engine, one per container, nodes for every daemon, shim,
     container process and docker-proxy; edges styled by kind, and a legend."""
-    g = graph(topo, "architecture: dockerd -> containerd -> containerd-shim -> container")
+    g = graph(
+        topo, "architecture: each engine's daemons -> its monitors (shim, conmon) -> containers"
+    )
     st = _Arch(compact)
     for i, e in enumerate(_engines(topo)):
         with g.subgraph(name=f"cluster_engine_{i}") as s:
@@ -138,7 +144,7 @@ def architecture(topo: Topology, compact: bool = False) -> str:
             )
             _containers(s, "orphans", topo.orphans, st, anchor=None)
     if not topo.engines and not topo.orphans:
-        g.node("nothing", label=label("no Docker engine on this host"), **NODE_STYLE["stopped"])
+        g.node("nothing", label=label("no container engine on this host"), **NODE_STYLE["stopped"])
     _model_edges(topo, st)
     for kind, src, dst, text, attrs in st.sorted_edges():
         for node in (src, dst):
@@ -151,16 +157,20 @@ def architecture(topo: Topology, compact: bool = False) -> str:
 
 def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
     d, cd = e.daemon(Dockerd), e.daemon(Containerd)
-    heading = ["engine " + e.title]
+    heading = ["engine " + e.title, f"runtime {e.runtime}"]
     if d and d.live_restore is not None:
         heading.append("live-restore " + ("on" if d.live_restore else "off"))
     cluster(s, label(*heading, left=True), fontsize="12", color="#1f5fbf", style="rounded")
+    kubelet = e.daemon(Kubelet)
+    if kubelet:
+        lines = [program(kubelet.cmdline, "kubelet"), f"pid {kubelet.pid}", "CRI client"]
+        st.node(s, pnode(kubelet.pid), label(*lines), NODE_STYLE["dockerd"])
     if d:
         lines = [program(d.cmdline, "dockerd"), f"pid {d.pid}", f"api {d.api_socket or '?'}"]
         if not d.reachable:
             lines.append(f"API unreachable: {d.api_error or '?'}")
         st.node(s, pnode(d.pid), label(*lines), NODE_STYLE["dockerd"])
-    else:
+    elif e.runtime == "docker":
         st.node(s, f"e{i}_nodockerd", label("dockerd not running"), NODE_STYLE["missing"])
     anchor = None
     if cd:
@@ -168,9 +178,16 @@ def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
         lines = [program(cd.cmdline, "containerd"), f"pid {cd.pid}", cd.socket]
         lines += [how] if how else []
         anchor = pnode(cd.pid)
-        st.node(s, anchor, label(*lines), NODE_STYLE["containerd"])
-    else:
+        # One process, drawn once: a containerd that serves several engines (Docker's
+        # namespace, a ctr namespace, CRI's) is drawn in the first, and linked from the others.
+        if cd.pid not in st.known:
+            st.node(s, anchor, label(*lines), NODE_STYLE["containerd"])
+    elif e.runtime != "podman":
         st.node(s, f"e{i}_nocontainerd", label("containerd not found"), NODE_STYLE["missing"])
+    else:
+        lines = ["podman: no daemon", f"storage {e.store}"]
+        lines += [f"uid {e.owner} (rootless)"] if e.owner else []
+        st.node(s, f"e{i}_podman", label(*lines), NODE_STYLE["missing"] | {"style": "dashed"})
     proxies: list[tuple[Proxy, Container | None]] = [
         (p, c) for c in e.containers for p in c.proxies
     ]
@@ -225,10 +242,12 @@ def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
     first = ""
     with g.subgraph(name=f"cluster_u_{cid(c)}") as s:
         s.attr(label="", style="invis", margin="0")
-        if c.shim is not None and c.shim.pid not in st.known:
-            sh = c.shim
+        if c.monitor is not None and c.monitor.pid not in st.known:
+            sh = c.monitor
             how = f"re-parented: ppid {sh.ppid}" if sh.reparented else f"ppid {sh.ppid}"
-            lines = [program(sh.cmdline, "containerd-shim"), f"pid {sh.pid}", how]
+            lines = [program(sh.cmdline, sh.kind), f"pid {sh.pid}", how]
+            if c.pod is not None:
+                lines.append(f"pod {c.pod.name or c.pod.id[:12]}")
             first = pnode(sh.pid)
             st.node(s, first, label(*lines), NODE_STYLE["shim"])
         with s.subgraph(name=f"cluster_c_{cid(c)}") as box:
@@ -243,7 +262,7 @@ def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
                 last = pnode(max(procs, key=lambda p: (depth[p.pid], -p.pid)).pid)
             else:
                 last = f"c_{cid(c)}_none"
-                why = f"{c.state}: no process" if c.shim is None else "processes not readable"
+                why = f"{c.state}: no process" if c.monitor is None else "processes not readable"
                 st.node(box, last, label(why), NODE_STYLE["stopped"])
     return first or last, last
 
@@ -265,7 +284,7 @@ def _depths(procs: list[Process]) -> dict[int, int]:
 def _compact(s: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
     """One node for a whole container: its shim, init, process count and ports in the label."""
     lines = [f"{c.name or '(name unknown)'}  {c.short_id}", c.image or "(image unknown)"]
-    run = [f"shim {c.shim.pid}"] if c.shim is not None else []
+    run = [f"{c.monitor.kind} {c.monitor.pid}"] if c.monitor is not None else []
     init = next((p for p in c.processes if p.pid == c.init_pid), None)
     if init is not None:
         run.append(f"init {init.pid} {init.name or program(init.cmdline, '?')}")
@@ -275,7 +294,7 @@ def _compact(s: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
     for p in sorted(c.proxies, key=lambda x: x.pid):
         lines.append(f"{p.proto} {p.host_address} -> :{p.container_port} (proxy {p.pid})")
     node = f"c_{cid(c)}"
-    st.node(s, node, label(*lines), NODE_STYLE["container" if c.shim else "stopped"])
+    st.node(s, node, label(*lines), NODE_STYLE["container" if c.monitor else "stopped"])
     return node, node
 
 
@@ -288,7 +307,8 @@ def _aggregate(
 ) -> None:
     """Compact view: one shim-address edge for all of an engine's shims, and one reparented
     edge per adopter, instead of one or two per container."""
-    shims = [c.shim for c in containers if c.shim is not None]
+    monitors = {c.monitor.pid: c.monitor for c in containers if c.monitor is not None}
+    shims = list(monitors.values())
     if not shims or not units:
         return
     first = units[0][0]
@@ -299,7 +319,7 @@ def _aggregate(
         if sh.reparented:
             adopters[sh.ppid] = adopters.get(sh.ppid, 0) + 1
     for ppid, n in sorted(adopters.items()):
-        text = plural(n, "shim") + " re-parented"
+        text = plural(n, shims[0].kind if shims[0].kind == "conmon" else "shim") + " re-parented"
         st.edge("reparented", pnode(ppid), first, text, lhead=cluster)
 
 
@@ -308,8 +328,8 @@ def _model_edges(topo: Topology, st: _Arch) -> None:
     compact view keeps only the links between nodes it drew (daemons, stray proxies)."""
     raw: list[Edge] = [x for e in _engines(topo) for x in e.edges]
     for c in topo.orphans:
-        if c.shim is not None and c.shim.reparented:
-            raw.append(Edge(c.shim.ppid, c.shim.pid, "reparented", ""))
+        if c.monitor is not None and c.monitor.reparented:
+            raw.append(Edge(c.monitor.ppid, c.monitor.pid, "reparented", ""))
         raw.extend(Edge(p.ppid, p.pid, "parent", "ppid") for p in c.processes)
     for x in raw:
         if x.kind not in EDGE_STYLE:
@@ -328,5 +348,5 @@ def _outside_node(g: graphviz.Digraph, node: str, st: _Arch) -> None:
     if not re.fullmatch(r"p\d+", node) or int(node[1:]) in st.known:
         return
     pid = int(node[1:])
-    what = "init: adopts orphaned shims" if pid == 1 else "outside the engine"
+    what = "init: adopts orphaned shims and conmons" if pid == 1 else "outside the engine"
     st.node(g, node, label(f"pid {pid}", what), NODE_STYLE["host"])

@@ -143,7 +143,8 @@ def cid(c: Container) -> str:
 
 
 def title(c: Container) -> Label:
-    return label(c.name or "(name unknown)", c.short_id, c.image or "(image unknown)")
+    ident = [c.name or "(name unknown)"] + ([c.short_id] if c.name != c.id else [])  # ctr's ids
+    return label(*ident, c.image or "(image unknown)")
 
 
 def pnode(pid: int) -> str:

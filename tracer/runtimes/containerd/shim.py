@@ -1,33 +1,32 @@
-"""containerd: its daemons, their sockets, and the shims that hold the containers.
+"""containerd's daemons, their sockets, and the shims that hold the containers.
 
 A containerd serves a gRPC socket (`--address`, its config's `[grpc] address`, or
 /run/containerd/containerd.sock). It starts one `containerd-shim-runc-v2` per container (per
 pod for CRI), which re-parents to PID 1 or a subreaper and is the parent of the container's
 init; the shim's `-address` names its containerd, `-namespace` the containerd namespace
 (`moby` for Docker), `-id` the container, its working directory is the bundle, whose
-`init.pid` names the init. The engine of this runtime is a containerd that no dockerd uses
-(tracer/runtimes/docker.py takes those first); this module also lends Docker its shims.
+`init.pid` names the init. Docker (tracer/runtimes/docker.py), CRI (cri.py) and bare
+containerd (engine.py) all build their containers from these.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracer.kernel.root import HostRoot, normalize
+from tracer.kernel.root import normalize
 from tracer.model.topology import (
-    ApiView,
     Container,
     Containerd,
     Edge,
     Engine,
+    Monitor,
     Process,
-    Shim,
     natural_key,
 )
-from tracer.runtimes.base import Found
 from tracer.runtimes.flags import flag_dict, flag_value, program
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
@@ -36,6 +35,7 @@ from tracer.untrusted import number
 SYSTEM_SOCK = "/run/containerd/containerd.sock"
 DEFAULT_CONFIG = "/etc/containerd/config.toml"
 RUNC_ROOT = "/run/containerd/runc"  # runc's state of plain containerd: <root>/<ns>/<id>
+_REMAPPED = re.compile(r"moby-\d+\.\d+")  # moby daemon/daemon.go RemapContainerdNamespaces
 
 
 # -- reading argv ------------------------------------------------------------------------------
@@ -86,8 +86,12 @@ def _find_shims(host: Host) -> list[tuple[Proc, ShimArgs]]:
     return out
 
 
-def config_path(containerd: Proc) -> str:
-    return flag_value(containerd.cmdline, "--config", "-c") or DEFAULT_CONFIG
+def config_path(containerd: Proc, host: Host | None = None) -> str:
+    """Its --config, made absolute from its working directory (`containerd --config
+    cd.toml`), or the default."""
+    path = flag_value(containerd.cmdline, "--config", "-c") or DEFAULT_CONFIG
+    cwd = host.cwd.get(containerd.pid) if host is not None else None
+    return os.path.join(cwd, path) if cwd and not path.startswith("/") else path
 
 
 def socket_of(host: Host, containerd: Proc) -> tuple[str | None, bool]:
@@ -99,7 +103,7 @@ def socket_of(host: Host, containerd: Proc) -> tuple[str | None, bool]:
     listening = {normalize(p) for p in host.listeners.get(containerd.pid, {}).values()}
     if not address:
         explicit = flag_value(containerd.cmdline, "--config", "-c")
-        config = config_path(containerd)
+        config = config_path(containerd, host)
         if explicit and config not in host.files and not listening:
             return None, False
         import tomllib  # only for a containerd started without --address
@@ -129,10 +133,16 @@ def read_bundle(read: Reader, shim: Proc) -> bool:
 # -- a container from its shim -------------------------------------------------------------------
 
 
+OCI_RUNTIMES = frozenset({"runc", "crun"})
+
+
 def is_runtime(proc: Proc) -> bool:
-    """Transient runc invocations under a shim (create/start/exec/delete, `runc init`)."""
+    """Transient OCI runtime invocations under a shim or conmon (create/start/exec/delete,
+    `runc init`)."""
     # runc's init stages rename themselves runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT].
-    return proc.program == "runc" or proc.name == "runc" or proc.name.startswith("runc:[")
+    return (
+        proc.program in OCI_RUNTIMES or proc.name in OCI_RUNTIMES or proc.name.startswith("runc:[")
+    )
 
 
 def find_init(host: Host, shim: Proc) -> Proc | None:
@@ -159,43 +169,60 @@ def find_init(host: Host, shim: Proc) -> Proc | None:
     return kids[0] if kids else None  # the oldest child: runc starts init before any exec
 
 
+def as_process(proc: Proc, role: str) -> Process:
+    return Process(
+        pid=proc.pid,
+        ppid=proc.ppid,
+        cmdline=list(proc.cmdline),
+        role=role,
+        name=proc.name,
+        uid=proc.uid,
+        create_time=proc.create_time,
+        namespaces=dict(proc.ns),
+        start=proc.start,
+    )
+
+
+def init_tree(host: Host, init: Proc | None) -> list[Process]:
+    """init and its subtree (`child`)."""
+    if init is None:
+        return []
+    return [as_process(init, "init")] + [as_process(p, "child") for p in host.descendants(init.pid)]
+
+
+def exec_tree(host: Host, proc: Proc) -> list[Process]:
+    """A process joined to a running container (`exec`) and its subtree."""
+    return [as_process(p, "exec") for p in (proc, *host.descendants(proc.pid))]
+
+
 def container_processes(host: Host, shim: Proc, init: Proc | None) -> list[Process]:
     """init, its subtree (`child`), and other children of the shim (`exec`) with theirs."""
-    out: list[Process] = []
-
-    def add(proc: Proc, role: str) -> None:
-        out.append(
-            Process(
-                pid=proc.pid,
-                ppid=proc.ppid,
-                cmdline=list(proc.cmdline),
-                role=role,
-                name=proc.name,
-                uid=proc.uid,
-                create_time=proc.create_time,
-                namespaces=dict(proc.ns),
-                start=proc.start,
-            )
-        )
-
-    if init:
-        add(init, "init")
-        for proc in host.descendants(init.pid):
-            add(proc, "child")
+    out = init_tree(host, init)
     for proc in host.children(shim.pid):
         if proc is init or is_runtime(proc):
             continue
-        add(proc, "exec")
-        for sub in host.descendants(proc.pid):
-            add(sub, "exec")
+        out += exec_tree(host, proc)
     return out
+
+
+def monitor(host: Host, proc: Proc, shim: ShimArgs) -> Monitor:
+    """The shim as the container's monitor; re-parented unless containerd is its parent."""
+    parent = host.procs.get(proc.ppid)
+    reparented = not (parent and is_parent(parent, proc) and parent.program == "containerd")
+    return Monitor(
+        pid=proc.pid,
+        ppid=proc.ppid,
+        cmdline=list(proc.cmdline),
+        namespace=shim.namespace,
+        address=shim.address,
+        reparented=reparented,
+        create_time=proc.create_time,
+    )
 
 
 def container(host: Host, proc: Proc, shim: ShimArgs) -> Container:
     """The container a shim holds, as /proc shows it (names come from an API, if any)."""
     init = find_init(host, proc)
-    parent = host.procs.get(proc.ppid)
-    reparented = not (parent and is_parent(parent, proc) and parent.program == "containerd")
     return Container(
         id=shim.id,
         name=None,
@@ -203,15 +230,7 @@ def container(host: Host, proc: Proc, shim: ShimArgs) -> Container:
         state="running" if init else "unknown",
         init_pid=init.pid if init else None,
         shim_pid=proc.pid,
-        shim=Shim(
-            pid=proc.pid,
-            ppid=proc.ppid,
-            cmdline=list(proc.cmdline),
-            namespace=shim.namespace,
-            address=shim.address,
-            reparented=reparented,
-            create_time=proc.create_time,
-        ),
+        monitor=monitor(host, proc, shim),
         processes=container_processes(host, proc, init),
         namespaces=dict(init.ns) if init else {},
     )
@@ -219,18 +238,22 @@ def container(host: Host, proc: Proc, shim: ShimArgs) -> Container:
 
 def adopt(engine: Engine, proc: Proc, container: Container) -> None:
     """Put a shim's container into engine, with the shim's edges."""
-    assert container.shim is not None
     engine.containers.append(container)
+    monitor_edges(engine, proc, container.shim)
+    for p in container.processes:
+        engine.edges.append(Edge(p.ppid, p.pid, "parent", "ppid"))
+
+
+def monitor_edges(engine: Engine, proc: Proc, shim: Monitor | None) -> None:
+    """A shim's own edges: to its containerd (-address), and from its actual parent."""
     cd = engine.daemon(Containerd)
-    if cd:
-        engine.edges.append(Edge(proc.pid, cd.pid, "shim-address", container.shim.address or ""))
-    if container.shim.reparented:
+    if cd and shim is not None:
+        engine.edges.append(Edge(proc.pid, cd.pid, "shim-address", shim.address or ""))
+    if shim is not None and shim.reparented:
         why = "pid 1" if proc.ppid == 1 else f"subreaper {proc.ppid}"
         engine.edges.append(Edge(proc.ppid, proc.pid, "reparented", why))
     else:
         engine.edges.append(Edge(proc.ppid, proc.pid, "parent", "ppid"))
-    for p in container.processes:
-        engine.edges.append(Edge(p.ppid, p.pid, "parent", "ppid"))
 
 
 def sort_containers(engine: Engine) -> None:
@@ -240,73 +263,60 @@ def sort_containers(engine: Engine) -> None:
     )
 
 
-# -- the runtime -------------------------------------------------------------------------------
+# -- the bundle's OCI spec -------------------------------------------------------------------
 
 
-class ContainerdRuntime:
-    name = "containerd"
-    daemons = frozenset({"containerd"})
-    usually_shared: Mapping[str, str] = {}
+def read_config(read: Reader, bundle: str) -> str | None:
+    """The bundle's config.json (the OCI spec: its annotations name pods and containers)."""
+    return read.file(f"{bundle}/config.json", limit=4 << 20)
 
-    def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
-        read.file(config_path(daemon))
 
-    def drawn(self, host: Host) -> Iterable[int]:
-        """All that every shim runs (not the shim itself: it stays in the host's namespaces
-        and nothing shows them)."""
-        for proc, _ in shims(host):
-            yield from (p.pid for p in host.descendants(proc.pid))
-
-    def read_state(self, host: Host, read: Reader) -> None:
-        """Each shim's bundle and the init.pid in it; failing that, runc's own record of the
-        init under plain containerd's runc root."""
-        for proc, shim in shims(host):
-            if not read_bundle(read, proc) and shim.namespace:
-                read.file(f"{RUNC_ROOT}/{shim.namespace}/{shim.id}/state.json")
-
-    def endpoint(self, host: Host, daemon: Proc) -> str | None:
-        return None  # containerd speaks gRPC; /proc and its files say what dtrace-tree needs
-
-    def ask(self, endpoint: str) -> ApiView:
-        return ApiView(error="not asked")
-
-    def build(self, host: Host, answers: Mapping[int, ApiView], found: Found) -> None:
-        """An engine for each containerd no dockerd took; the shims left go to the engine of
-        their -address, or are orphans (their containerd is not running)."""
-        mine: list[tuple[str | None, Engine]] = []
-        for cd in host.running("containerd"):
-            if cd.pid in found.claimed:
-                continue
-            sock, proven = socket_of(host, cd)
-            daemon = Containerd(
-                pid=cd.pid, cmdline=list(cd.cmdline), socket=sock or "?", proven=proven
-            )
-            engine = Engine(runtime=self.name, daemons=[daemon])
-            engine.notes.append("no dockerd uses this containerd (dockerd down, or another client)")
-            found.engines.append(engine)
-            found.claimed.add(cd.pid)
-            mine.append((sock, engine))
-        for proc, shim in shims(host):
-            if proc.pid in found.claimed:
-                continue
-            address = normalize(shim.address) if shim.address else None
-            target = next((e for sock, e in mine if sock and sock == address), None)
-            made = container(host, proc, shim)
-            if target is None:
-                found.orphans.append(made)
-            else:
-                adopt(target, proc, made)
-            found.claimed.add(proc.pid)
-        for _, engine in mine:
-            sort_containers(engine)
-
-    def explain(
-        self, engine: Engine, container: Container, names: Mapping[str, str], root: HostRoot
-    ) -> dict[str, str]:
+def oci_annotations(host: Host, bundle: str | None) -> dict[str, str]:
+    """The OCI annotations in the bundle's config.json, as read by the walk ({} if it was
+    not); parsed once per snapshot."""
+    if not bundle:
         return {}
+    cache: dict[str, dict[str, str]] = host.derived("containerd.annotations", lambda _h: {})
+    if bundle not in cache:
+        try:
+            doc = json.loads(host.files.get(f"{bundle}/config.json", "{}"))
+            found = doc.get("annotations") if isinstance(doc, dict) else None
+        except ValueError:
+            found = None
+        cache[bundle] = (
+            {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(found, dict)
+            else {}
+        )
+    return cache[bundle]
 
-    def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
-        return None  # snapshots are shown as the container's mount says (runtimes/storage.py)
+
+def daemon(host: Host, cd: Proc) -> Containerd:
+    """A containerd as an engine's daemon, its socket proven or not."""
+    sock, proven = socket_of(host, cd)
+    return Containerd(pid=cd.pid, cmdline=list(cd.cmdline), socket=sock or "?", proven=proven)
 
 
-RUNTIME = ContainerdRuntime()
+def sockets(host: Host) -> dict[int, tuple[str | None, bool]]:
+    """Each running containerd's socket (and whether it is proven), once per snapshot."""
+    return host.derived(
+        "containerd.sockets", lambda h: {cd.pid: socket_of(h, cd) for cd in h.running("containerd")}
+    )
+
+
+def serving(host: Host, address: str | None) -> Proc | None:
+    """The running containerd whose gRPC socket is address (a shim's -address)."""
+    if not address:
+        return None
+    address = normalize(address)
+    for pid, (sock, _) in sockets(host).items():
+        if sock == address:
+            return host.procs[pid]
+    return None
+
+
+def docker_namespace(namespace: str | None) -> bool:
+    """Is this containerd namespace Docker's (`moby`; `moby-<uid>.<gid>` with userns-remap)?"""
+    return namespace is not None and (
+        namespace == "moby" or _REMAPPED.fullmatch(namespace) is not None
+    )

@@ -1,0 +1,39 @@
+"""containerd and what runs on it without dockerd: `shim.py` (the shims, bundles and inits
+every containerd engine is built from, Docker's too), `cri.py` (Kubernetes pods: one shim per
+pod), `engine.py` (bare containerd: ctr and nerdctl containers, per namespace)."""
+
+from __future__ import annotations
+
+from tracer.runtimes.containerd.shim import (
+    RUNC_ROOT,
+    SYSTEM_SOCK,
+    ShimArgs,
+    adopt,
+    container,
+    container_processes,
+    docker_namespace,
+    find_init,
+    is_runtime,
+    parse_shim,
+    read_bundle,
+    shims,
+    socket_of,
+    sort_containers,
+)
+
+__all__ = [
+    "RUNC_ROOT",
+    "SYSTEM_SOCK",
+    "ShimArgs",
+    "adopt",
+    "container",
+    "container_processes",
+    "docker_namespace",
+    "find_init",
+    "is_runtime",
+    "parse_shim",
+    "read_bundle",
+    "shims",
+    "socket_of",
+    "sort_containers",
+]
