@@ -58,3 +58,13 @@ class Comparison:
             "summary": {v: self.count(v) for v in VERDICTS},
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class DaemonChange:
+    """A daemon between two snapshots (`serve`): gone (its process ended) or new."""
+
+    role: str  # dockerd, containerd, ...
+    pid: int
+    verdict: str  # gone | new
+    engine: str  # the title of the engine it was (or is) in

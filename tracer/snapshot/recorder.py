@@ -73,13 +73,21 @@ class Recorder:
         cli: frozenset[str] = frozenset({"docker"}),
         everything: bool = False,
         buffer: int = connector.DEFAULT_BUFFER,
+        on_keep: Callable[[Raw, int], None] | None = None,
+        own_children: bool = True,
+        poll: float = 0.05,
     ) -> None:
         self.root = root
         self.engine = engine  # is this program (argv[0]'s basename, or comm) an engine's?
         self.cli = cli
         self.everything = everything
         self.buffer = buffer
-        self.me = os.getpid()
+        # A continuous feed (`serve`): told of each event kept, as it is kept (in the reader
+        # thread); its own children (Graphviz's dot) are not a traced command; the reader
+        # wakes every `poll` seconds only to see whether it should stop.
+        self.on_keep = on_keep
+        self.me = os.getpid() if own_children else -1
+        self.poll = poll
         self.conn: Connector | None = None
         self.t0 = 0
         self.events: list[Raw] = []
@@ -95,6 +103,8 @@ class Recorder:
         self._procs: dict[int, _Proc] = {}
         self._early: list[connector.Event] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the events list, between the reader and cut()
+        self._base = 0  # events taken by cut() so far: exec_at counts from the first ever
         self._thread: threading.Thread | None = None
         self._tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
         self._quiet_from = 0  # monotonic ns from which quiet counts (the command's exit)
@@ -159,18 +169,20 @@ class Recorder:
         receive, handle = self.conn.receive, self._handle
         window = (time.monotonic(), time.thread_time())
         while not self._stop.is_set():
-            batch = receive(0.05)
+            batch = receive(self.poll)
             self.idle = not batch
-            for ev in batch:
-                handle(ev)
+            with self._lock:
+                for ev in batch:
+                    handle(ev)
             if self.reader == "realtime" and time.monotonic() - window[0] >= 1.0:
                 busy = (time.thread_time() - window[1]) / (time.monotonic() - window[0])
                 if busy > REALTIME_LIMIT:  # a fork storm: do not take a CPU from the host
                     self.reader = _prioritize(realtime=False) + " (realtime dropped: busy)"
                 window = (time.monotonic(), time.thread_time())
         while batch := receive(0):  # what was queued before the stop
-            for ev in batch:
-                handle(ev)
+            with self._lock:
+                for ev in batch:
+                    handle(ev)
         self.reader_cpu_ns = time.thread_time_ns()
 
     def _handle(self, ev: connector.Event) -> None:
@@ -210,13 +222,14 @@ class Recorder:
             self._keep(raw, kind, ev.ts)
 
     def _exec(self, ev: connector.Event, proc: _Proc) -> None:
-        if proc.exec_at >= 0 and ev.ts <= proc.read_end:
+        if proc.exec_at >= self._base and ev.ts <= proc.read_end:
             # It exec'd again before the read of its previous exec ended: that read may show
             # this later program. Drop it rather than attach it to the wrong exec.
-            old = self.events[proc.exec_at]
+            at = proc.exec_at - self._base
+            old = self.events[at]
             if old.sample is not None and old.sample.argv is not None:
                 lost = replace(old.sample, argv=None, missing="re-exec")
-                self.events[proc.exec_at] = replace(old, sample=lost)
+                self.events[at] = replace(old, sample=lost)
         wanted = proc.kind or self.everything
         sample = self._sample(ev.pid, proc, argv=True, ns=False, cheap=not wanted)
         proc.read_end = time.monotonic_ns()
@@ -237,13 +250,15 @@ class Recorder:
             spaces = self._sample(ev.pid, proc, argv=False, ns=True).ns
             sample = replace(sample, ns=spaces)
         if self._keep(Raw("exec", ev.ts - self.t0, ev.pid, sample=sample), proc.kind, ev.ts):
-            proc.exec_at = len(self.events) - 1
+            proc.exec_at = self._base + len(self.events) - 1
 
     def _keep(self, raw: Raw, kind: int, ts: int) -> bool:
         if kind or self.everything:
             self.events.append(raw)
             if kind == ENGINE:
                 self.last_engine = ts
+            if self.on_keep is not None:
+                self.on_keep(raw, kind)
             return True
         self.skipped += 1
         return False
@@ -344,6 +359,14 @@ class Recorder:
     def mark(self) -> None:
         """From now on (the command's exit), quiet counts."""
         self._quiet_from = time.monotonic_ns()
+
+    def cut(self) -> list[Raw]:
+        """A continuous feed: the events kept since the last cut, in order, taken out of the
+        recorder (whose memory stays bounded however long it runs)."""
+        with self._lock:
+            taken, self.events = self.events, []
+            self._base += len(taken)
+        return sorted(taken, key=lambda raw: raw.ts)
 
     def abort(self) -> None:
         """Unsubscribe without having started (the look at the host failed)."""

@@ -3,7 +3,7 @@ restart (or an upgrade) that someone else did. Pure."""
 
 from __future__ import annotations
 
-from tracer.model.compare import Change, Comparison, Side
+from tracer.model.compare import Change, Comparison, DaemonChange, Side
 from tracer.model.topology import Container, Process, Topology, natural_key
 
 
@@ -52,3 +52,34 @@ def _change(old: Container, new: Container | None) -> Change:
     same_ns = same and old.namespaces == new.namespaces
     verdict = "kept" if same and same_ns else "restarted"
     return Change(old.id, name, verdict, old.init_pid, new.init_pid, same, same_ns)
+
+
+def daemons(before: Topology, after: Topology) -> list[DaemonChange]:
+    """Each daemon that ended (`gone`) or started (`new`) between two snapshots of one host,
+    by its identity (role and PID; a PID reused by another daemon of the same role within
+    one burst is not told apart)."""
+    was = {(d.ROLE, d.pid): e.title for e in before.engines for d in e.daemons}
+    now = {(d.ROLE, d.pid): e.title for e in after.engines for d in e.daemons}
+    out = [DaemonChange(role, pid, "gone", title) for (role, pid), title in was.items()
+           if (role, pid) not in now]  # fmt: skip
+    out += [DaemonChange(role, pid, "new", title) for (role, pid), title in now.items()
+            if (role, pid) not in was]  # fmt: skip
+    return sorted(out, key=lambda c: (c.verdict != "gone", c.engine, c.role, c.pid))
+
+
+def missing_daemons(topo: Topology, seen: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Engine title -> the roles of daemons that its engine had in an earlier snapshot and has
+    not now (dockerd down while its containerd and containers run on). `seen` remembers, by
+    each daemon's address, the roles of the engine it was in; it is updated here. An engine is
+    known again by any address it shares with an earlier one."""
+    out: dict[str, list[str]] = {}
+    for e in topo.engines:
+        roles = {d.ROLE for d in e.daemons}
+        addresses = [d.address for d in e.daemons if d.address and d.address != "?"]
+        expected = set().union(*(seen.get(a, set()) for a in addresses)) if addresses else set()
+        gone = sorted(expected - roles)
+        if gone:
+            out[e.title] = gone
+        for a in addresses:
+            seen[a] = expected | roles
+    return out

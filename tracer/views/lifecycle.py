@@ -12,16 +12,21 @@ tracer/views/roles.py. Here:
   `--network container:X` do);
 - a story per container: the engine's processes in order with their lifetimes, what happened
   (create, start, exec, kill 15, delete, ...), the init's exec, the namespaces it got, and
-  how long from the engine's first process to the init running its program.
+  how long from the engine's first process to the init running its program;
+- for a live feed (`serve`), `Bursts`: when the events say the host changed, and when a burst
+  of them is over, so that the host is looked at once per burst.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from tracer.kernel.connector import wait_status
-from tracer.model.trace import Entry, Event, Recording, Step, Story, Trace
+from tracer.kernel.procfs import program
+from tracer.model.trace import Entry, Event, Raw, Recording, Step, Story, Trace
 from tracer.runtimes.docker import parse_proxy
+from tracer.snapshot.recorder import CLI, CONTAINER, ENGINE
 from tracer.views import lives as _lives
 from tracer.views.lives import Image, Life, Lives, container_id, runc_args
 from tracer.views.roles import IN_CONTAINER, assign
@@ -266,3 +271,147 @@ def _detail(role: str, img: Image) -> str | None:
             f"{proxy.container_ip}:{proxy.container_port}"
         )
     return None
+
+
+# -- a live feed: one look at the host per burst of events ---------------------------------------
+
+NOISE, SLOW, FAST = 0, 1, 2
+QUIET = 0.1  # s without a telling event (and no step running): the burst is over
+LONGEST = 1.0  # s after a burst began: look even while it goes on (a steady stream still updates)
+CHURN = 2.0  # s: at most one look this often for processes inside containers alone
+BUSY = 2  # a look may take at most a third of the time: the gaps grow with its cost
+RECHECK = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # an API not answering: look again after these
+IDLE = (1.0, 2.0, 4.0, 8.0)  # s between looks after 3, 4, 5, 6+ fed looks that changed nothing
+
+
+def is_probe(argv: tuple[str, ...] | list[str] | None) -> bool:
+    """`runc --version`, `docker-init --version`: what dockerd runs when its /info is asked."""
+    return argv is not None and len(argv) == 2 and argv[1] == "--version"
+
+
+def holds_open(argv: tuple[str, ...] | None) -> bool:
+    """Is this a step whose end ends a burst: a docker command, runc create, start, exec, kill
+    or delete, a shim's start or delete? Until it exits, its burst is not over (runc create
+    waits on the network hook for 140 ms without an event)."""
+    if not argv:
+        return False
+    prog = program(argv)
+    if prog == "docker":
+        return True
+    if prog == "runc":
+        return runc_args(argv)[0] in ("create", "start", "exec", "kill", "delete")
+    return prog.startswith("containerd-shim") and argv[-1] in ("start", "delete")
+
+
+@dataclass
+class Bursts:
+    """When to look at the host again (pure: the caller gives the times, in seconds).
+
+    Each event the recorder keeps is told to `see` with what it concerns (CLI, ENGINE or
+    CONTAINER, tracer/snapshot/recorder.py). The engines' execs and exits are the architecture
+    changing (fast); a docker CLI's exit is its request done (rename, create, rm); execs and
+    exits inside containers are churn (slow); forks and renames are followed by the exec or
+    exit that tells. What the children of `quiet_parents` (the dockerds) do tells nothing: a
+    look at the host asks dockerd's /info, and dockerd then runs `runc --version` and
+    `docker-init --version` (their argv is often gone before it can be read, so they are known
+    by their parent); were they counted, every look would call for the next.
+
+    A burst is over `quiet` seconds after its last telling event once no step that holds it
+    open runs (`holds_open`: a docker command, runc create ...), or `longest` after its first;
+    churn is looked at no more than once in `churn` seconds; no look comes sooner than BUSY
+    times the last one's cost after it; while an engine's API does not answer (a dockerd
+    starting again) the host is looked at again after RECHECK's delays; and should looks that
+    change nothing keep being called by events that came while the look before was taken (a
+    feedback this class does not know of), they are spaced by IDLE. Nothing pending: no look
+    at all (a quiet host costs nothing)."""
+
+    quiet: float = QUIET
+    longest: float = LONGEST
+    churn: float = CHURN
+    quiet_parents: set[int] = field(default_factory=set)
+    first: float | None = None  # the pending burst's first and last telling event
+    last: float | None = None
+    churn_from: float | None = None  # the first pending event inside containers
+    looked: float = float("-inf")  # when the last look ended
+    cost: float = 0.0  # how long it took
+    retry_at: float | None = None
+    retries: int = 0
+    idle: int = 0  # looks in a row that changed nothing, each called by events during the last
+    fed: bool = False  # telling events came while the last look was being taken
+    open: dict[int, float] = field(default_factory=dict)  # pid -> when: steps that hold it open
+    _quiet: set[int] = field(default_factory=set)  # children of quiet_parents, until they exit
+
+    def significance(self, raw: Raw, kind: int) -> int:
+        """NOISE, SLOW or FAST: how soon this kept event calls for a look at the host."""
+        if raw.kind == "fork" and raw.parent in self.quiet_parents:
+            self._quiet.add(raw.pid)
+        if raw.pid in self._quiet:
+            if raw.kind == "exit":
+                self._quiet.discard(raw.pid)
+            return NOISE
+        if raw.kind not in ("exec", "exit") or (
+            raw.kind == "exec" and is_probe(raw.sample.argv if raw.sample else None)
+        ):
+            return NOISE
+        if kind == ENGINE or (kind == CLI and raw.kind == "exit"):
+            return FAST
+        return SLOW if kind == CONTAINER else NOISE
+
+    def see(self, raw: Raw, kind: int, now: float) -> int:
+        """Count one kept event (at now); its significance."""
+        what = self.significance(raw, kind)
+        if raw.kind == "exit":
+            self.open.pop(raw.pid, None)
+        elif raw.kind == "exec" and kind in (CLI, ENGINE) and raw.pid not in self._quiet:
+            if holds_open(raw.sample.argv if raw.sample else None):
+                self.open[raw.pid] = now
+            else:
+                self.open.pop(raw.pid, None)
+        if what == FAST:
+            self.urge(now)
+        elif what == SLOW and self.churn_from is None:
+            self.churn_from = now
+        return what
+
+    def urge(self, now: float) -> None:
+        """A telling event, or something told outside the events (a daemon gone)."""
+        self.first = now if self.first is None else self.first
+        self.last = now
+
+    def due(self, now: float) -> float | None:
+        """Seconds until the next look (0: now); None: nothing to look at."""
+        gap = self.looked + BUSY * self.cost
+        if self.idle >= 3:
+            gap = max(gap, self.looked + IDLE[min(self.idle - 3, len(IDLE) - 1)])
+        times = []
+        if self.first is not None and self.last is not None:
+            end = self.first + self.longest
+            if not any(at > now - self.longest for at in self.open.values()):
+                end = min(end, self.last + self.quiet)  # no step of it still running
+            times.append(max(end, gap))
+        if self.churn_from is not None:
+            times.append(max(self.churn_from + self.quiet, self.looked + self.churn, gap))
+        if self.retry_at is not None:
+            times.append(max(self.retry_at, gap))
+        return max(0.0, min(times) - now) if times else None
+
+    def taken(self, began: float, ended: float, degraded: bool, changed: bool = True) -> None:
+        """A look began (its events cut) at began and ended at ended: what came before began
+        is in it. degraded: an engine's API did not answer, so look again a little later.
+        changed: it found something new (a container, a daemon, a story to tell)."""
+        self.idle = self.idle + 1 if self.fed and not (changed or degraded) else 0
+        self.looked, self.cost = ended, max(0.0, ended - began)
+        self.fed = self.last is not None and self.last >= began
+        for pid in [p for p, at in self.open.items() if at < ended - 10 * self.longest]:
+            del self.open[pid]  # its exit was lost
+        if self.last is not None and self.last >= began:
+            self.first = self.last  # came during the look: it may not be in it
+        else:
+            self.first = self.last = None
+        if self.churn_from is not None and self.churn_from < began:
+            self.churn_from = None
+        if degraded:
+            self.retry_at = ended + RECHECK[min(self.retries, len(RECHECK) - 1)]
+            self.retries += 1
+        else:
+            self.retry_at, self.retries = None, 0

@@ -1,0 +1,260 @@
+"""`serve`'s HTTP side on a real local socket, with a made-up host: the token (403, nothing
+else said), Host and Origin, read-only, the headers, the page's own files, the JSON, the
+diagram with hostile text, the event stream and its bounds."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.builders import Served, diagram_host, numbered
+from tracer.output.web import server as web
+from tracer.output.web.documents import document
+from tracer.output.web.guard import Guard
+from tracer.output.web.hub import Client, Hub, Look
+from tracer.output.web.state import state
+from tracer.views.selection import select
+
+EVIL = '<script>alert(1)</script>"&amp;\x1b[31m\u202e'
+
+
+def made_up_host():
+    topo = diagram_host()
+    evil = numbered(7, EVIL, image=EVIL)
+    evil.processes[0].cmdline = ["sh", "-c", EVIL]
+    topo.engines[0].containers.append(evil)
+    return topo
+
+
+@pytest.fixture(scope="module")
+def served():
+    hub = Hub(max_clients=2, queue=4)
+    topo = made_up_host()
+    hub.show(Look(1, topo, state(topo, 1, 0.01, {}, {"live": True}), document))
+    httpd = web.bind("127.0.0.1", 0, hub, root=None)  # type: ignore[arg-type]
+    port = httpd.server_address[1]
+    token = "t0ken-" + "x" * 37
+    guard = Guard.at(token, "127.0.0.1", port)
+    index = web.page("index.html").replace(b"__TOKEN__", token.encode())
+    thread = threading.Thread(target=web.serve, args=(httpd, guard, index), daemon=True)
+    thread.start()
+    s = Served(None, f"http://127.0.0.1:{port}/?token={token}")  # type: ignore[arg-type]
+    s.hub = hub  # type: ignore[attr-defined]
+    s.topo = topo  # type: ignore[attr-defined]
+    yield s
+    hub.close()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+PATHS = ["/", "/static/app.js", "/api/show", "/api/ns", "/api/state", "/api/diagram.svg",
+         "/api/events", f"/api/containers/{'01' * 32}/ns", "/nothing-here"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_without_the_token_every_path_is_the_same_403_and_nothing_else(served, path):
+    for token in (False,):
+        status, headers, body = served.get(path, token=token)
+        assert (status, body) == (403, b"forbidden\n")
+        assert headers["content-type"] == "text/plain"
+    wrong = path + ("&" if "?" in path else "?") + "token=" + "x" * 43
+    assert served.get(wrong, token=False)[::2] == (403, b"forbidden\n")
+    assert served.get(path, token=False, method="POST")[::2] == (403, b"forbidden\n")
+
+
+def test_with_the_token_the_page_and_its_files(served):
+    status, headers, body = served.get("/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    html = body.decode()
+    assert f'<meta name="dtrace-token" content="{served.token}">' in html
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts and all(" src=" in s for s in scripts)  # no inline script
+    assert re.search(r"\son[a-z]+=", html) is None  # no inline handler
+    assert "http" not in html.replace("http-equiv", "")  # no other origin: works offline
+    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        status, headers, body = served.get(f"/static/{name}")
+        assert status == 200 and headers["content-type"].startswith(kind) and body
+    js = served.get("/static/app.js")[2].decode()
+    assert "innerHTML" not in js and "eval(" not in js and "new Function" not in js
+    assert "http://" not in js.replace('"http://www.w3.org/2000/svg"', "")
+
+
+def test_every_answer_carries_the_policy(served):
+    for path in ("/", "/api/show", "/nothing-here"):
+        headers = served.get(path)[1]
+        csp = headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["server"] == "dtrace-tree"  # no Python version
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+def test_read_only_get_only(served, method):
+    status, headers, _ = served.get("/api/show", method=method)
+    assert status == 405 and headers.get("allow") == "GET"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example:8780"},
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"},
+    ],
+)
+def test_dns_rebinding_and_other_sites_are_refused(served, headers):
+    if "Host" in headers:
+        headers = {"Host": headers["Host"].replace("8780", served.base.rsplit(":", 1)[1])}
+    assert served.get("/api/show", headers=headers)[::2] == (403, b"forbidden\n")
+
+
+def test_the_same_origin_is_served(served):
+    port = served.base.rsplit(":", 1)[1]
+    origin = {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}
+    assert served.get("/api/show", headers=origin)[0] == 200
+    assert served.get("/api/show", headers={"Host": f"localhost:{port}"})[0] == 200
+
+
+def test_the_json_is_the_commands(served):
+    shown = select(served.topo, [], include_stopped=False).to_json()
+    assert served.json("/api/show") == json.loads(json.dumps(shown))
+    everything = served.json("/api/show?all=1")["engines"]
+    assert "old" in {c["name"] for e in everything for c in e["containers"]}
+    assert "groups" in served.json("/api/ns")
+    doc = served.json("/api/state")
+    assert doc["version"] == 1 and len(doc["containers"]) == 6
+    raw = served.get("/api/show")[2]
+    assert b"<" not in raw  # written \u003c: no JSON can be read as markup
+    names = {c["name"] for e in json.loads(raw)["engines"] for c in e["containers"]}
+    assert EVIL in names  # the command's JSON: the text itself, escaped by JSON alone
+
+
+def test_the_diagram_keeps_hostile_text_text(served):
+    status, headers, body = served.get("/api/diagram.svg")
+    assert status == 200 and headers["content-type"] == "image/svg+xml"
+    svg = body.decode()
+    assert "<script" not in svg and "\x1b" not in svg and "\u202e" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+    assert "<title>cluster_c_" + "07" * 32 + "</title>" in svg  # the page finds containers so
+    ns = served.get("/api/diagram.svg?view=ns")[2].decode()
+    assert ns != svg and "<script" not in ns
+
+
+def test_a_container_s_details_say_what_the_command_would(served):
+    status, _, body = served.get(f"/api/containers/{'ab' * 32}/ns")
+    assert status == 404 and "no such container" in json.loads(body)["error"]
+    status, _, body = served.get("/api/containers/old/cgroup")
+    assert status == 409 and json.loads(body)["exit_code"] == 9
+    assert served.get("/api/containers/web-0/bogus")[0] == 404
+
+
+def test_a_malformed_request_is_told_nothing(served):
+    host, port = served.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(120))  # http.server's own error
+        s.sendall(b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\n" + many + b"\r\n")
+        answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.0 431") and answer.endswith(b"\r\n\r\n")  # no body
+    assert b"Python" not in answer and b"headers" not in answer
+
+
+def read_events(sock: socket.socket, until: bytes, timeout: float = 10) -> bytes:
+    sock.settimeout(timeout)
+    got = b""
+    while until not in got:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def stream(served) -> socket.socket:
+    host, port = served.base.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(
+        f"GET /api/events?token={served.token} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    )
+    return s
+
+
+def test_the_event_stream_sends_the_look_then_what_happens(served):
+    with stream(served) as s:
+        head = read_events(s, b"event: snapshot")
+        assert b"text/event-stream" in head and b"retry: 2000" in head
+        served.hub.publish("timeline", {"stories": [], "note": "<b>hi</b>"}, keep=True)
+        got = read_events(s, b"event: timeline")
+        assert b'"note": "\\u003cb>hi\\u003c/b>"' in got
+
+
+def test_clients_are_bounded(served):
+    first, second = stream(served), stream(served)
+    try:
+        read_events(first, b"event: snapshot")
+        read_events(second, b"event: snapshot")
+        status, _, body = served.get("/api/events")
+        assert status == 503 and b"too many clients" in body
+    finally:
+        first.close()
+        second.close()
+    deadline = time.monotonic() + 30  # a closed stream is noticed at its next write
+    while len(served.hub.clients) > 0 and time.monotonic() < deadline:
+        served.hub.publish("status", {"problem": "ping"})
+        time.sleep(0.1)
+    assert not served.hub.clients
+
+
+def test_a_slow_client_loses_events_not_the_server_its_memory():
+    c = Client(limit=3)
+    for i in range(10):
+        c.offer(f"event: timeline\ndata: {i}\n\n".encode())
+    assert len(c.queue) == 3 and c.dropped == 7
+    out = c.take(0, None, lambda: False)
+    assert out.startswith(b'event: dropped\ndata: {"count": 7}') and b"data: 2" in out
+    assert (c.dropped, len(c.queue)) == (0, 0)
+
+
+def test_a_look_s_documents_are_made_once_whoever_asks():
+    calls = []
+
+    def made(topo, what):
+        calls.append(what)
+        time.sleep(0.05)
+        return what.encode()
+
+    topo = diagram_host()
+    look = Look(1, topo, {}, made)
+    threads = [threading.Thread(target=look.get, args=("show",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["show"] and look.get("show") == b"show"
+
+
+def test_a_new_look_reaches_a_waiting_stream_without_a_queue():
+    hub = Hub()
+    client = hub.join()
+    assert client is not None
+    written: list[bytes] = []
+    topo = diagram_host()
+    thread = threading.Thread(target=hub.stream, args=(client, written.append))
+    thread.start()
+    for v in (1, 2, 3, 4):  # looks in quick succession: a stream may skip some, never queue
+        hub.show(Look(v, topo, {"version": v}, document))
+    deadline = time.monotonic() + 20
+    while b'"version": 4' not in b"".join(written) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hub.close()
+    thread.join(timeout=20)
+    versions = [int(m) for m in re.findall(rb'"version": (\d+)', b"".join(written))]
+    assert versions == sorted(set(versions)) and versions[-1] == 4
