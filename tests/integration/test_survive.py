@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.integration.conftest import live, ns_inodes, run_cli
+from tests.integration.conftest import live, ns_inodes, run_cli, temporary
 from tracer.ops import lab
 
 PATHS = lab.LabPaths()
@@ -162,3 +162,61 @@ def test_text_report_and_before_after_diagram(client, tmp_path):
     assert text.count("same process") == 5
     out = run_cli("survive", "--svg", "/proc/nope/x.svg")
     assert out.returncode == 10 and out.stderr.count("\n") == 1
+
+
+def test_diff_of_snapshots_saved_around_a_restart_and_a_removal(client, tmp_path):
+    """`diff` gives survive's verdict for changes someone else made, from two saved files."""
+
+    def save(name: str) -> str:
+        path = tmp_path / name
+        path.write_text(run_cli("show", "--json", check=True).stdout)
+        return str(path)
+
+    def diff(a: str, b: str) -> tuple[int, dict[str, str]]:
+        out = run_cli("diff", "--json", a, b)
+        assert out.stdout, out.stderr
+        doc = json.loads(out.stdout)
+        return out.returncode, {c["name"]: c["verdict"] for c in doc["containers"]}
+
+    demo = {c.name for c in client.containers.list()}
+    with (
+        temporary(client, "dtrace-diff-restarted", ["sleep", "600"]) as restarted,
+        temporary(client, "dtrace-diff-removed", ["sleep", "600"]) as removed,
+    ):
+        before = save("before.json")
+        code, report = survive_json()
+        assert (code, report["verdict"]) == (0, "survived")
+        survived = save("survived.json")
+        code, verdicts = diff(before, survived)
+        assert code == 0
+        assert {n for n, v in verdicts.items() if v == "kept"} >= demo | {
+            "dtrace-diff-removed",
+            "dtrace-diff-restarted",
+        }
+
+        pid = client.api.inspect_container(restarted.id)["State"]["Pid"]
+        removed_pid = client.api.inspect_container(removed.id)["State"]["Pid"]
+        removed.remove(force=True)
+        restarted.restart(timeout=0)
+        new_pid = client.api.inspect_container(restarted.id)["State"]["Pid"]
+        assert new_pid != pid
+        after = save("after.json")
+    code, verdicts = diff(survived, after)
+    assert code == 1
+    assert verdicts["dtrace-diff-removed"] == "removed"
+    assert verdicts["dtrace-diff-restarted"] == "restarted"
+    assert all(verdicts[name] == "kept" for name in demo)
+    text = run_cli("diff", survived, after).stdout
+    assert "dtrace-diff-removed" in text and "removed" in text
+
+    # The same two snapshots side by side: one cluster per snapshot, each with its own PIDs.
+    svg = tmp_path / "fleet.svg"
+    run_cli("export", "--from", survived, "--from", after, "-o", str(svg), check=True)
+    hosts: dict[str, str] = {}  # the host's place in the picture -> its containers' text
+    for g in ET.parse(svg).getroot().iter("{http://www.w3.org/2000/svg}g"):
+        title = g.findtext("{http://www.w3.org/2000/svg}title") or ""
+        if g.get("class") == "node" and "_c_" in title:
+            text = ET.tostring(g, encoding="unicode", method="text")
+            hosts[title.split("_")[0]] = hosts.get(title.split("_")[0], "") + text
+    assert f"init {pid}" in hosts["h0"] and f"init {removed_pid}" in hosts["h0"]
+    assert f"init {new_pid}" in hosts["h1"] and f"init {removed_pid}" not in hosts["h1"]
