@@ -21,14 +21,6 @@ from tracer.cli.core import (
     waiting,
 )
 
-# Containers above which a view is drawn one node per container unless --full is given,
-# measured on synthetic hosts (2 processes per container; `dot -Tsvg`, 2-core VM):
-# architecture, full view: 30 -> 0.1 s, 2342 x 2116 pt; 60 -> 0.4 s, 3755 x 3406 pt;
-# 100 -> 2.1 s, 5168 x 5034 pt; 300 -> ~46 s. Compact: 300 -> 0.1 s. The namespace view grows
-# down: 30 -> 1065 x 4926 pt, 100 -> 2367 x 12795 pt, 300 -> 19 s and 9574 x 33937 pt;
-# compact at 300: 0.06 s, 3395 x 2289 pt.
-FULL_UP_TO = {"architecture": 40, "namespaces": 24}
-
 
 @app.command()
 def export(
@@ -104,7 +96,7 @@ def export(
     notes(topo)
     count = len(topo.containers())
     view = "namespaces" if ns else "architecture"
-    if not fs and not compact and not full and count > FULL_UP_TO[view]:
+    if not fs and not compact and not full and count > diagram.FULL_UP_TO[view]:
         compact = True
         note(
             f"{count} containers: drawing one node per container (--full draws every process, "

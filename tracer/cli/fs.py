@@ -23,20 +23,11 @@ def fs(
 ) -> None:
     """Storage: the union root, the layers top first (and which containers share them), the
     writable layer's changes, and the volumes, binds and tmpfs mounts."""
-    from tracer.errors import cannot_read
-    from tracer.runtimes import storage
-    from tracer.views import storage as view
     from tracer.views.selection import resolve
+    from tracer.views.storage import report_for
 
     topo = observe(host)
-    me = resolve(topo, container)
-    found = storage.read_in(topo, me, host_root(), list_changes=changes)
-    doc = view.report(me, found, {c.id: c.label for c in topo.containers()})
-    if doc.root is None and doc.mounts is None and not doc.layers:
-        denied = [e for e in doc.notes if "permission denied" in e]
-        if denied:
-            path = denied[0].split(":")[0]
-            raise cannot_read(path, "SYS_PTRACE" if path.startswith("/proc") else "DAC_READ_SEARCH")
+    doc = report_for(topo, resolve(topo, container), host_root(), list_changes=changes)
     for line in doc.notes:
         note(line)
     if as_json:
@@ -55,30 +46,11 @@ def cgroup(
 ) -> None:
     """cgroups: where the container's are (v1/v2, cgroupfs/systemd driver), its limits and
     usage with the file each came from, and the processes in it (docker exec ones marked)."""
-    from tracer.errors import NotRunningError, cannot_read
-    from tracer.kernel import cgroupfs
-    from tracer.views import cgroups as view
-    from tracer.views.namespaces import host_namespaces
+    from tracer.views.cgroups import report_for
     from tracer.views.selection import resolve
 
     topo = observe(host)
-    me = resolve(topo, container)
-    if me.init_pid is None:
-        raise NotRunningError(
-            f"{me.label} is {me.state}: a stopped container has no process, so it is in no "
-            "cgroup (Docker makes it at start and removes it at exit)",
-            f"start it with: docker start {me.label}",
-        )
-    found = cgroupfs.read(host_root(), me.init_pid)
-    if not found.members:
-        why = "; ".join(found.errors) or "no cgroup listed"
-        if "permission denied" in why:
-            raise cannot_read(f"/proc/{me.init_pid}/cgroup")
-        raise NotRunningError(
-            f"{me.label}'s init (pid {me.init_pid}) could not be read: {why}",
-            "it may have just exited; run the command again",
-        )
-    doc = view.report(me, found, host_namespaces(topo))
+    doc = report_for(topo, resolve(topo, container), host_root())
     for line in doc.notes:
         note(line)
     if as_json:

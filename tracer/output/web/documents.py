@@ -9,9 +9,6 @@ from tracer.kernel.root import HostRoot
 from tracer.model.topology import Topology
 from tracer.output.web.hub import encode
 
-# Containers above which a diagram is drawn one node per container: export's FULL_UP_TO
-# (tracer/cli/export.py, measured there), which the cli layer keeps out of reach of this one.
-COMPACT_ABOVE = {"architecture": 40, "namespaces": 24}
 VIEWS = ("architecture", "namespaces")
 DOCUMENTS = ("show", "show-all", "ns") + tuple(f"diagram:{v}" for v in VIEWS)
 DETAILS = ("ns", "fs", "cgroup")
@@ -36,7 +33,7 @@ def document(topo: Topology, what: str) -> bytes:
 
     if engines:
         shown = only(shown, set(engines.split("|")))
-    compact = len(shown.containers()) > COMPACT_ABOVE[view]
+    compact = len(shown.containers()) > diagram.FULL_UP_TO[view]
     return dot.render(diagram.source(shown, view == "namespaces", compact), "svg")
 
 
