@@ -236,7 +236,7 @@ class PodMade:
     namespace: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone before a later module takes the lab down
 def cri_pod(lab_runtimes):
     """A real Kubernetes pod, made over CRI on the lab's second containerd: a host-network
     sandbox (the lab's pause image) and two containers; removed at the end."""
@@ -260,7 +260,7 @@ def cri_pod(lab_runtimes):
         cri.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone before a later module takes the lab down
 def ctr_beside_docker(lab_engine):
     """A ctr container in a namespace of its own (rt-side) on the containerd the lab's
     dockerd uses; removed at the end, with its image and namespace."""
@@ -304,7 +304,7 @@ class Rootless:
     run: list[str]  # podman as that user
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # its user and container gone with the module
 def rootless_podman(lab_engine):
     """A user of the tests' own (rt-user, with a subordinate uid range) running a rootless
     podman container; the user, its files, its pause process and its ranges removed after."""

@@ -541,6 +541,21 @@ def test_transient_runc_is_not_a_container_process() -> None:
     assert roles(c) == [(910, 900, "init"), (920, 900, "exec")]
 
 
+def test_a_fork_of_the_shim_before_it_execs_runc_is_not_a_container_process() -> None:
+    """To run runc the shim forks; until the exec the child is a copy of the shim, in the
+    shim's cgroup (the churn test caught a walk that called it a `docker exec`)."""
+    host = make_host(
+        proc(1, 0, "systemd", ["/sbin/init"], 1.0),
+        proc(900, 1, "containerd-shim", shim_cmd(ID_C, SOCK), 10.0),
+        proc(905, 900, "containerd-shim", shim_cmd(ID_C, SOCK), 10.5),
+        proc(910, 900, "nginx", ["nginx"], 12.0),
+        proc(915, 900, "containerd-shim", shim_cmd(ID_C, SOCK), 12.5),
+    )
+    c = build(host).orphans[0]
+    assert c.init_pid == 910
+    assert roles(c) == [(910, 900, "init")]
+
+
 def test_transient_and_zombie_shims_are_not_containers() -> None:
     host = standard_host()
     start = [*shim_cmd(ID_C, SOCK), "start"]

@@ -75,20 +75,21 @@ def serve(
             f"warning: listening on {address}, not on loopback only: whoever reaches this host "
             "on that port and has the URL sees every container's command line"
         )
-    feed.start()
-    print(url, flush=True)
-    note(f"serving the host's container architecture at {url} (Ctrl-C stops)")
-    if open_:
-        _open(url)
     import threading
 
     def stop(signum: int, frame: Any) -> None:
         """SIGTERM ends `serve` as Ctrl-C does (the kernel subscription dropped, streams
-        closed): serve_forever is told to return, from a thread (it waits for its loop)."""
+        closed): serve_forever is told to return, from a thread (it waits for its loop).
+        Installed before the URL is printed: whoever reads it may send SIGTERM at once."""
         threading.Thread(target=httpd.shutdown, daemon=True).start()
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        feed.start()
+        print(url, flush=True)
+        note(f"serving the host's container architecture at {url} (Ctrl-C stops)")
+        if open_:
+            _open(url)
         web.serve(httpd, guard, index)
     except KeyboardInterrupt:
         pass

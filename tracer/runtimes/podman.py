@@ -161,7 +161,7 @@ def stored(host: Host, store: str, driver: str) -> list[tuple[str, str | None, s
 
 def _init(host: Host, proc: Proc, args: ConmonArgs) -> Proc | None:
     """The container's init: named by conmon's pidfile, and always a child of this conmon."""
-    kids = [k for k in host.children(proc.pid) if not is_runtime(k)]
+    kids = [k for k in host.children(proc.pid) if not is_runtime(k, proc)]
     pid = number(host.files.get(args.pidfile or "", "").strip()) if args.pidfile else None
     named = next((k for k in kids if k.pid == pid), None)
     return named or (kids[0] if kids else None)
@@ -238,7 +238,7 @@ class PodmanRuntime:
                 processes=init_tree(host, init), namespaces=dict(init.ns) if init else {},
             )  # fmt: skip
             for kid in host.children(proc.pid):  # `podman exec` in conmon's own tree: none
-                if kid is not init and not is_runtime(kid):
+                if kid is not init and not is_runtime(kid, proc):
                     made.processes += exec_tree(host, kid)
             engine.containers.append(made)
             _edges(engine, proc, made)
@@ -246,7 +246,7 @@ class PodmanRuntime:
         for proc, args in execs:
             if args.id in by_id:
                 engine, made = by_id[args.id]
-                extra = [p for k in host.children(proc.pid) if not is_runtime(k)
+                extra = [p for k in host.children(proc.pid) if not is_runtime(k, proc)
                          for p in exec_tree(host, k)]  # fmt: skip
                 made.processes += extra
                 engine.edges.append(Edge(proc.ppid, proc.pid, "reparented" if proc.ppid == 1

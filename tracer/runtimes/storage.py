@@ -81,10 +81,14 @@ def read_in(
 ) -> StorageRead:
     """`read`, asking the container's engine where its storage is (for a stopped container)."""
     from tracer.runtimes import BY_NAME
+    from tracer.runtimes.containerd.shim import docker_namespace
 
     engine = topo.engine_of(container)
     where = BY_NAME[engine.runtime].storage_root(engine, root) if engine else None
-    docker = engine is None or engine.runtime == "docker"
+    # Docker's containers are Docker's whether dockerd runs or not: with dockerd down, its
+    # containerd is an engine of its own, in Docker's namespace, and the storage is still
+    # dockerd's (layerdb, overlay2), found from the container's mount.
+    docker = engine is None or engine.runtime == "docker" or docker_namespace(engine.namespace)
     return read(root, container, where, list_changes, layerdb=docker)
 
 

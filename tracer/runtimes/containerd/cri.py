@@ -59,7 +59,7 @@ def members(host: Host, shim: Proc, sandbox_id: str) -> list[tuple[str, str, dic
 
 def pod_containers(host: Host, proc: Proc, shim: sh.ShimArgs) -> tuple[list[Container], list[str]]:
     """The containers one pod's shim holds, and notes on what could not be placed."""
-    kids = [k for k in host.children(proc.pid) if not sh.is_runtime(k)]
+    kids = [k for k in host.children(proc.pid) if not sh.is_runtime(k, proc)]
     by_pid = {k.pid: k for k in kids}
     monitor = sh.monitor(host, proc, shim)
     out: list[Container] = []

@@ -136,19 +136,24 @@ def read_bundle(read: Reader, shim: Proc) -> bool:
 OCI_RUNTIMES = frozenset({"runc", "crun"})
 
 
-def is_runtime(proc: Proc) -> bool:
-    """Transient OCI runtime invocations under a shim or conmon (create/start/exec/delete,
-    `runc init`)."""
+def is_runtime(proc: Proc, monitor: Proc) -> bool:
+    """Not a container's process but a transient child of its monitor (shim or conmon): an OCI
+    runtime invocation (create/start/exec/kill/delete, `runc init`), or a fork of the monitor
+    that has not exec'd yet (to start runc, the monitor forks: for that moment the child is a
+    copy of it, in the monitor's cgroup, not the container's; seen under container churn)."""
     # runc's init stages rename themselves runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT].
     return (
-        proc.program in OCI_RUNTIMES or proc.name in OCI_RUNTIMES or proc.name.startswith("runc:[")
+        proc.program in OCI_RUNTIMES
+        or proc.name in OCI_RUNTIMES
+        or proc.name.startswith("runc:[")
+        or (proc.cmdline == monitor.cmdline and proc.name == monitor.name)
     )
 
 
 def find_init(host: Host, shim: Proc) -> Proc | None:
     """The container's init: named by init.pid in the bundle, or by runc's state.json,
     and always a child of this very shim."""
-    kids = [k for k in host.children(shim.pid) if not is_runtime(k)]
+    kids = [k for k in host.children(shim.pid) if not is_runtime(k, shim)]
     by_pid = {k.pid: k for k in kids}
     cwd = host.cwd.get(shim.pid)
     if cwd:
@@ -199,7 +204,7 @@ def container_processes(host: Host, shim: Proc, init: Proc | None) -> list[Proce
     """init, its subtree (`child`), and other children of the shim (`exec`) with theirs."""
     out = init_tree(host, init)
     for proc in host.children(shim.pid):
-        if proc is init or is_runtime(proc):
+        if proc is init or is_runtime(proc, shim):
             continue
         out += exec_tree(host, proc)
     return out
