@@ -106,9 +106,11 @@ def note(line: str) -> None:
     sys.stderr.write(f"dtrace-tree: {for_terminal(line)}\n")
 
 
-def notes(topo: Any) -> None:
-    """The snapshot's notes (not root, API down, ...), one line each on stderr."""
-    for line in topo.notes + [f"{e.title}: {n}" for e in topo.engines for n in e.notes]:
+def notes(topo: Any, engines: bool = True) -> None:
+    """The snapshot's notes (not root, API down, ...), one line each on stderr; without
+    engines, the host's only (the tree prints each engine's notes under it)."""
+    per_engine = [f"{e.title}: {n}" for e in topo.engines for n in e.notes] if engines else []
+    for line in topo.notes + per_engine:
         note(line)
 
 

@@ -38,7 +38,7 @@ def show(
         return
     everything = snapshot(host, from_file[0] if from_file else None)
     topo = select(everything, containers or [], include_stopped=all_)
-    notes(topo)
+    notes(topo, engines=as_json)  # on a terminal the tree shows each engine's notes itself
     if as_json:
         emit_json(topo.to_json())
         return
