@@ -3,7 +3,7 @@
 #   ./run.sh demo   install everything, start the lab, show its chain
 #   ./run.sh test   install everything, run lint, types and the whole test suite (real engine)
 #   ./run.sh diagrams   install everything, start the lab, redraw diagrams/lab-*.svg from it
-#   ./run.sh bench  install everything, run the benchmark, write benchmarks/RESULTS.md
+#   ./run.sh bench [serve|trace]  install everything, run a benchmark, write its results in benchmarks/
 #   ./run.sh image  install everything, build the container image (needs python:3.11-slim)
 set -eu
 cd "$(dirname "$0")"
@@ -60,7 +60,11 @@ case "${1:-}" in
     bench)
         install
         shift
-        .venv/bin/python benchmarks/bench.py "$@"
+        case "${1:-}" in
+            serve) shift; .venv/bin/python benchmarks/serve_bench.py "$@" ;;
+            trace) shift; .venv/bin/python benchmarks/trace_bench.py "$@" ;;
+            *) .venv/bin/python benchmarks/bench.py "$@" ;;
+        esac
         ;;
     image)
         install

