@@ -7,24 +7,27 @@ Outside CI, without root, they are skipped (the lab needs root).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import psutil
 import pytest
 
-from tests.builders import ROOT, daemon_of, run_cli
+from tests.support.cli import IN_CI
+from tests.support.lab import (
+    HostEngine,
+    PodMade,
+    Rootless,
+    answers,
+    ctr_task,
+    owned_by,
+    prune_empty,
+)
+from tests.support.waiting import wait_for
 from tracer.ops import lab, labhost
-
-__all__ = ["ROOT", "daemon_of", "run_cli"]
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -52,14 +55,7 @@ def lab_engine():
         # Engines started by the tests (a second lab, a default engine) leave empty directory
         # trees there; the session leaves the machine as it found it.
         for root in absent:
-            _prune_empty(root)
-
-
-def _prune_empty(root: str) -> None:
-    """Remove the empty directories under root, and root if it ends up empty; no file."""
-    for path, _dirs, _files in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
-        with contextlib.suppress(OSError):  # not empty: what it holds is not ours to remove
-            os.rmdir(path)
+            prune_empty(root)
 
 
 @pytest.fixture(scope="session")
@@ -69,48 +65,7 @@ def client(lab_engine):
     c.close()
 
 
-def show_json(*args: str) -> dict:
-    proc = run_cli("show", "--json", *args, check=True)
-    return json.loads(proc.stdout)
-
-
-def lab_engine_json(doc: dict) -> dict:
-    sock = str(lab.LabPaths().docker_sock)
-    (engine,) = [
-        e for e in doc["engines"] if (daemon_of(e, "dockerd") or {}).get("api_socket") == sock
-    ]
-    return engine
-
-
-def ns_inodes(pid: int) -> dict[str, int]:
-    out = {}
-    for kind in os.listdir(f"/proc/{pid}/ns"):
-        out[kind] = os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    return out
-
-
-def live(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 # -- the host engine fixture ---------------------------------------------------------------
-
-
-@dataclass
-class HostEngine:
-    """The engine on the default sockets, and whether the tests started it.
-
-    The host's own engine (a developer's machine) is only read: no container is created in it,
-    no image imported, nothing restarted. An engine the tests started themselves (CI, a fresh
-    machine) gets a container of the tests', so that there is something to find in it.
-    """
-
-    client: docker.DockerClient
-    ours: bool
-    container: str | None  # the tests' container in it, when ours
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +73,7 @@ def host_engine(lab_engine):
     """An engine on the default sockets: the host's own if it runs (read only), else one
     started here."""
     started = []
-    if not _answers("unix:///var/run/docker.sock"):
+    if not answers("unix:///var/run/docker.sock"):
         made = [
             p
             for p in (
@@ -144,11 +99,12 @@ def host_engine(lab_engine):
             started.append(
                 subprocess.Popen(["containerd"], stdout=log, stderr=log, start_new_session=True)
             )
-            _wait(lambda: os.path.exists("/run/containerd/containerd.sock"))
+            wait_for(lambda: os.path.exists("/run/containerd/containerd.sock"), 60,
+                     "the host containerd's socket")  # fmt: skip
         started.append(
             subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
         )
-        _wait(lambda: _answers("unix:///var/run/docker.sock"))
+        wait_for(lambda: answers("unix:///var/run/docker.sock"), 60, "the host dockerd to answer")
     c = docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=60)
     name = "dtrace-test-host-engine" if started else None
     if name:  # ours: something to find in it
@@ -176,46 +132,6 @@ def host_engine(lab_engine):
     c.close()
 
 
-def _answers(url):
-    try:
-        c = docker.DockerClient(base_url=url, timeout=3)
-        ok = c.ping()
-        c.close()
-        return ok
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _wait(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the host engine did not start")
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def temporary(client, name: str, command: list[str], **options):
-    """A throw-away container in the lab for the duration of a with block (a leftover of the
-    same name is removed first; the container is removed after, whatever happens, unless the
-    block removed it already)."""
-    with contextlib.suppress(docker.errors.NotFound):
-        client.api.remove_container(name, force=True)
-    ctr = client.containers.run(
-        "dtrace-lab/busybox:latest",
-        command,
-        name=name,
-        detach=True,
-        environment={"PATH": "/bin"},
-        **options,
-    )
-    try:
-        yield ctr
-    finally:
-        with contextlib.suppress(docker.errors.NotFound):  # the test may have removed it itself
-            ctr.remove(force=True)
-
-
 # -- the lab's other runtimes: podman, ctr, CRI pods ----------------------------------------------
 
 
@@ -228,19 +144,11 @@ def lab_runtimes(lab_engine):
         pytest.fail(f"the lab's podman and containerd did not start: {exc}")
 
 
-@dataclass
-class PodMade:
-    sandbox: str
-    containers: dict[str, str]  # name -> id
-    name: str
-    namespace: str
-
-
 @pytest.fixture(scope="module")  # gone before a later module takes the lab down
 def cri_pod(lab_runtimes):
     """A real Kubernetes pod, made over CRI on the lab's second containerd: a host-network
     sandbox (the lab's pause image) and two containers; removed at the end."""
-    from tests.cri import Cri, sandbox_config
+    from tests.support.cri import Cri, sandbox_config
 
     paths = lab.LabPaths()
     cri = Cri(str(paths.cri_sock))
@@ -278,30 +186,17 @@ def ctr_beside_docker(lab_engine):
         yield "rt-ctr-side"
     finally:
         subprocess.run([*ctr, "tasks", "kill", "-s", "9", "rt-ctr-side"], capture_output=True)
-        _wait(lambda: "RUNNING" not in _ctr_task(ctr, "rt-ctr-side"), 20)
+        wait_for(lambda: "RUNNING" not in ctr_task(ctr, "rt-ctr-side"), 20, "rt-ctr-side to stop")
         subprocess.run([*ctr, "tasks", "rm", "-f", "rt-ctr-side"], capture_output=True)
         subprocess.run([*ctr, "containers", "rm", "rt-ctr-side"], capture_output=True)
         subprocess.run([*ctr, "images", "rm", ref], capture_output=True)
         # containerd collects the image's content in the background: the namespace is empty
         # (and can be removed) a moment later
-        _wait(lambda: subprocess.run([*ctr[:3], "namespaces", "rm", "rt-side"],
-                                     capture_output=True).returncode == 0, 20)  # fmt: skip
+        wait_for(lambda: subprocess.run([*ctr[:3], "namespaces", "rm", "rt-side"],
+                                        capture_output=True).returncode == 0,
+                 20, "the namespace rt-side to be removable")  # fmt: skip
         with contextlib.suppress(OSError):  # runc's state dir of the namespace (now empty)
             os.rmdir("/run/containerd/runc/rt-side")
-
-
-def _ctr_task(ctr: list[str], name: str) -> str:
-    out = subprocess.run([*ctr, "tasks", "ls"], capture_output=True, text=True)
-    return next((line for line in out.stdout.splitlines() if line.split()[:1] == [name]), "")
-
-
-@dataclass
-class Rootless:
-    user: str
-    uid: int
-    name: str
-    store: str
-    run: list[str]  # podman as that user
 
 
 @pytest.fixture(scope="module")  # its user and container gone with the module
@@ -342,10 +237,10 @@ def rootless_podman(lab_engine):
     finally:
         subprocess.run([*run, "rm", "-f", "-t", "0", name], capture_output=True)
         subprocess.run([*run, "system", "reset", "--force"], capture_output=True)
-        for p in _owned_by(entry.pw_uid):
+        for p in owned_by(entry.pw_uid):
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        _wait(lambda: not _owned_by(entry.pw_uid), 20)
+        wait_for(lambda: not owned_by(entry.pw_uid), 20, f"{user}'s processes to end")
         for m in labhost.mounts_under((Path(home), Path(xdg))):
             subprocess.run(["umount", "-l", m], capture_output=True)
         subprocess.run(["userdel", "-r", user], capture_output=True)
@@ -356,9 +251,3 @@ def rootless_podman(lab_engine):
                 Path(f).unlink(missing_ok=True)
             else:
                 Path(f).write_text(text)
-
-
-def _owned_by(uid: int) -> list[psutil.Process]:
-    return [
-        p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid
-    ]

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.builders import daemon_of
-from tests.integration.conftest import live, ns_inodes, run_cli, show_json
+from tests.support.cli import run_cli
+from tests.support.lab import daemon_of, live, ns_inodes, show_json
 from tracer.model.show_json import from_json
 from tracer.ops import lab, labengines
 

@@ -6,14 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tests.integration.conftest import (
-    daemon_of,
-    lab_engine_json,
-    ns_inodes,
-    run_cli,
-    show_json,
-    temporary,
-)
+from tests.support.cli import run_cli
+from tests.support.lab import daemon_of, lab_engine_json, ns_inodes, show_json, temporary
 from tracer.model.show_json import from_json
 from tracer.ops import lab, labconfig
 from tracer.output import diagram

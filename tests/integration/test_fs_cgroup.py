@@ -25,8 +25,8 @@ from typing import Any
 import docker
 import pytest
 
-from tests.builders import ROOT, one_error_line
-from tests.integration.conftest import live, run_cli
+from tests.support.cli import ROOT, one_error_line, run_as_nobody, run_cli
+from tests.support.lab import live
 from tracer.ops import daemon, lab
 
 PATHS = lab.LabPaths()
@@ -34,7 +34,6 @@ DATA = str(PATHS.data_root)
 LAYERDB = f"{DATA}/image/overlay2/layerdb"
 UNIQ = f"{os.getpid():x}{int(time.time()) % 1_000_000:x}"
 IMAGE = f"fs-two-layer-{UNIQ}:1"
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 DIFF_KIND = {0: "C", 1: "A", 2: "D"}  # the Engine API's change kinds
 
 
@@ -354,16 +353,6 @@ def test_a_container_without_limits(stack):
 
 
 # -- not root; another root ----------------------------------------------------------------------
-
-
-def run_as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
-    site = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
-    return subprocess.run(
-        [*NOBODY, "/usr/bin/python3", "-m", "tracer", *args], capture_output=True, text=True,
-        cwd="/", timeout=120,
-        env={"PYTHONPATH": f"{ROOT}:{site}", "PATH": os.environ["PATH"], "NO_COLOR": "1",
-             "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/nonexistent"},
-    )  # fmt: skip
 
 
 def test_not_root_what_can_be_read_is_shown_and_the_rest_marked(stack):

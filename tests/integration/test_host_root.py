@@ -13,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.builders import ROOT, daemon_of
+from tests.support.cli import ROOT
+from tests.support.lab import daemon_of
 from tracer.runtimes import observe
 
 PROBE = """

@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 
-from tests.builders import ROOT, daemon_of, run_cli
+from tests.support.cli import ROOT, run_cli
+from tests.support.lab import daemon_of
 from tracer.ops import lab
 
 LAB = f"unix://{lab.LabPaths().docker_sock}"

@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.conftest import live, ns_inodes, run_cli
+from tests.support.cli import run_cli
+from tests.support.lab import live, ns_inodes
 from tracer.ops import lab, labconfig, labhost
 
 PATHS = lab.LabPaths()

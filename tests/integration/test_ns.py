@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import ns_inodes, run_cli, temporary
+from tests.support.cli import run_cli
+from tests.support.lab import ns_inodes, temporary
 from tracer.ops import daemon, lab
 
 PATHS = lab.LabPaths()

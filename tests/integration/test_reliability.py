@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    ROOT,
-    daemon_of,
-    lab_engine_json,
-    run_cli,
-    show_json,
-    temporary,
-)
+from tests.support.cli import NOBODY, ROOT, run_as_nobody, run_cli
+from tests.support.lab import daemon_of, lab_engine_json, show_json, temporary
 from tracer import runtimes
 from tracer.kernel.procfs import ProcessId
 from tracer.kernel.root import HostRoot
@@ -31,29 +25,9 @@ from tracer.snapshot import walk
 from tracer.snapshot.host import is_parent
 
 PATHS = lab.LabPaths()
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
 # -- not root ------------------------------------------------------------------------------------
-
-
-def run_as_nobody(*args: str) -> subprocess.CompletedProcess:
-    """The real CLI as an unprivileged user (Debian's python3: the venv's may live under /root)."""
-    site = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
-    return subprocess.run(
-        [*NOBODY, "/usr/bin/python3", "-m", "tracer", *args],
-        capture_output=True,
-        text=True,
-        cwd="/",
-        env={
-            "PYTHONPATH": f"{ROOT}:{site}",
-            "PATH": os.environ["PATH"],
-            "NO_COLOR": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "HOME": "/nonexistent",
-        },  # fmt: skip
-        timeout=120,
-    )
 
 
 def test_unprivileged_user_gets_what_can_be_seen_and_a_hint(client):

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from tests.builders import one_error_line, serve_process
-from tests.integration.conftest import run_cli, temporary
+from tests.support.cli import one_error_line, run_cli
+from tests.support.lab import temporary
+from tests.support.serve import serve_process
 from tracer.ops import lab
 
 PATHS = lab.LabPaths()

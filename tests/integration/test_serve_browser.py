@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import Browser, serve_process
-from tests.integration.conftest import IN_CI, run_cli, temporary
+from tests.support.browser import Browser
+from tests.support.cli import IN_CI, run_cli
+from tests.support.lab import temporary
+from tests.support.serve import serve_process
 from tracer.ops import daemon, lab
 
 PATHS = lab.LabPaths()

@@ -11,15 +11,8 @@ import threading
 import psutil
 import pytest
 
-from tests.integration.conftest import (
-    daemon_of,
-    lab_engine_json,
-    live,
-    ns_inodes,
-    run_cli,
-    show_json,
-    temporary,
-)
+from tests.support.cli import run_cli
+from tests.support.lab import daemon_of, lab_engine_json, live, ns_inodes, show_json, temporary
 from tracer import runtimes
 from tracer.kernel.root import HostRoot
 from tracer.ops import daemon, lab

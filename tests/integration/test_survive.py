@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.integration.conftest import live, ns_inodes, run_cli, temporary
+from tests.support.cli import run_cli
+from tests.support.lab import live, ns_inodes, temporary
 from tracer.ops import lab
 
 PATHS = lab.LabPaths()

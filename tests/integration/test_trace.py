@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.builders import CLI, ROOT, one_error_line
-from tests.integration.conftest import live, ns_inodes, run_cli, temporary
+from tests.support.cli import CLI, ROOT, one_error_line, run_cli
+from tests.support.lab import live, ns_inodes, temporary
 from tracer.model.trace import ROLES
 from tracer.ops import lab
 
@@ -307,7 +307,7 @@ def test_a_stalled_reader_with_a_small_buffer_reports_its_loss_and_a_large_one_l
 
 
 def test_not_root_or_without_cap_net_admin_is_one_line_exit_3():
-    from tests.integration.test_reliability import run_as_nobody
+    from tests.support.cli import run_as_nobody
 
     out = run_as_nobody("trace", "--duration", "1")
     assert out.returncode == 3
@@ -381,7 +381,7 @@ def test_ctrl_c_ends_a_trace_without_a_command_and_prints_it():
 
 
 def test_trace_json_imports_neither_graphviz_nor_the_terminal_views():
-    from tests.unit.test_lazy_imports import HEAVY, modules_after
+    from tests.support.cli import HEAVY, modules_after
 
     mods = modules_after("trace", "--json", "--duration", "0.3")
     assert "tracer.kernel.connector" in mods  # it did trace

@@ -18,48 +18,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tests.builders import HOST_NS, running
+from tests.support.topologies import HOST_NS, running
+from tests.support.trees import (
+    CID,
+    EXEC,
+    PID,
+    V1_CONTROLLERS,
+    V2_LIMITED,
+    V2_MOUNTS,
+    Tree,
+    v1_mounts,
+    v2_tree,
+)
 from tracer.kernel import cgroupfs
-from tracer.kernel.root import HostRoot
 from tracer.model.topology import Container, Process
 from tracer.output.terminal import cgroups as render
 from tracer.views import cgroups as view
-
-CID = "c0ffee" + "0" * 58
-PID = 4242
-EXEC = 4250
-V2_MOUNTS = "25 1 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n"  # noqa: E501
-V1_CONTROLLERS = ("memory", "cpu,cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
-
-
-def v1_mounts() -> str:
-    rows = ["31 1 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755"]
-    for n, controllers in enumerate(V1_CONTROLLERS):
-        rows.append(f"{40 + n} 31 0:{40 + n} / /sys/fs/cgroup/{controllers} rw,nosuid shared:9 "
-                    f"- cgroup cgroup rw,{controllers}")  # fmt: skip
-    rows.append("50 31 0:50 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd")
-    return "\n".join(rows) + "\n"
-
-
-class Tree:
-    """A host tree under tmp_path: /proc/<pid>/cgroup, /proc/1/mountinfo, /sys/fs/cgroup/..."""
-
-    def __init__(self, top: Path, mounts: str, cgroup_lines: list[str]) -> None:
-        self.top = top
-        self.write("/proc/1/mountinfo", mounts)
-        self.write(f"/proc/{PID}/cgroup", "\n".join(cgroup_lines) + "\n")
-
-    def write(self, path: str, text: str) -> None:
-        where = self.top / path.lstrip("/")
-        where.parent.mkdir(parents=True, exist_ok=True)
-        where.write_text(text)
-
-    def files(self, directory: str, **files: str) -> None:
-        for name, text in files.items():
-            self.write(f"{directory}/{name.replace('__', '.')}", text)
-
-    def read(self) -> cgroupfs.CgroupRead:
-        return cgroupfs.read(HostRoot(str(self.top)), PID)
 
 
 def container(exec_pid: bool = True) -> Container:
@@ -213,27 +187,6 @@ def test_processes_out_of_the_tree_or_out_of_the_cgroup_are_said(tmp_path):
 
 
 # -- v2: RECORDED trees --------------------------------------------------------------------------
-
-
-def v2_tree(tmp_path: Path, path: str, **files: str) -> Tree:
-    tree = Tree(tmp_path, V2_MOUNTS, [f"0::{path}"])
-    tree.files(f"/sys/fs/cgroup{path}", **files)
-    return tree
-
-
-V2_LIMITED = {
-    "cgroup__controllers": "cpuset cpu io memory pids\n",
-    "memory__max": "67108864\n", "memory__swap__max": "67108864\n", "memory__low": "0\n",
-    "memory__current": "1236992\n", "cpu__max": "50000 100000\n", "cpu__weight": "100\n",
-    "cpu__stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 10\n"
-                 "nr_throttled 2\nthrottled_usec 300\n",
-    "cpuset__cpus": "\n", "cpuset__cpus__effective": "0-3\n",
-    "pids__max": "50\n", "pids__current": "2\n",
-    "io__max": "8:0 rbps=1048576 wbps=max riops=max wiops=max\n",
-    "io__stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n"
-                "8:16 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n",
-    "cgroup__procs": f"{PID}\n{EXEC}\n",
-}  # fmt: skip
 
 
 def test_v2_systemd_driver_recorded(tmp_path):

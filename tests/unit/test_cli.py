@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
-from tests.builders import containerd, dockerd, engine, invoke, one_error_line, running
+from tests.support.cli import invoke, one_error_line
+from tests.support.topologies import containerd, dockerd, engine, running
 from tracer.cli import app
 from tracer.errors import ExitCode
 from tracer.model.topology import Topology
@@ -206,7 +207,7 @@ def test_lab_down_that_left_something_exits_5_naming_it(monkeypatch):
 @pytest.fixture
 def saved(tmp_path):
     """The recorded lab as `show --json` wrote it."""
-    from tests.builders import LAB_SNAPSHOT
+    from tests.support.topologies import LAB_SNAPSHOT
 
     return str(LAB_SNAPSHOT)
 
@@ -252,7 +253,7 @@ def test_show_from_a_saved_snapshot_or_a_survive_report(saved, tmp_path):
 
 
 def test_a_long_wait_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(tmp_path):
-    from tests.builders import diagram_host
+    from tests.support.topologies import diagram_host
 
     snap = tmp_path / "big.json"
     snap.write_text(json.dumps(diagram_host(60).to_json()))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.builders import LAB_SNAPSHOT, invoke, one_error_line
+from tests.support.cli import invoke, one_error_line
+from tests.support.topologies import LAB_SNAPSHOT
 from tracer.errors import ExitCode
 from tracer.model.show_json import from_json
 from tracer.views.compare import compare

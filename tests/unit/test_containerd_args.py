@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from tests.builders import ARGV, shim_cmd
+from tests.support.argv import ARGV
+from tests.support.hosts import shim_cmd
 from tracer.runtimes.containerd import SYSTEM_SOCK, ShimArgs, parse_shim
 from tracer.runtimes.flags import program
 

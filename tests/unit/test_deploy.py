@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.builders import ROOT
+from tests.support.cli import ROOT
 
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 CAPABILITIES = {"SYS_PTRACE", "DAC_READ_SEARCH", "NET_ADMIN"}  # README: "Run it where ..."

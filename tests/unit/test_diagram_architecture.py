@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.builders import (
+from tests.support.topologies import (
     HOST_NS,
     containerd,
     diagram_host,

@@ -3,7 +3,7 @@ in, and which of those are shared by several containers or are the host's."""
 
 from __future__ import annotations
 
-from tests.builders import diagram_host, dot_edges, lab_topology
+from tests.support.topologies import diagram_host, dot_edges, lab_topology
 from tracer.output import diagram
 
 

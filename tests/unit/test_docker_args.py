@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from tests.builders import ARGV, PROXY_CMD
+from tests.support.argv import ARGV
+from tests.support.hosts import PROXY_CMD
 from tracer.runtimes.docker import ProxyArgs, parse_proxy
 from tracer.runtimes.flags import program
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.builders import LAB_SNAPSHOT, invoke, lab_topology, one_error_line
+from tests.support.cli import invoke, one_error_line
+from tests.support.topologies import LAB_SNAPSHOT, lab_topology
 from tracer.errors import ExitCode, SnapshotFormatError
 from tracer.model.show_json import from_json
 from tracer.model.topology import Topology
@@ -208,7 +209,7 @@ def test_missing_dot_binary_exits_4(tmp_path: Path) -> None:
 
 
 def big_snapshot(tmp_path: Path, n: int) -> str:
-    from tests.builders import diagram_host
+    from tests.support.topologies import diagram_host
 
     path = tmp_path / f"host-{n}.json"
     path.write_text(json.dumps(diagram_host(n).to_json()))

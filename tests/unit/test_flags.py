@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.builders import ARGV, TEXT, WORDS
+from tests.support.argv import ARGV, TEXT, WORDS
 from tracer.kernel.root import normalize
 from tracer.runtimes.flags import (
     flag_bool,

@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from tests.builders import LAB_SNAPSHOT, invoke, one_error_line
+from tests.support.cli import invoke, one_error_line
+from tests.support.topologies import LAB_SNAPSHOT
 from tracer.errors import ExitCode
 from tracer.model.show_json import from_json
 from tracer.views.fleet import fleet

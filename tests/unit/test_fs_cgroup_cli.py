@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import HOST_NS, dockerd, engine, invoke, running
-from tests.unit.test_cgroups import CID as CG_ID
-from tests.unit.test_cgroups import PID as CG_PID
-from tests.unit.test_cgroups import V2_LIMITED, v2_tree
-from tests.unit.test_lazy_imports import HEAVY, modules_after
-from tests.unit.test_storage import ME, record
+from tests.support.cli import HEAVY, invoke, modules_after
+from tests.support.topologies import HOST_NS, dockerd, engine, running
+from tests.support.trees import CID as CG_ID
+from tests.support.trees import ME, V2_LIMITED, record, v2_tree
+from tests.support.trees import PID as CG_PID
 from tracer.kernel import cgroupfs, mountinfo
 from tracer.kernel import root as root_module
 from tracer.model.topology import Container, Topology

@@ -4,30 +4,7 @@ tens of milliseconds at every start)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-PROBE = """
-import contextlib, io, json, sys
-sys.argv = ["dtrace-tree", ARGS]
-from tracer.cli import app
-with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-    try:
-        app(prog_name="dtrace-tree")
-    except SystemExit:
-        pass
-print(json.dumps(sorted(m for m in sys.modules)))
-"""
-
-
-def modules_after(*args: str) -> set[str]:
-    code = PROBE.replace("ARGS", repr(list(args))[1:-1] or "")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return set(json.loads(out.stdout.splitlines()[-1]))
-
-
-HEAVY = {"docker", "requests", "urllib3", "http.client", "psutil"}
+from tests.support.cli import HEAVY, modules_after
 
 
 def test_help_imports_no_engine_code():

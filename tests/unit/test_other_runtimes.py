@@ -1,6 +1,6 @@
 """podman, bare containerd and CRI pods on made-up hosts (tracer.runtimes.build), with the
 bundles a real containerd wrote for a real pod (tests/unit/data/cri-bundles, recorded from the
-lab with tests/cri.py); schema 2 out and in; the trees each runtime draws; trace's roles."""
+lab with tests/support/cri.py); schema 2 out and in; the trees each runtime draws; trace's roles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tests.builders import DATA, SOCK, bundle, make_host, proc, shim_cmd
+from tests.support.hosts import SOCK, bundle, make_host, proc, shim_cmd
+from tests.support.topologies import DATA
 from tracer.model.show_json import SCHEMA, from_json
 from tracer.model.topology import CONMON, Topology
 from tracer.output.diagram.architecture import architecture

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.builders import PROXY_CMD, bundle, make_host, proc, shim_cmd
+from tests.support.hosts import PROXY_CMD, bundle, make_host, proc, shim_cmd
 from tracer.errors import SnapshotFormatError
 from tracer.model.show_json import SCHEMA, SCHEMA_1, from_json
 from tracer.model.topology import (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builders import SOCK, containerd, dockerd, engine, running
+from tests.support.hosts import SOCK
+from tests.support.topologies import containerd, dockerd, engine, running
 from tracer.errors import DeniedError, ExitCode, UsageError
 from tracer.model.topology import Container, Dockerd, Edge, Engine, Proxy, Topology
 from tracer.views.selection import lookup, resolve, select

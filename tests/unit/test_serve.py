@@ -7,19 +7,10 @@ import json
 
 import pytest
 
-from tests.builders import (
-    CID,
-    SOCK,
-    Rec,
-    containerd,
-    diagram_host,
-    docker_run,
-    dockerd,
-    engine,
-    invoke,
-    numbered,
-    one_error_line,
-)
+from tests.support.cli import invoke, one_error_line
+from tests.support.hosts import SOCK
+from tests.support.recordings import CID, Rec, docker_run
+from tests.support.topologies import containerd, diagram_host, dockerd, engine, numbered
 from tracer.model.topology import Topology
 from tracer.model.trace import Raw, Sample
 from tracer.output.web import state as pages
@@ -298,7 +289,7 @@ def test_a_daemon_gone_and_back_and_what_is_missing_meanwhile():
 
 
 def test_serve_s_help_imports_none_of_the_server():
-    from tests.unit.test_lazy_imports import modules_after
+    from tests.support.cli import modules_after
 
     mods = modules_after("serve", "--help")
     assert not {m for m in mods if m.startswith("tracer.output.web")}

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from tests.builders import Served, diagram_host, numbered
+from tests.support.serve import Served
+from tests.support.topologies import diagram_host, numbered
 from tracer.output.web import server as web
 from tracer.output.web.documents import document
 from tracer.output.web.guard import Guard

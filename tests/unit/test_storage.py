@@ -14,14 +14,30 @@ import io
 import os
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from tests.builders import running
+from tests.support.topologies import running
+from tests.support.trees import (
+    BASE_ONLY,
+    CACHE_BASE,
+    CACHE_TOP,
+    CHAIN_BASE,
+    CHAIN_TOP,
+    DATA,
+    DIFF_BASE,
+    DIFF_TOP,
+    ME,
+    MOUNT_ME,
+    MOUNT_OTHER,
+    OTHER,
+    Recorded,
+    container_mounts,
+    record,
+)
 from tracer.kernel import mountinfo, overlayfs
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import Container, Topology
@@ -30,7 +46,6 @@ from tracer.runtimes import storage
 from tracer.views import storage as view
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-DATA = "/var/lib/docker"
 
 
 def needs_root() -> None:
@@ -180,112 +195,9 @@ def test_an_unreadable_upper_dir_is_an_error_not_an_empty_layer(tmp_path):
 # -- Docker's overlay2 on a recorded data root ----------------------------------------------------
 
 
-def chain(parent: str | None, diff: str) -> str:
-    if parent is None:
-        return diff
-    return "sha256:" + hashlib.sha256(f"{parent} {diff}".encode()).hexdigest()
-
-
-DIFF_BASE = "sha256:" + "a1" * 32
-DIFF_TOP = "sha256:" + "b2" * 32
-CHAIN_BASE = chain(None, DIFF_BASE)
-CHAIN_TOP = chain(CHAIN_BASE, DIFF_TOP)
-CACHE_BASE, CACHE_TOP = "c0" * 32, "c1" * 32
-ME, OTHER, BASE_ONLY = "e" * 64, "f" * 64, "d" * 64  # container ids
-MOUNT_ME, MOUNT_OTHER, MOUNT_BASE = "m0" * 32, "m1" * 32, "m2" * 32
-
-
-class Recorded:
-    """A host tree: <tmp>/var/lib/docker as overlay2 left it, <tmp>/proc/<pid>/mountinfo."""
-
-    def __init__(self, top: Path) -> None:
-        self.top = top
-        self.data = top / DATA.lstrip("/")
-
-    def write(self, rel: str, text: str) -> None:
-        path = self.top / rel.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-    def layer(self, cache: str, link: str, lower: str | None = None) -> Path:
-        base = self.data / "overlay2" / cache
-        (base / "diff").mkdir(parents=True)
-        (base / "link").write_text(link)
-        if lower:
-            (base / "lower").write_text(lower)
-        links = self.data / "overlay2" / "l"
-        links.mkdir(exist_ok=True)
-        os.symlink(f"../{cache}/diff", links / link)
-        return base / "diff"
-
-    def layerdb(self, chain_id: str, diff: str, cache: str, size: int, parent: str | None):
-        base = f"{DATA}/image/overlay2/layerdb/sha256/{chain_id.removeprefix('sha256:')}"
-        self.write(f"{base}/diff", diff)
-        self.write(f"{base}/cache-id", cache)
-        self.write(f"{base}/size", str(size))
-        if parent:
-            self.write(f"{base}/parent", parent)
-
-    def container(self, cid: str, mount: str, top: str, lower: str) -> Path:
-        base = f"{DATA}/image/overlay2/layerdb/mounts/{cid}"
-        self.write(f"{base}/mount-id", mount)
-        self.write(f"{base}/init-id", f"{mount}-init")
-        self.write(f"{base}/parent", top)
-        self.layer(f"{mount}-init", f"I{mount[:5].upper()}", lower)
-        return self.layer(mount, f"R{mount[:5].upper()}", f"l/I{mount[:5].upper()}:{lower}")
-
-
-def container_mounts(upper: str, lowers: str) -> list[str]:
-    return [
-        f"72 48 0:39 / / rw,relatime master:2 - overlay overlay rw,lowerdir={lowers},"
-        f"upperdir={upper},workdir={upper[:-4]}work",
-        "73 72 0:42 / /proc rw,nosuid - proc proc rw",
-        "74 72 0:43 / /dev rw,nosuid - tmpfs tmpfs rw,mode=755",
-        f"89 72 254:0 {DATA}/containers/{ME}/hosts /etc/hosts rw,relatime - ext4 /dev/vda rw",
-        f"90 72 254:0 {DATA}/volumes/cache/_data /cache rw,relatime - ext4 /dev/vda rw",
-        "91 72 8:1 /exports/site\\040one /srv ro,relatime master:7 - ext4 /dev/sdb1 rw",
-        "92 72 0:60 / /scratch rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,size=1024k",
-        "93 73 0:43 /null /proc/keys rw,nosuid - tmpfs tmpfs rw,mode=755",
-        "94 72 254:0 /usr/bin/docker-init /sbin/docker-init ro,relatime - ext4 /dev/vda rw",
-        f"95 72 254:0 {DATA}/containers/{OTHER}/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda rw",
-    ]
-
-
 @pytest.fixture
 def recorded(tmp_path) -> Recorded:
     return record(tmp_path)
-
-
-def record(tmp_path: Path) -> Recorded:
-    """Containers web (ME: image shop:2, two layers, changed), worker (OTHER, the same image)
-    and one on the base layer alone (BASE_ONLY), as overlay2 records them."""
-    rec = Recorded(tmp_path)
-    rec.layer(CACHE_BASE, "BASE")
-    rec.layer(CACHE_TOP, "TOP", "l/BASE")
-    (rec.data / "overlay2" / CACHE_TOP / "diff" / "app").mkdir()
-    (rec.data / "overlay2" / CACHE_TOP / "diff" / "app" / "config").write_text("v1\n")
-    rec.layerdb(CHAIN_BASE, DIFF_BASE, CACHE_BASE, 1984157, None)
-    rec.layerdb(CHAIN_TOP, DIFF_TOP, CACHE_TOP, 20, CHAIN_BASE)
-    upper = rec.container(ME, MOUNT_ME, CHAIN_TOP, "l/TOP:l/BASE")
-    (upper / "app").mkdir()
-    (upper / "app" / "config").write_text("v2, longer\n")  # C /app/config (and C /app)
-    (upper / "new.bin").write_bytes(b"x" * 4096)  # A
-    (rec.data / "overlay2" / f"{MOUNT_ME}-init" / "diff" / ".dockerenv").write_text("")
-    (rec.data / "overlay2" / f"{MOUNT_ME}-init" / "diff" / "etc").mkdir()
-    (rec.data / "overlay2" / f"{MOUNT_ME}-init" / "diff" / "etc" / "hostname").write_text("h\n")
-    rec.container(OTHER, MOUNT_OTHER, CHAIN_TOP, "l/TOP:l/BASE")
-    rec.container(BASE_ONLY, MOUNT_BASE, CHAIN_BASE, "l/BASE")
-    o = f"{DATA}/overlay2"
-    lowers = f"{o}/l/I{MOUNT_ME[:5].upper()}:{o}/l/TOP:{o}/l/BASE"
-    rec.write("/proc/100/mountinfo", "\n".join(container_mounts(f"{o}/{MOUNT_ME}/diff", lowers)))
-    rec.write("/proc/1/mountinfo", "\n".join([
-        "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw",
-        f"42 27 254:0 {DATA} {DATA} rw,relatime shared:1 - ext4 /dev/vda rw",
-        f"46 42 0:39 / {o}/{MOUNT_ME}/merged rw,relatime shared:2 - overlay overlay rw,"
-        f"lowerdir={lowers}",
-        "50 27 8:1 /exports /mnt/exports rw,relatime shared:7 - ext4 /dev/sdb1 rw",
-    ]) + "\n")  # fmt: skip
-    return rec
 
 
 def me(pid: int | None = 100, state: str = "running") -> Container:
@@ -480,7 +392,7 @@ def test_hostile_names_and_paths_are_inert_in_the_terminal(recorded):
 
 
 def test_the_diagram_draws_shared_layers_once_and_volumes_as_nodes(recorded):
-    from tests.builders import dot_edges
+    from tests.support.topologies import dot_edges
     from tracer.output.diagram import storage as diagram
 
     other = running(OTHER, "worker\x1b]0;pwned\x07", 91, [101])

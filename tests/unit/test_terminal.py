@@ -7,7 +7,7 @@ import re
 
 from rich.console import Console
 
-from tests.builders import containerd, dockerd, engine, shim
+from tests.support.topologies import containerd, dockerd, engine, shim
 from tracer.model.topology import Container, Process, Proxy, Topology
 from tracer.output.terminal import style, tree
 from tracer.views.selection import counts, select

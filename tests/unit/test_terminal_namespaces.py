@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from tests.builders import lab_topology
+from tests.support.topologies import lab_topology
 from tracer.output.terminal import namespaces as view
 from tracer.runtimes.docker import USUALLY_SHARED, sharing_flags
 from tracer.views import namespaces

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.builders import one_error_line, run_cli
-from tests.unit.test_lazy_imports import HEAVY, modules_after
+from tests.support.cli import HEAVY, modules_after, one_error_line, run_cli
 
 
 @pytest.mark.parametrize(

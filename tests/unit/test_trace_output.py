@@ -9,7 +9,7 @@ import subprocess
 
 from rich.console import Console
 
-from tests.builders import CID, Rec, docker_run
+from tests.support.recordings import CID, Rec, docker_run
 from tracer.model.trace import Loss
 from tracer.output import jsondoc
 from tracer.output.diagram.trace import story_diagram

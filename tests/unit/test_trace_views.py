@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from tests.builders import ARGV, CID, CID2, NS_HOST, RUNC_ROOT, Rec, docker_run, ns_of
+from tests.support.argv import ARGV
+from tests.support.recordings import CID, CID2, NS_HOST, RUNC_ROOT, Rec, docker_run, ns_of
 from tracer.model.trace import KINDS, ROLES, Known, KnownContainer
 from tracer.views.lifecycle import trace
 from tracer.views.lives import runc_args

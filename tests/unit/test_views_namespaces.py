@@ -3,7 +3,7 @@ shared it."""
 
 from __future__ import annotations
 
-from tests.builders import dockerd, engine, running
+from tests.support.topologies import dockerd, engine, running
 from tracer.model.topology import Container, Process, Topology
 from tracer.runtimes.docker import USUALLY_SHARED, sharing_flags
 from tracer.views import namespaces as nsview
