@@ -190,7 +190,11 @@ def test_lab_down_that_left_something_exits_5_naming_it(monkeypatch):
     from tracer.ops import lab
 
     left = lab.Teardown(removed=["dockerd 7"], left=["directory /x (Permission denied)"])
-    monkeypatch.setattr(lab, "down", lambda progress: left)
+    # every stack's lab is taken down; the 2023 one left something
+    monkeypatch.delenv("DTRACE_LAB_STACK", raising=False)
+    monkeypatch.setattr(
+        lab, "down", lambda paths, progress: {"2023": left}.get(paths.stack, lab.Teardown())
+    )
     monkeypatch.setattr(lab, "require_root", lambda what="": None)
     result = invoke("lab", "down")
     assert result.exit_code == ExitCode.ENGINE

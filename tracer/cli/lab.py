@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from tracer.cli.core import app, emit_json, note
-from tracer.errors import EngineError, ExitCode
+from tracer.errors import EngineError, ExitCode, UsageError
 
 lab_app = typer.Typer(
     no_args_is_help=True,
@@ -15,6 +15,25 @@ lab_app = typer.Typer(
 )
 app.add_typer(lab_app, name="lab")
 LabJson = Annotated[bool, typer.Option("--json", help="Print the lab status as JSON.")]
+StackName = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        help="Which engine stack: 2023 (Debian 12's Docker 20.10, containerd 1.6) or 2026 "
+        "(Debian sid's Docker 28, containerd 2, containerd image store; downloaded once). Each "
+        "stack's lab is separate. Default: $DTRACE_LAB_STACK, else 2023.",
+    ),
+]
+
+
+def _paths(stack: str | None) -> Any:
+    from tracer.ops.labconfig import STACKS, LabPaths
+
+    if stack is None:
+        return LabPaths()
+    if stack not in STACKS:
+        raise UsageError(f"--stack {stack}: no such stack", f"one of {', '.join(STACKS)}")
+    return LabPaths.of(stack)
 
 
 @lab_app.command("up")
@@ -41,6 +60,7 @@ def lab_up(
     everything: Annotated[
         bool, typer.Option("--all", help="--podman and --containerd together.")
     ] = False,
+    stack: StackName = None,
     as_json: LabJson = False,
 ) -> None:
     """Start the lab engine and its demo containers (idempotent)."""
@@ -48,6 +68,7 @@ def lab_up(
 
     up = lab.up(
         live_restore=live_restore,
+        paths=_paths(stack),
         progress=note,
         podman=podman or everything,
         containerd=containerd or everything,
@@ -56,22 +77,32 @@ def lab_up(
 
 
 @lab_app.command("status")
-def lab_status(as_json: LabJson = False) -> None:
+def lab_status(stack: StackName = None, as_json: LabJson = False) -> None:
     """Say what of the lab runs. Exits 0 when the lab's API answers, 5 otherwise."""
     from tracer.ops import lab
 
-    status = lab.status()
+    status = lab.status(_paths(stack))
     _print(status, as_json)
     if not status.api:
         raise typer.Exit(int(ExitCode.ENGINE))
 
 
 @lab_app.command("down")
-def lab_down() -> None:
-    """Remove everything the lab made: containers, daemons, mounts, bridge, sockets, dirs."""
-    from tracer.ops import lab
+def lab_down(stack: StackName = None) -> None:
+    """Remove everything the lab made: containers, daemons, mounts, bridge, sockets, dirs.
+    Without --stack (and no $DTRACE_LAB_STACK): the lab of every stack."""
+    import os
 
-    done = lab.down(progress=note)
+    from tracer.ops import lab
+    from tracer.ops.labconfig import STACK_ENV, STACKS, LabPaths
+
+    named = stack or os.environ.get(STACK_ENV)
+    labs = [_paths(named)] if named else [LabPaths.of(s) for s in STACKS]
+    done = lab.Teardown()
+    for paths in labs:
+        one = lab.down(paths, progress=note)
+        done.removed += one.removed
+        done.left += one.left
     removed = f"removed {len(done.removed)} items" if done.removed else "nothing to remove"
     if done.left:
         raise EngineError(
@@ -88,13 +119,17 @@ def _print(status: Any, as_json: bool) -> None:
     from tracer.untrusted import for_terminal
 
     if not status.running:
-        print("lab is not running (start it with: dtrace-tree lab up)")
+        flag = "" if status.stack == "2023" else f" --stack {status.stack}"
+        print(f"lab is not running (start it with: dtrace-tree lab up{flag})")
         return
     lr = {True: "on", False: "off", None: "unknown"}[status.live_restore]
     print(
         f"lab is up: containerd pid {status.containerd_pid}, dockerd pid {status.dockerd_pid}, "
         f"API {'answers' if status.api else 'does not answer'}, live-restore {lr}"
     )
+    if status.versions:
+        made = ", ".join(f"{for_terminal(k)} {for_terminal(v)}" for k, v in status.versions.items())
+        print(f"stack {status.stack}: {made}; storage {for_terminal(status.storage or '?')}")
     for c in status.containers:
         print(f"  {for_terminal(c['name'] or '?'):<12} {c['state']:<8} {for_terminal(c['shape'])}")
     if status.podman is not None:

@@ -1,5 +1,9 @@
 """The lab: a private, real Docker engine that dtrace-tree starts, owns and removes.
 
+Each stack (tracer/ops/labconfig.py STACKS) has a lab of its own: the 2023 one runs the host's
+Debian 12 packages, the 2026 one Debian sid's dockerd and containerd (tracer/ops/stacks/debs.py)
+with the containerd image store. The two can run side by side.
+
 Its own containerd (own socket, root and state) and its own dockerd (own socket, data root,
 exec root, pidfile, config file, bridge), isolated from any engine already on the host:
 - `--containerd` is always given, or dockerd 20.10 would attach to /run/containerd/containerd.sock;
@@ -8,7 +12,7 @@ exec root, pidfile, config file, bridge), isolated from any engine already on th
 - `--iptables=false --ip-masq=false --ip-forward=false`, so no host iptables chain or sysctl
   is touched (docker-proxy still serves the published port on 127.0.0.1);
 - its own daemon.json (`--config-file`), so the host's /etc/docker/daemon.json is never read,
-  with `deprecated-key-path` set so that /etc/docker/key.json is not created;
+  with `deprecated-key-path` set so that /etc/docker/key.json is not created (dockerd 20.10);
 - sockets are 0660 root:root inside a 0700 directory, and nothing listens on TCP but the
   demo's docker-proxy, on 127.0.0.1.
 """
@@ -21,7 +25,6 @@ import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -44,6 +47,7 @@ from tracer.ops.labconfig import (
     dockerd_argv,
 )
 from tracer.ops.labhost import require_root
+from tracer.ops.stacks import debs
 from tracer.runtimes.dockerapi import DockerApi
 
 __all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "require_root", "status", "up"]
@@ -64,6 +68,9 @@ class LabStatus:
     podman: list[dict[str, Any]] | None = None  # `lab up --podman`: its containers
     cri_containerd_pid: int | None = None  # `lab up --containerd`: the second containerd
     ctr: list[dict[str, Any]] | None = None  # and its ctr containers
+    stack: str = "2023"  # which dockerd, containerd and runc (tracer/ops/labconfig.py STACKS)
+    versions: dict[str, str] | None = None  # component -> version, as the engine reports them
+    storage: str | None = None  # the engine's storage driver (overlayfs: containerd's store)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,50 +79,12 @@ class LabStatus:
 # -- preconditions -----------------------------------------------------------------------
 
 
-def _read_state(paths: LabPaths) -> dict[str, Any]:
-    try:
-        return dict(json.loads(paths.state_json.read_text()))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_state(paths: LabPaths, state: dict[str, Any]) -> None:
-    tmp = paths.state_json.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    tmp.replace(paths.state_json)
-
-
-def _pid_from(pidfile: Path, program: str, marker: str) -> int | None:
-    """The running `program` whose command line holds marker: the PID in pidfile, or else
-    found in the process table (the daemon may have been restarted by someone else, e.g.
-    `survive`), in which case the pidfile is brought up to date."""
-    try:
-        pid = int(pidfile.read_text().strip())
-        proc = psutil.Process(pid)
-        if proc.status() != psutil.STATUS_ZOMBIE and marker in proc.cmdline():
-            return pid
-    except (OSError, ValueError, psutil.Error):
-        pass
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmd = proc.info["cmdline"] or []
-        if (
-            cmd
-            and os.path.basename(cmd[0]) == program
-            and marker in cmd
-            and proc.info["status"] != psutil.STATUS_ZOMBIE
-        ):
-            if pidfile.parent.is_dir():
-                pidfile.write_text(f"{proc.info['pid']}\n")
-            return int(proc.info["pid"])
-    return None
-
-
 def containerd_pid(paths: LabPaths) -> int | None:
-    return _pid_from(paths.containerd_pid, "containerd", str(paths.containerd_toml))
+    return labhost.pid_from(paths.containerd_pid, "containerd", str(paths.containerd_toml))
 
 
 def dockerd_pid(paths: LabPaths) -> int | None:
-    return _pid_from(paths.docker_pid, "dockerd", paths.docker_host)
+    return labhost.pid_from(paths.docker_pid, "dockerd", paths.docker_host)
 
 
 # -- up ------------------------------------------------------------------------------------
@@ -133,14 +102,14 @@ def up(
     (CRI on) and ctr containers in the lab's namespace there."""
     paths = paths or LabPaths()
     require_root()
-    bins = labhost.check_binaries()
+    bins = debs.binaries(paths, progress)  # first: a stack that cannot be had leaves nothing
 
-    state = _read_state(paths) if paths.state_json.exists() else {}
+    state = labhost.read_state(paths.state_json) if paths.state_json.exists() else {}
     if "preexisting" not in state:
         state["preexisting"] = [d for d in SIDE_EFFECT_DIRS if os.path.lexists(d)]
     _make_dirs(paths)
     state.setdefault("web_port", labhost.free_port())
-    _write_state(paths, state)
+    labhost.write_state(paths.state_json, state)
 
     _ensure_bridge(paths, progress)
     _ensure_containerd(paths, bins, progress)
@@ -159,7 +128,7 @@ def up(
         labengines.podman_up(paths, bins["busybox"], progress)
     if containerd:
         labengines.containerd_up(paths, bins["busybox"], progress)
-    _write_state(paths, state)
+    labhost.write_state(paths.state_json, state)
     return status(paths)
 
 
@@ -184,7 +153,7 @@ def _ensure_bridge(paths: LabPaths, progress: Progress) -> None:
         raise EngineError(f"cannot create bridge {bridge}: {exc.stderr.strip()}") from exc
 
 
-def _ensure_containerd(paths: LabPaths, bins: dict[str, str], progress: Progress) -> None:
+def _ensure_containerd(paths: LabPaths, bins: debs.Binaries, progress: Progress) -> None:
     if containerd_pid(paths):
         return
     progress("starting the lab's containerd")
@@ -192,6 +161,7 @@ def _ensure_containerd(paths: LabPaths, bins: dict[str, str], progress: Progress
     pid = daemon.start_detached(
         [bins["containerd"], "--config", str(paths.containerd_toml)],
         str(paths.logs / "containerd.log"),
+        env=bins.env(),
     )
     paths.containerd_pid.write_text(f"{pid}\n")
     if not daemon.wait_until(lambda: labhost.connectable(paths.containerd_sock), 30):
@@ -201,7 +171,7 @@ def _ensure_containerd(paths: LabPaths, bins: dict[str, str], progress: Progress
 
 
 def _ensure_dockerd(
-    paths: LabPaths, bins: dict[str, str], live_restore: bool, progress: Progress
+    paths: LabPaths, bins: debs.Binaries, live_restore: bool, progress: Progress
 ) -> None:
     wanted = daemon_config(live_restore, paths)
     pid = dockerd_pid(paths)
@@ -219,9 +189,8 @@ def _ensure_dockerd(
         return
     progress(f"starting the lab's dockerd (live-restore {'on' if live_restore else 'off'})")
     paths.daemon_json.write_text(json.dumps(wanted, indent=2))
-    pid = daemon.start_detached(
-        dockerd_argv(paths, bins["dockerd"]), str(paths.logs / "dockerd.log")
-    )
+    log = str(paths.logs / "dockerd.log")
+    pid = daemon.start_detached(dockerd_argv(paths, bins["dockerd"]), log, env=bins.env())
     _wait_api(paths, pid)
 
 
@@ -307,10 +276,14 @@ def status(paths: LabPaths | None = None) -> LabStatus:
     paths = paths or LabPaths()
     c_pid, d_pid = containerd_pid(paths), dockerd_pid(paths)
     api_up, live_restore, containers = False, None, []
+    versions, storage = None, None
     if d_pid and labhost.connectable(paths.docker_sock):
         try:
             api = DockerApi(str(paths.docker_sock))
-            live_restore = bool(api.info().get("LiveRestoreEnabled"))
+            info = api.info()
+            live_restore, storage = bool(info.get("LiveRestoreEnabled")), info.get("Driver")
+            components = api.get("/version").get("Components") or []
+            versions = {str(c.get("Name")): str(c.get("Version")) for c in components}
             for c in api.containers(all=True):
                 containers.append(
                     {
@@ -335,6 +308,9 @@ def status(paths: LabPaths | None = None) -> LabStatus:
         podman=labengines.podman_status(paths),
         cri_containerd_pid=labengines.containerd_pid(paths),
         ctr=labengines.ctr_status(paths),
+        stack=paths.stack,
+        versions=versions,
+        storage=storage,
     )
 
 
@@ -354,7 +330,7 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
     paths = paths or LabPaths()
     require_root()
     done = Teardown()
-    state = _read_state(paths)
+    state = labhost.read_state(paths.state_json)
 
     d_pid = dockerd_pid(paths)
     if d_pid and labhost.connectable(paths.docker_sock):

@@ -4,9 +4,12 @@ command lines and the demo containers. Plain data and text; tracer/ops/lab.py ru
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tracer.errors import UsageError
 
 RUN_DIR = Path("/run/dtrace-lab")
 DATA_DIR = Path("/var/lib/dtrace-lab")
@@ -97,14 +100,73 @@ def ctr_demos() -> list[Demo]:
     ]  # fmt: skip
 
 
+# -- stacks: which dockerd, containerd and runc the lab runs ----------------------------------
+
+STACK_ENV = "DTRACE_LAB_STACK"  # the stack `lab` and the tests use when none is named
+DEFAULT_STACK = "2023"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """An engine stack the lab can run, and where its lab lives (each stack's lab is separate:
+    its own directories and bridge, so that two stacks can run side by side)."""
+
+    name: str
+    summary: str
+    suite: str | None  # the Debian suite its packages come from; None: the host's own
+    packages: tuple[str, ...]  # downloaded from that suite (runc is always the host's)
+    run: Path
+    data: Path
+    bridge: str
+    bridge_addr: str
+    features: dict[str, bool] = field(default_factory=dict)  # daemon.json "features"
+
+
+STACKS = {
+    "2023": Stack("2023", "Debian 12's packages on this host: Docker 20.10, containerd 1.6",
+                  None, (), RUN_DIR, DATA_DIR, BRIDGE, BRIDGE_ADDR),
+    # runc 1.3 of sid needs glibc 2.38; bookworm has 2.36, and dockerd 28 and containerd 2.1
+    # need only 2.34: the host's runc 1.1 serves (docker-init is a link to tini-static).
+    "2026": Stack("2026", "Debian sid's Docker 28 and containerd 2 with the containerd image "
+                  "store; the host's runc", "sid", ("docker.io", "containerd", "tini-static"),
+                  Path("/run/dtrace-lab-2026"), Path("/var/lib/dtrace-lab-2026"), "dtlab26",
+                  "172.29.224.1/20", {"containerd-snapshotter": True}),
+}  # fmt: skip
+
+
+def selected_stack() -> str:
+    """The stack named by $DTRACE_LAB_STACK, else the 2023 one."""
+    name = os.environ.get(STACK_ENV, "") or DEFAULT_STACK
+    if name not in STACKS:
+        raise UsageError(f"{STACK_ENV}={name}: no such stack", f"one of {', '.join(STACKS)}")
+    return name
+
+
+def _of_selected(attr: str) -> Any:
+    return lambda: getattr(STACKS[selected_stack()], attr)
+
+
 @dataclass(frozen=True)
 class LabPaths:
-    """Where a lab lives. The default is *the* lab; tests build a second one elsewhere."""
+    """Where a lab lives. The default is *the* lab of the selected stack ($DTRACE_LAB_STACK,
+    else 2023); tests build a second one elsewhere."""
 
-    run: Path = RUN_DIR
-    data: Path = DATA_DIR
-    bridge: str = BRIDGE
-    bridge_addr: str = BRIDGE_ADDR
+    run: Path = field(default_factory=_of_selected("run"))
+    data: Path = field(default_factory=_of_selected("data"))
+    bridge: str = field(default_factory=_of_selected("bridge"))
+    bridge_addr: str = field(default_factory=_of_selected("bridge_addr"))
+    stack: str = field(default_factory=selected_stack)
+
+    @classmethod
+    def of(cls, stack: str) -> LabPaths:
+        """The lab of that stack."""
+        s = STACKS[stack]
+        return cls(s.run, s.data, s.bridge, s.bridge_addr, s.name)
+
+    @property
+    def is_default(self) -> bool:
+        """Is this the lab of its stack (not one a test built elsewhere)?"""
+        return self.run == STACKS[self.stack].run
 
     @property
     def containerd_dir(self) -> Path:
@@ -208,7 +270,7 @@ class LabPaths:
         state of every containerd on the host is under one root, /run/containerd/runc/<ns>/<id>,
         so two containerds with a container of the same namespace and id collide (the second's
         clean-up deletes the first's container)."""
-        if self.run == RUN_DIR:
+        if self.run == RUN_DIR:  # the 2023 lab's
             return CTR_NAMESPACE
         return f"{CTR_NAMESPACE}-{hashlib.sha256(str(self.run).encode()).hexdigest()[:8]}"
 
@@ -241,11 +303,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 
 def daemon_config(live_restore: bool, paths: LabPaths) -> dict[str, Any]:
-    return {
-        "live-restore": live_restore,
-        "deprecated-key-path": str(paths.data / "key.json"),
-        "labels": [f"{LABEL}=1"],
-    }
+    config: dict[str, Any] = {"live-restore": live_restore, "labels": [f"{LABEL}=1"]}
+    if paths.stack == "2023":
+        # dockerd 20.10 writes a trust key to /etc/docker/key.json unless told otherwise;
+        # dockerd 25+ writes none and refuses the option.
+        config["deprecated-key-path"] = str(paths.data / "key.json")
+    features = STACKS[paths.stack].features
+    return config | ({"features": dict(features)} if features else {})
 
 
 def dockerd_argv(paths: LabPaths, dockerd: str) -> list[str]:

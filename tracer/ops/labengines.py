@@ -164,9 +164,7 @@ def podman_down(paths: LabPaths, removed: list[str], left: list[str], progress: 
 
 
 def containerd_pid(paths: LabPaths) -> int | None:
-    from tracer.ops.lab import _pid_from
-
-    return _pid_from(paths.cri_pid, "containerd", str(paths.cri_toml))
+    return labhost.pid_from(paths.cri_pid, "containerd", str(paths.cri_toml))
 
 
 def ctr(paths: LabPaths, namespace: str | None = None) -> list[str]:

@@ -7,6 +7,7 @@ Used by tracer/ops/lab.py; none of it knows about Docker.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -60,6 +61,44 @@ def is_static_elf(path: str) -> bool:
 
 
 # -- state ---------------------------------------------------------------------------------
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def pid_from(pidfile: Path, program: str, marker: str) -> int | None:
+    """The running `program` whose command line holds marker: the PID in pidfile, or else
+    found in the process table (the daemon may have been restarted by someone else, e.g.
+    `survive`), in which case the pidfile is brought up to date."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and marker in proc.cmdline():
+            return pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmd = proc.info["cmdline"] or []
+        if (
+            cmd
+            and os.path.basename(cmd[0]) == program
+            and marker in cmd
+            and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ):
+            if pidfile.parent.is_dir():
+                pidfile.write_text(f"{proc.info['pid']}\n")
+            return int(proc.info["pid"])
+    return None
 
 
 def free_port() -> int:

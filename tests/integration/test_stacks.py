@@ -1,0 +1,106 @@
+"""The stacks users run, in the lab: Debian sid's Docker 28 and containerd 2 (the 2026 stack),
+beside the host's own packages, which stay untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.integration.conftest import run_cli
+from tracer.ops import lab, labconfig
+from tracer.ops.stacks import debs
+
+PATHS_2026 = labconfig.LabPaths.of("2026")
+
+
+def _installed(package: str) -> str:
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def stack_2026(lab_engine):
+    """The 2026 stack's lab (downloaded into the cache the first time); left up if it was."""
+    was_up = lab.status(PATHS_2026).api
+    host = {p: _installed(p) for p in ("docker.io", "containerd", "runc")}
+    try:
+        status = lab.up(paths=PATHS_2026)
+    except Exception as exc:  # noqa: BLE001 - in CI this must fail loudly, not skip
+        pytest.fail(f"the 2026 stack's lab did not start: {exc}")
+    yield status
+    assert {p: _installed(p) for p in host} == host, "the stack changed the host's packages"
+    if not was_up and labconfig.selected_stack() != "2026":
+        lab.down(PATHS_2026)
+
+
+def test_the_2026_stack_runs_docker_28_on_containerd_2_with_its_image_store(stack_2026):
+    out = run_cli("lab", "status", "--stack", "2026", "--json", check=True)
+    doc = json.loads(out.stdout)
+    assert doc["stack"] == "2026" and doc["api"] is True and doc["live_restore"] is True
+    versions = doc["versions"]
+    assert int(versions["Engine"].split(".")[0]) >= 28
+    assert versions["containerd"].startswith("2.")
+    # bookworm's runc: sid's 1.3 needs a newer libc than this host has
+    runc = subprocess.run(["/usr/sbin/runc", "--version"], capture_output=True, text=True)
+    assert versions["runc"] in runc.stdout
+    assert doc["storage"] == "overlayfs"  # the containerd image store, not overlay2
+    assert json.loads(PATHS_2026.daemon_json.read_text())["features"] == {
+        "containerd-snapshotter": True
+    }
+    text = run_cli("lab", "status", "--stack", "2026", check=True).stdout
+    assert f"stack 2026: Engine {versions['Engine']}, containerd {versions['containerd']}" in text
+    # Its daemons run the extracted packages, not the host's binaries.
+    root = debs.cache_dir() / "stacks" / "2026" / "root"
+    for pid in (doc["dockerd_pid"], doc["containerd_pid"]):
+        assert psutil.Process(pid).exe().startswith(f"{root}/usr/")
+    shims = [p for p in psutil.Process(doc["containerd_pid"]).children()] + [
+        p for p in psutil.process_iter(["cmdline"])
+        if str(PATHS_2026.containerd_sock) in (p.info["cmdline"] or [])
+    ]  # fmt: skip
+    assert any(p.exe() == f"{root}/usr/bin/containerd-shim-runc-v2" for p in shims)
+
+
+def test_the_2026_stack_s_lab_is_separate_from_the_2023_one(stack_2026, lab_engine):
+    old, new = labconfig.LabPaths.of("2023"), PATHS_2026
+    assert lab.status(old).api and lab.status(new).api
+    assert lab.dockerd_pid(old) != lab.dockerd_pid(new)
+    assert {old.run, old.data, old.bridge} & {new.run, new.data, new.bridge} == set()
+    assert lab.status(old).versions["Engine"].startswith("20.10")
+
+
+def test_a_stack_whose_package_cannot_be_had_exits_5_naming_it_and_leaves_nothing(
+    monkeypatch, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from tracer.cli import app
+
+    broken = labconfig.Stack(
+        "2026", "a stack with a package Debian does not have", "sid",
+        ("containerd", "dtrace-tree-no-such-package"), tmp_path / "run", tmp_path / "data",
+        "dtlabx", "172.29.240.1/24",
+    )  # fmt: skip
+    monkeypatch.setitem(labconfig.STACKS, "2026", broken)
+    monkeypatch.setenv(debs.CACHE_ENV, str(tmp_path / "cache"))
+    bridges = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    result = CliRunner().invoke(app, ["lab", "up", "--stack", "2026"])
+    assert result.exit_code == 5
+    (line,) = [ln for ln in result.output.splitlines() if "error" in ln]
+    assert "stack's package dtrace-tree-no-such-package cannot be had from Debian sid" in line
+    # nothing half-installed: no lab directory, no bridge, no package in the cache
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+    assert (
+        subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("dtlabx")
+        == bridges.count("dtlabx")
+        == 0
+    )
+    home = tmp_path / "cache" / "stacks" / "2026"
+    assert not (home / "root").exists() and not (home / "debs").exists()
+    assert list(Path(home).glob("*.part")) == []
+    assert os.path.exists(home / "apt" / "lists")  # only apt's own lists were written
