@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.conftest import run_cli
+from tests.support.cli import run_cli
 from tracer.ops import lab, labconfig
 from tracer.ops.stacks import debs
 
