@@ -193,7 +193,7 @@ def test_lab_down_that_left_something_exits_5_naming_it(monkeypatch):
     # every stack's lab is taken down; the 2023 one left something
     monkeypatch.delenv("DTRACE_LAB_STACK", raising=False)
     monkeypatch.setattr(
-        lab, "down", lambda paths, progress: {"2023": left}.get(paths.stack, lab.Teardown())
+        lab, "down", lambda paths, progress, only: {"2023": left}.get(paths.stack, lab.Teardown())
     )
     monkeypatch.setattr(lab, "require_root", lambda what="": None)
     result = invoke("lab", "down")

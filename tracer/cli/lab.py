@@ -26,6 +26,28 @@ StackName = Annotated[
 ]
 
 
+SecondDockerd = Annotated[
+    bool,
+    typer.Option(
+        "--second-dockerd",
+        help="A second dockerd on the lab's containerd (namespace moby, its own exec root, "
+        "data root and bridge).",
+    ),
+]
+SocketActivated = Annotated[
+    bool,
+    typer.Option(
+        "--socket-activated",
+        help="A dockerd on the lab's containerd started as systemd starts it: "
+        "systemd-socket-activate -l SOCK dockerd -H fd://.",
+    ),
+]
+
+
+def _more(second: bool, activated: bool) -> list[str]:
+    return [n for n, on in (("second", second), ("activated", activated)) if on]
+
+
 def _paths(stack: str | None) -> Any:
     from tracer.ops.labconfig import STACKS, LabPaths
 
@@ -57,9 +79,9 @@ def lab_up(
             help="Also a containerd of the lab's own (CRI on) with ctr containers.",
         ),
     ] = False,
-    everything: Annotated[
-        bool, typer.Option("--all", help="--podman and --containerd together.")
-    ] = False,
+    second_dockerd: SecondDockerd = False,
+    socket_activated: SocketActivated = False,
+    everything: Annotated[bool, typer.Option("--all", help="All of the above together.")] = False,
     stack: StackName = None,
     as_json: LabJson = False,
 ) -> None:
@@ -72,6 +94,7 @@ def lab_up(
         progress=note,
         podman=podman or everything,
         containerd=containerd or everything,
+        more=_more(second_dockerd or everything, socket_activated or everything),
     )
     _print(up, as_json)
 
@@ -88,9 +111,14 @@ def lab_status(stack: StackName = None, as_json: LabJson = False) -> None:
 
 
 @lab_app.command("down")
-def lab_down(stack: StackName = None) -> None:
+def lab_down(
+    stack: StackName = None,
+    second_dockerd: SecondDockerd = False,
+    socket_activated: SocketActivated = False,
+) -> None:
     """Remove everything the lab made: containers, daemons, mounts, bridge, sockets, dirs.
-    Without --stack (and no $DTRACE_LAB_STACK): the lab of every stack."""
+    Without --stack (and no $DTRACE_LAB_STACK): the lab of every stack. With --second-dockerd
+    or --socket-activated: only those, the lab stays."""
     import os
 
     from tracer.ops import lab
@@ -99,8 +127,9 @@ def lab_down(stack: StackName = None) -> None:
     named = stack or os.environ.get(STACK_ENV)
     labs = [_paths(named)] if named else [LabPaths.of(s) for s in STACKS]
     done = lab.Teardown()
+    only = _more(second_dockerd, socket_activated)
     for paths in labs:
-        one = lab.down(paths, progress=note)
+        one = lab.down(paths, progress=note, only=only)
         done.removed += one.removed
         done.left += one.left
     removed = f"removed {len(done.removed)} items" if done.removed else "nothing to remove"
@@ -140,4 +169,8 @@ def _print(status: Any, as_json: bool) -> None:
         print(f"ctr on the lab's second containerd (pid {status.cri_containerd_pid}, CRI on):")
         for c in status.ctr:
             print(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
+    for extra in status.extras:
+        names = ", ".join(for_terminal(n) for n in extra["containers"]) or "no containers"
+        print(f"{extra['title']} (pid {extra['dockerd_pid']}): {names}")
+        print(f"  DOCKER_HOST={extra['docker_host']}")
     print(f"DOCKER_HOST={status.docker_host}")

@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,7 +46,7 @@ from tracer.ops.labconfig import (
     dockerd_argv,
 )
 from tracer.ops.labhost import require_root
-from tracer.ops.stacks import debs
+from tracer.ops.stacks import debs, extras
 from tracer.runtimes.dockerapi import DockerApi
 
 __all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "require_root", "status", "up"]
@@ -70,6 +69,7 @@ class LabStatus:
     ctr: list[dict[str, Any]] | None = None  # and its ctr containers
     stack: str = "2023"  # which dockerd, containerd and runc (tracer/ops/labconfig.py STACKS)
     versions: dict[str, str] | None = None  # component -> version, as the engine reports them
+    extras: list[dict[str, Any]] = field(default_factory=list)  # more dockerds on its containerd
     storage: str | None = None  # the engine's storage driver (overlayfs: containerd's store)
 
     def to_json(self) -> dict[str, Any]:
@@ -96,10 +96,12 @@ def up(
     progress: Progress = lambda _msg: None,
     podman: bool = False,
     containerd: bool = False,
+    more: Sequence[str] = (),
 ) -> LabStatus:
     """Start the lab (idempotent): containerd, dockerd, image, demo containers; with podman,
     rootful podman containers of the lab's own storage; with containerd, a second containerd
-    (CRI on) and ctr containers in the lab's namespace there."""
+    (CRI on) and ctr containers in the lab's namespace there; more: extra dockerds on the
+    lab's containerd (tracer/ops/stacks/extras.py EXTRAS)."""
     paths = paths or LabPaths()
     require_root()
     bins = debs.binaries(paths, progress)  # first: a stack that cannot be had leaves nothing
@@ -111,7 +113,7 @@ def up(
     state.setdefault("web_port", labhost.free_port())
     labhost.write_state(paths.state_json, state)
 
-    _ensure_bridge(paths, progress)
+    labhost.ensure_bridge(paths.bridge, paths.bridge_addr, progress)
     _ensure_containerd(paths, bins, progress)
     _ensure_dockerd(paths, bins, live_restore, progress)
 
@@ -128,6 +130,7 @@ def up(
         labengines.podman_up(paths, bins["busybox"], progress)
     if containerd:
         labengines.containerd_up(paths, bins["busybox"], progress)
+    extras.up(paths, [n for n in more if n in extras.EXTRAS], bins, progress)
     labhost.write_state(paths.state_json, state)
     return status(paths)
 
@@ -138,19 +141,6 @@ def _make_dirs(paths: LabPaths) -> None:
     # A docker or containerd socket is root access for whoever can open it.
     os.chmod(paths.run, 0o700)
     os.chmod(paths.data, 0o700)
-
-
-def _ensure_bridge(paths: LabPaths, progress: Progress) -> None:
-    bridge = paths.bridge
-    if labhost.ip("link", "show", bridge, check=False).returncode == 0:
-        return
-    progress(f"creating bridge {bridge} ({paths.bridge_addr})")
-    try:
-        labhost.ip("link", "add", bridge, "type", "bridge")
-        labhost.ip("addr", "add", paths.bridge_addr, "dev", bridge)
-        labhost.ip("link", "set", bridge, "up")
-    except subprocess.CalledProcessError as exc:
-        raise EngineError(f"cannot create bridge {bridge}: {exc.stderr.strip()}") from exc
 
 
 def _ensure_containerd(paths: LabPaths, bins: debs.Binaries, progress: Progress) -> None:
@@ -310,6 +300,7 @@ def status(paths: LabPaths | None = None) -> LabStatus:
         ctr=labengines.ctr_status(paths),
         stack=paths.stack,
         versions=versions,
+        extras=extras.status(paths),
         storage=storage,
     )
 
@@ -325,11 +316,19 @@ class Teardown:
     left: list[str] = field(default_factory=list)
 
 
-def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) -> Teardown:
-    """Remove everything the lab made; say what was removed and what is left."""
+def down(
+    paths: LabPaths | None = None,
+    progress: Progress = lambda _msg: None,
+    only: Sequence[str] = (),
+) -> Teardown:
+    """Remove everything the lab made (only: just these extras); say what was removed and
+    what is left."""
     paths = paths or LabPaths()
     require_root()
     done = Teardown()
+    if only:
+        extras.down(paths, done.removed, done.left, progress, names=list(only))
+        return done
     state = labhost.read_state(paths.state_json)
 
     d_pid = dockerd_pid(paths)
@@ -346,6 +345,7 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
                     done.removed.append(f"container {c.name}")
         except EngineError as exc:
             progress(f"API unavailable ({exc.message}); killing the lab's shims instead")
+    extras.down(paths, done.removed, done.left, progress)
     labengines.podman_down(paths, done.removed, done.left, progress)
     cri_pid = labengines.containerd_down(paths, done.removed, done.left, progress)
     _stop(done, "dockerd", daemon.identify(d_pid), 30, progress)
@@ -357,18 +357,11 @@ def down(paths: LabPaths | None = None, progress: Progress = lambda _msg: None) 
     _stop(done, "the second containerd", daemon.identify(cri_pid), 20, progress)
 
     for mount in labhost.mounts_under((paths.run, paths.data)):
-        out = subprocess.run(["umount", "-l", mount], capture_output=True, text=True)
-        if out.returncode == 0:
+        if labhost.umount(mount):
             done.removed.append(f"mount {mount}")
         else:
-            done.left.append(f"mount {mount} ({out.stderr.strip() or 'umount failed'})")
-    if labhost.ip("link", "show", paths.bridge, check=False).returncode == 0:
-        progress(f"deleting bridge {paths.bridge}")
-        out = labhost.ip("link", "delete", paths.bridge, check=False)
-        if out.returncode == 0:
-            done.removed.append(f"bridge {paths.bridge}")
-        else:
-            done.left.append(f"bridge {paths.bridge} ({out.stderr.strip() or 'ip failed'})")
+            done.left.append(f"mount {mount} (umount failed)")
+    labhost.delete_bridge(paths.bridge, done.removed, done.left, progress)
     for root in (paths.run, paths.data):
         if root.exists():
             why = labhost.rmtree(root)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,33 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([which("ip"), *args], capture_output=True, text=True, check=check)
 
 
+def ensure_bridge(bridge: str, addr: str, progress: Callable[[str], None]) -> None:
+    """A bridge of the lab's own (a dockerd given --bridge uses it; never --bridge=none, with
+    which a second dockerd deletes the host's docker0)."""
+    if ip("link", "show", bridge, check=False).returncode == 0:
+        return
+    progress(f"creating bridge {bridge} ({addr})")
+    try:
+        ip("link", "add", bridge, "type", "bridge")
+        ip("addr", "add", addr, "dev", bridge)
+        ip("link", "set", bridge, "up")
+    except subprocess.CalledProcessError as exc:
+        raise EngineError(f"cannot create bridge {bridge}: {exc.stderr.strip()}") from exc
+
+
+def delete_bridge(
+    bridge: str, removed: list[str], left: list[str], progress: Callable[[str], None]
+) -> None:
+    if ip("link", "show", bridge, check=False).returncode != 0:
+        return
+    progress(f"deleting bridge {bridge}")
+    out = ip("link", "delete", bridge, check=False)
+    if out.returncode == 0:
+        removed.append(f"bridge {bridge}")
+    else:
+        left.append(f"bridge {bridge} ({out.stderr.strip() or 'ip failed'})")
+
+
 def connectable(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX) as s:
         try:
@@ -148,6 +176,10 @@ def kill_tree(pid: int) -> None:
         with contextlib.suppress(psutil.Error):
             p.kill()
     psutil.wait_procs(procs, timeout=5)
+
+
+def umount(mount: str) -> bool:
+    return subprocess.run(["umount", "-l", mount], capture_output=True).returncode == 0
 
 
 def mounts_under(roots: tuple[Path, ...]) -> list[str]:
