@@ -1,4 +1,5 @@
-"""`ns`: namespaces, the matrix of all containers or one container in full."""
+"""`ns`: namespaces, the matrix of all containers, one container in full, or (`--all`) every
+namespace of the host."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import typer
 
 from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, emit_json, note, print_view, snapshot
 
+TYPES_HELP = "mnt, net, pid, uts, ipc, user, cgroup or time"
 
-@app.command()
+
+@app.command(
+    epilog="Examples: dtrace-tree ns lab-web; dtrace-tree ns --all; "
+    "dtrace-tree ns --all --type net --leaked --json"
+)
 def ns(
     container: Annotated[
         str | None,
@@ -18,9 +24,40 @@ def ns(
     host: HostOpt = None,
     as_json: JsonOpt = False,
     from_file: FromOpt = None,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every namespace on the host, whoever holds it (a task, an nsfs bind mount in "
+            "any mount namespace, an open fd), with its owner, parent and users (containers, "
+            "engines, pods, the host, nobody); the user and PID trees on a terminal. JSON: "
+            "schema dtrace-tree/namespaces/1. Every engine is looked at.",
+        ),
+    ] = False,
+    kind: Annotated[
+        str | None,
+        typer.Option("--type", metavar="TYPE", help=f"With --all: only this type ({TYPES_HELP})."),
+    ] = None,
+    leaked: Annotated[
+        bool,
+        typer.Option(
+            "--leaked",
+            help="With --all: only the leaked ones (held by a runtime's sandbox mount alone, "
+            "no live sandbox behind it), each with the command that releases it (never run).",
+        ),
+    ] = False,
 ) -> None:
-    """Namespaces: what each container isolates, and what it shares with the host or others."""
-    from tracer.errors import DeniedError
+    """Namespaces: what each container isolates, and what it shares with the host or others;
+    with --all, every namespace of the host."""
+    from tracer.errors import DeniedError, UsageError
+
+    if every or kind or leaked:
+        if not every:
+            raise UsageError("--type and --leaked go with --all")
+        if container or from_file or host:
+            raise UsageError("--all takes no container, --from or -H: it reads the whole host")
+        _everything(kind, leaked, as_json)
+        return
     from tracer.model.namespaces import NsMatrix, NsReport
     from tracer.views import namespaces
     from tracer.views.selection import resolve
@@ -49,3 +86,37 @@ def ns(
             f"({', '.join(doc.unreadable[:5])}{', ...' if len(doc.unreadable) > 5 else ''})",
             "run as root (or with CAP_SYS_PTRACE)",
         )
+
+
+def _everything(kind: str | None, leaked: bool, as_json: bool) -> None:
+    """`ns --all`: parse, look, render; exit 3 when, not root, some processes were unreadable."""
+    import os
+
+    from tracer.cli.core import host_root
+    from tracer.errors import DeniedError, UsageError
+    from tracer.kernel.nsfs import TYPES
+    from tracer.runtimes import observe
+    from tracer.views.namespaces import inventory
+
+    if kind is not None and kind not in TYPES:
+        raise UsageError(f"--type {kind}: not a namespace type ({TYPES_HELP})")
+    root = host_root()
+    seen = observe(root)
+    inv = inventory.look(
+        root, seen.topology, seen.host, (kind,) if kind else TYPES, leaked_only=leaked
+    )
+    for line in inv.notes:
+        note(line)
+    if as_json:
+        emit_json(inv.to_json())
+    else:
+        from tracer.output.terminal import namespaces as view
+
+        print_view(view.everything(inv))
+    if inv.unreadable:
+        pids = sorted(inv.unreadable)
+        shown = ", ".join(str(p) for p in pids[:5]) + (", ..." if len(pids) > 5 else "")
+        line = f"the namespaces, mounts or fds of {len(pids)} processes could not be read ({shown})"
+        if os.geteuid() != 0:
+            raise DeniedError(line, "run as root (or with CAP_SYS_PTRACE)")
+        note(line)

@@ -1,6 +1,6 @@
 """What `ns` reports: each container's namespaces against the host's and the others'.
 
-Made by tracer/views/namespaces.py, printed by tracer/output/terminal/namespaces.py; the JSON
+Made by tracer/views/namespaces/, printed by tracer/output/terminal/namespaces.py; the JSON
 shapes are documented in the README ("ns --json").
 """
 
@@ -87,3 +87,131 @@ class NsMatrix:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# -- `ns --all`: every namespace on the host ---------------------------------------------------
+
+SCHEMA = "dtrace-tree/namespaces/1"
+
+
+@dataclass(frozen=True)
+class NsMount:
+    """An nsfs bind mount: where, and in which mount namespace (its inode)."""
+
+    path: str
+    mount_ns: int
+
+
+@dataclass(frozen=True)
+class NsFd:
+    """An open fd on a namespace: whose (pid) and which."""
+
+    pid: int
+    fd: int
+
+
+@dataclass(frozen=True)
+class NsProc:
+    """A process met by the walk: its start (with the pid, its identity), name and owner."""
+
+    pid: int
+    start: int
+    name: str
+    uid: int | None
+
+
+@dataclass
+class NsHeld:
+    """One namespace as the kernel showed it (tracer/snapshot/namespaces.py): what holds it
+    and its relatives; `confirmed` once an open of it proved it still there."""
+
+    inode: int
+    type: str
+    processes: dict[int, int] = field(default_factory=dict)  # pid -> start ticks
+    tasks: int = 0  # tasks (threads) in it, over all its processes
+    for_children: list[int] = field(default_factory=list)  # pids whose next children enter it
+    mounts: list[NsMount] = field(default_factory=list)
+    fds: list[NsFd] = field(default_factory=list)
+    owner: int | None = None
+    parent: int | None = None
+    confirmed: bool = False
+    above: bool = False  # found as the owner or parent of another namespace
+
+
+@dataclass
+class NsScan:
+    """Every namespace the walk reached, the processes it met, and what it could not read."""
+
+    namespaces: dict[int, NsHeld]
+    procs: dict[int, NsProc]
+    unreadable: dict[int, list[str]] = field(default_factory=dict)  # pid -> what was denied
+    unread_mount_ns: list[int] = field(default_factory=list)  # no process whose table we read
+    vanished: int = 0  # seen once, gone by the time it was opened: left out
+
+
+@dataclass(frozen=True)
+class NsVerdict:
+    """A runtime's word on a namespace held by its sandbox mount alone (runtimes/netns.py)."""
+
+    leaked: bool
+    why: str
+    release: str | None = None  # the command that releases it (printed, never run)
+
+
+@dataclass
+class NsContainerRef:
+    name: str | None
+    id: str
+    engine: str
+
+
+@dataclass
+class NsEngineRef:
+    """An engine whose daemon (or rootless engine whose containers) live in a namespace."""
+
+    name: str
+    runtime: str
+    pids: list[int] = field(default_factory=list)
+    rootless: bool = False
+
+
+@dataclass
+class Namespace:
+    """One namespace of `ns --all`: the keys of schema dtrace-tree/namespaces/1."""
+
+    inode: int
+    type: str
+    processes: list[int]
+    mounts: list[NsMount]
+    fds: list[NsFd]
+    owner: int | None
+    parent: int | None
+    containers: list[NsContainerRef]
+    host: bool
+    leaked: bool
+    engines: list[NsEngineRef] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)
+    tasks: int = 0
+    for_children: list[int] = field(default_factory=list)
+    command: str | None = None  # the program of its lowest process, as lsns shows it
+    release: str | None = None  # the command that releases a leaked one (never run)
+    why: str | None = None  # why it is leaked, or why that could not be told
+
+
+@dataclass
+class NsInventory:
+    """`ns --all`."""
+
+    namespaces: list[Namespace]
+    host_ns: dict[str, int]
+    unreadable: dict[int, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "namespaces": [asdict(n) for n in self.namespaces],
+            "initial": dict(self.host_ns),
+            "unreadable": [{"pid": p, "what": w} for p, w in sorted(self.unreadable.items())],
+            "notes": list(self.notes),
+        }

@@ -1,4 +1,5 @@
-"""`ns` on a terminal: the matrix of all containers, or one container's namespaces."""
+"""`ns` on a terminal: the matrix of all containers, one container's namespaces, or (`ns --all`)
+every namespace of the host as trees."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from tracer.model.namespaces import NsEntry, NsMatrix, NsReport
+from tracer.kernel.nsfs import TYPES
+from tracer.model.namespaces import Namespace, NsEntry, NsInventory, NsMatrix, NsReport
 from tracer.output.terminal.style import STYLE, cmdline, text
-from tracer.views.namespaces import MATRIX_TYPES
+from tracer.views.namespaces import MATRIX_TYPES, inventory
 
 _CELL = {"host": "red", "isolated": "green"}
 
@@ -140,3 +142,92 @@ def _letters(doc: NsMatrix) -> dict[tuple[str, int], str]:
                 break
         out[key] = name
     return out
+
+
+# -- `ns --all` ---------------------------------------------------------------------------------
+
+
+def everything(inv: NsInventory) -> RenderableType:
+    """`ns --all`: the user-namespace tree (with what each owns) and the PID-namespace tree,
+    as `lsns -T` draws them but with containers, engines and pods named; then the namespaces
+    no process is in. Every line folds rather than being cut, so it fits 80 columns."""
+    parts: list[RenderableType] = []
+    owns = inventory.owned(inv)
+    for kind, title in (("user", "user namespaces"), ("pid", "PID namespaces")):
+        roots = inventory.tree(inv, kind)
+        if not roots:
+            continue
+        top = Tree(text((title, "bold")))
+        for node in roots:
+            _node(top, node, owns if kind == "user" else {})
+        parts.append(top)
+    if not parts:  # --type net, --leaked: no tree to draw, every one listed
+        others, title = inv.namespaces, "namespaces"
+    else:
+        others = [n for n in inventory.hidden(inv) if n.type not in ("user", "pid") or n.leaked]
+        title = "hidden namespaces (no process in them)"
+    if others:
+        top = Tree(text((title, "bold")))
+        for n in others:
+            _hidden(top, n, inv.host_ns.get("user"))
+        parts.append(top)
+    parts.append(_summary(inv))
+    return Group(*parts)
+
+
+def _head(n: Namespace) -> Text:
+    out = text((f"{n.type} {n.inode}", "bold"), "  ", (inventory.label(n), STYLE["name"]))
+    if n.processes:
+        many = len(n.processes)
+        out.append_text(text((f"  {many} process{'es' if many > 1 else ''}", STYLE["dim"])))
+    if n.leaked:
+        out.append_text(text(("  LEAKED", "bold red")))
+    return out
+
+
+def _node(parent: Tree, node: inventory.Node, owns: dict[int, list[Namespace]]) -> None:
+    n = node.ns
+    branch = parent.add(_head(n))
+    _holders(branch, n)
+    mine = owns.get(n.inode, [])
+    if mine:
+        count: dict[str, int] = {}
+        for m in mine:
+            count[m.type] = count.get(m.type, 0) + 1
+        words = ", ".join(f"{k} {v}" for k, v in sorted(count.items()))
+        branch.add(text(("owns " + words, STYLE["dim"])))
+    for child in sorted(node.children, key=lambda c: c.ns.inode):
+        _node(branch, child, owns)
+
+
+def _holders(branch: Tree, n: Namespace) -> None:
+    for m in n.mounts:
+        branch.add(text(("mount ", STYLE["dim"]), m.path, (f"  (mnt {m.mount_ns})", STYLE["dim"])))
+    for f in n.fds:
+        branch.add(text(("fd ", STYLE["dim"]), f"{f.fd} of pid {f.pid}"))
+    if not n.processes and not n.mounts and not n.fds:
+        branch.add(text(("held by the namespaces below it", STYLE["dim"])))
+
+
+def _hidden(top: Tree, n: Namespace, host_user: int | None) -> None:
+    branch = top.add(_head(n))
+    _holders(branch, n)
+    if n.owner is not None and n.owner != host_user:
+        branch.add(text(("owner user ", STYLE["dim"]), str(n.owner)))
+    if n.why:
+        branch.add(text((n.why, "red" if n.leaked else STYLE["dim"])))
+    if n.release:
+        branch.add(text(("release with: ", STYLE["dim"]), (n.release, "bold")))
+
+
+def _summary(inv: NsInventory) -> Text:
+    count: dict[str, int] = {}
+    for n in inv.namespaces:
+        count[n.type] = count.get(n.type, 0) + 1
+    words = ", ".join(f"{k} {count[k]}" for k in TYPES if k in count)
+    hidden = len(inventory.hidden(inv))
+    leaked = sum(1 for n in inv.namespaces if n.leaked)
+    line = f"{len(inv.namespaces)} namespaces ({words or 'none'}); {hidden} with no process"
+    if leaked:
+        line += f"; {leaked} leaked"
+    return text((line, STYLE["dim"]))
