@@ -2,9 +2,12 @@
 # dtrace-tree set-up and entry points, for a fresh Debian machine, as root.
 #   ./run.sh demo   install everything, start the lab, show its chain
 #   ./run.sh test   install everything, run lint, types and the whole test suite (real engine)
+#   ./run.sh test unit   the fast lane: lint, types and the unit tests (no engine, no browser)
 #   ./run.sh diagrams   install everything, start the lab, redraw diagrams/lab-*.svg from it
 #   ./run.sh bench [serve|trace]  install everything, run a benchmark, write its results in benchmarks/
 #   ./run.sh image  install everything, build the container image (needs python:3.11-slim)
+#   ./run.sh busy up|status|down   engines and hundreds of containers the tests did not start
+#                   (benchmarks/busyhost.py): run `./run.sh test` beside them, then take them down
 set -eu
 cd "$(dirname "$0")"
 COMMAND="$0 $*"
@@ -45,10 +48,14 @@ case "${1:-}" in
         ;;
     test)
         install
+        shift
+        if [ "${1:-}" = unit ]; then
+            shift
+            set -- tests/unit "$@"
+        fi
         .venv/bin/ruff check tracer tests
         .venv/bin/ruff format --check tracer tests
         .venv/bin/mypy
-        shift
         .venv/bin/pytest "$@"
         ;;
     diagrams)
@@ -66,6 +73,11 @@ case "${1:-}" in
             *) .venv/bin/python benchmarks/bench.py "$@" ;;
         esac
         ;;
+    busy)
+        install
+        shift
+        .venv/bin/python benchmarks/busyhost.py "$@"
+        ;;
     image)
         install
         .venv/bin/dtrace-tree lab up >/dev/null
@@ -75,7 +87,7 @@ case "${1:-}" in
         fi
         ;;
     *)
-        echo "usage: $0 demo|test|diagrams|bench|image" >&2
+        echo "usage: $0 demo|test [unit]|diagrams|bench|busy|image" >&2
         exit 2
         ;;
 esac

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.lab import daemon_of, live, ns_inodes, show_json
+from tests.support.waiting import wait_for
 from tracer.model.show_json import from_json
 from tracer.ops import lab, labengines
 
@@ -99,14 +100,17 @@ def test_podman_exec_is_a_second_conmon_s_child_shown_as_exec(lab_runtimes):
     argv = ["sleep", f"{2147483000 + os.getpid() % 600}"]  # this test's own
     client = subprocess.Popen([*base, "exec", "lab-pm-plain", *argv])
     execs: list[dict] = []
+
+    def shown() -> dict | None:
+        """lab-pm-plain as show gives it, once this exec is among its processes."""
+        doc = show_json("-H", "all", "lab-pm-plain")
+        (engine,) = engines(doc, "podman")
+        (got,) = engine["containers"]
+        execs[:] = [p for p in got["processes"] if p["role"] == "exec" and p["cmdline"] == argv]
+        return got if execs else None
+
     try:
-        deadline = time.monotonic() + 20
-        while not execs and time.monotonic() < deadline:
-            time.sleep(0.2)
-            doc = show_json("-H", "all", "lab-pm-plain")
-            (engine,) = engines(doc, "podman")
-            (got,) = engine["containers"]
-            execs = [p for p in got["processes"] if p["role"] == "exec" and p["cmdline"] == argv]
+        got = wait_for(shown, 20, f"show to list {argv} as an exec of lab-pm-plain")
         (ex,) = execs
         exec_conmon = psutil.Process(ex["ppid"])  # `podman exec`: a conmon of its own
         assert exec_conmon.name() == "conmon" and ex["ppid"] != got["monitor"]["pid"]

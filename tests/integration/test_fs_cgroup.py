@@ -27,6 +27,7 @@ import pytest
 
 from tests.support.cli import ROOT, one_error_line, run_as_nobody, run_cli
 from tests.support.lab import live
+from tests.support.waiting import wait_for
 from tracer.ops import daemon, lab
 
 PATHS = lab.LabPaths()
@@ -111,7 +112,7 @@ def stack(client, tmp_path_factory):
         assert b.exec_run(["sh", "-c", opaque]).exit_code == 0
         exec_id = client.api.exec_create(a.id, ["sleep", "2147483647"])["Id"]
         client.api.exec_start(exec_id, detach=True)
-        exec_pid = _wait_for(lambda: client.api.exec_inspect(exec_id)["Pid"])
+        exec_pid = wait_for(lambda: client.api.exec_inspect(exec_id)["Pid"], 20, "the exec's pid")
         yield Stack(a, b, volume, bind, exec_pid)
     finally:
         for c in reversed(containers):
@@ -122,14 +123,6 @@ def stack(client, tmp_path_factory):
         for v in volumes:
             with contextlib.suppress(docker.errors.NotFound):
                 v.remove(force=True)
-
-
-def _wait_for(value: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (got := value()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return got
 
 
 # -- fs ------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_the_page_draws_the_lab_and_a_click_shows_namespaces(browser, page, clie
     badges = browser.js("return Array.from(document.querySelectorAll('#engines .badge.ok'))"
                         ".map(b => b.textContent)")  # fmt: skip
     assert any(b.startswith("dockerd ") for b in badges)
-    time.sleep(0.3)
+    browser.painted()
     png = shot(browser, tmp_path, "serve-lab-start.png")
     assert png.stat().st_size > 20_000
     # a click on lab-sidecar's process in the diagram: its namespaces
@@ -107,7 +107,7 @@ def test_a_docker_run_appears_and_a_docker_exec_is_told(browser, page, client, t
         browser.click("#details .tabs button[data-tab=ns]")
         browser.wait("return document.querySelector('#details-body[data-tab=ns] table') !== null",
                      what="lab-sidecar's namespaces")  # fmt: skip
-        time.sleep(0.3)
+        browser.painted()
         shot(browser, tmp_path, "serve-lab.png")
         browser.click("#details-close")
         cid = ctr.id
@@ -136,7 +136,7 @@ def test_a_dockerd_restart_shows_the_daemon_down_and_back_with_the_containers_ke
         down = browser.js("return document.querySelector('#engines .badge.down[data-down]"
                           "[data-role=dockerd]').textContent")  # fmt: skip
         assert down.startswith("dockerd down: ") and "containers running on" in down
-        time.sleep(0.3)
+        browser.painted()
         shot(browser, tmp_path, "serve-dockerd-down.png")
     finally:
         run_cli("lab", "up", check=True)
@@ -162,7 +162,8 @@ def test_a_dockerd_restart_shows_the_daemon_down_and_back_with_the_containers_ke
 def test_a_phone_sized_viewport(browser, page, tmp_path):
     try:
         browser.viewport(390, 844, mobile=True)
-        time.sleep(0.5)
+        browser.wait("return window.innerWidth === 390", what="the phone-sized viewport")
+        browser.painted()
         width = browser.js("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1]  # nothing wider than the screen
         box = browser.js("const r = document.getElementById('diagram').getBoundingClientRect();"

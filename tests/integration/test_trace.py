@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from tests.support.cli import CLI, ROOT, one_error_line, run_cli
 from tests.support.lab import live, ns_inodes, temporary
+from tests.support.waiting import read_line
 from tracer.model.trace import ROLES
 from tracer.ops import lab
 
@@ -369,9 +369,8 @@ def test_ctrl_c_ends_a_trace_without_a_command_and_prints_it():
     proc = subprocess.Popen([*CLI, "trace", "--all"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"})  # fmt: skip
-    deadline = time.monotonic() + 60
-    line = proc.stderr.readline()
-    assert line.startswith("dtrace-tree: tracing until Ctrl-C") or time.monotonic() > deadline
+    line = read_line(proc.stderr, 60, "trace to say it traces")
+    assert line.startswith("dtrace-tree: tracing until Ctrl-C"), line
     subprocess.run(["true"])
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

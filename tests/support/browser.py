@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tests.support.waiting import wait_for
+
 
 class Browser:
     """Headless Chromium driven through chromedriver's WebDriver protocol (W3C, JSON over
@@ -20,7 +22,6 @@ class Browser:
     def __init__(self, profile: Path, width: int = 1280, height: int = 800) -> None:
         import shutil
         import socket
-        import time
 
         driver, chromium = shutil.which("chromedriver"), shutil.which("chromium")
         if not driver or not chromium:
@@ -31,15 +32,8 @@ class Browser:
         self.driver = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)  # fmt: skip
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self._call("GET", "/status")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_for(lambda: self._call("GET", "/status"), 30, "chromedriver to answer",
+                 every=0.1, ignoring=(OSError,))  # fmt: skip
         args = [*self.FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]
         caps = {"browserName": "chrome", "goog:chromeOptions": {"binary": chromium, "args": args}}
         self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})[
@@ -73,16 +67,15 @@ class Browser:
 
     def wait(self, script: str, *args: Any, timeout: float = 30, what: str = "") -> Any:
         """Poll a script until it returns something true; its value."""
-        import time
+        return wait_for(
+            lambda: self.js(script, *args), timeout, f"the page to show {what or script}"
+        )
 
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.js(script, *args)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the page never showed {what or script}")
-            time.sleep(0.05)
+    def painted(self) -> None:
+        """Return once the page has painted what it holds now (two animation frames)."""
+        script = ("const done = arguments[arguments.length - 1];"
+                  "requestAnimationFrame(() => requestAnimationFrame(() => done(1)));")  # fmt: skip
+        self.call("POST", "/execute/async", {"script": script, "args": []})
 
     def click(self, css: str) -> None:
         """A real click (pointer events) on the first element css selects."""

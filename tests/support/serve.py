@@ -8,6 +8,7 @@ import subprocess
 from typing import Any
 
 from tests.support.cli import CLI, ROOT
+from tests.support.waiting import read_line
 
 
 class Served:
@@ -53,7 +54,6 @@ def serve_process(*args: str, timeout: float = 60) -> Any:
     """`dtrace-tree serve --port 0 ARGS` as a whole process, until the with block ends (then
     Ctrl-C, as a user stops it). Yields a Served once the URL is printed."""
     import contextlib
-    import select
     import signal
 
     @contextlib.contextmanager
@@ -65,8 +65,11 @@ def serve_process(*args: str, timeout: float = 60) -> Any:
         )  # fmt: skip
         assert proc.stdout is not None and proc.stderr is not None
         try:
-            ready, _, _ = select.select([proc.stdout], [], [], timeout)
-            line = proc.stdout.readline().strip() if ready else ""
+            try:
+                line = read_line(proc.stdout, timeout, "serve's URL").strip()
+            except AssertionError as exc:
+                proc.kill()
+                raise AssertionError(f"{exc}; its stderr: {proc.stderr.read()!r}") from None
             if not line.startswith("http://"):
                 proc.kill()
                 raise AssertionError(f"serve printed no URL: {line!r} {proc.stderr.read()!r}")

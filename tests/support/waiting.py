@@ -1,10 +1,12 @@
-"""The one way the tests wait for something to happen: poll a predicate until it holds."""
+"""The one way the tests wait for something to happen: poll a predicate until it holds, or
+read the line a child writes when it is ready."""
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import IO, TypeVar
 
 T = TypeVar("T")
 
@@ -36,3 +38,15 @@ def wait_for(
                 f"timed out after {timeout:g} s waiting for {what}; last seen: {last}"
             )
         time.sleep(every)
+
+
+def read_line(stream: IO[str], timeout: float, what: str) -> str:
+    """The next line a child writes on a pipe, within timeout seconds; fails naming what was
+    awaited when the child writes nothing in time, or ends without a line."""
+    ready, _, _ = select.select([stream], [], [], timeout)
+    if not ready:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: nothing written")
+    line = stream.readline()
+    if not line:
+        raise AssertionError(f"the pipe closed before {what}")
+    return line

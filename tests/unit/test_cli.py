@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.main import get_command
 
-from tests.support.cli import invoke, one_error_line
+from tests.support.cli import ROOT, invoke, one_error_line
 from tests.support.topologies import containerd, dockerd, engine, running
 from tracer.cli import app
 from tracer.errors import ExitCode
@@ -58,9 +60,11 @@ def test_python_dash_m_and_the_console_script_are_the_same_app():
     assert by_script.stdout == by_module.stdout
 
 
-def test_exit_codes_are_unique_and_include_ctrl_c_and_sigpipe():
-    assert len({int(c) for c in ExitCode}) == len(ExitCode)
-    assert ExitCode.INTERRUPTED == 128 + 2 and ExitCode.BROKEN_PIPE == 128 + 13
+def test_the_exit_codes_are_those_documented_and_signals_are_as_a_shell_says():
+    documented = re.findall(r"^\| (\d+) \|", (ROOT / "docs" / "exit-codes.md").read_text(), re.M)
+    assert sorted(int(code) for code in documented) == sorted(ExitCode)
+    assert ExitCode.INTERRUPTED == 128 + signal.SIGINT
+    assert ExitCode.BROKEN_PIPE == 128 + signal.SIGPIPE
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import psutil
@@ -22,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psutil import _common, _pslinux
 
+from tests.support.waiting import wait_for
 from tracer.kernel import procfs
 from tracer.kernel.procfs import ProcessId, identify
 from tracer.kernel.root import HostRoot
@@ -151,6 +151,8 @@ def odd_children(tmp_path):
     long_name = tmp_path / "a-very-long-program-name"
     long_name.symlink_to(shutil.which("sleep") or "/bin/sleep")
     sleeper = subprocess.Popen([str(long_name), "60"])
+    argv = [str(long_name), "60"]  # until it execs, the child has this process's
+    wait_for(lambda: psutil.Process(sleeper.pid).cmdline() == argv, 10, "the sleeper to exec")
     yield odd, sleeper
     for child in (odd, sleeper):
         child.kill()
@@ -164,7 +166,6 @@ def psutil_view() -> dict[int, dict]:
 
 def test_the_walk_reads_what_psutil_reads(odd_children):
     odd, sleeper = odd_children
-    time.sleep(0.05)  # let the sleeper exec
     # psutil reads before and after the walk: what changed in between (a process born, gone,
     # its PID reused, or an exec, such as `runc init` becoming the container's program) is
     # left out, and every process that held still must be read exactly as psutil reads it.
@@ -189,10 +190,10 @@ def test_the_walk_reads_what_psutil_reads(odd_children):
 
 
 def wait_for_zombie(pid: int) -> None:
-    deadline = time.monotonic() + 10
-    while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    def zombie() -> bool:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    wait_for(zombie, 10, f"{pid} to be a zombie", every=0.01)
 
 
 def test_a_zombie_is_read_as_a_zombie_with_no_argv():

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.serve import Served
 from tests.support.topologies import diagram_host, numbered
+from tests.support.waiting import wait_for
 from tracer.output.web import server as web
 from tracer.output.web.documents import document
 from tracer.output.web.guard import Guard
@@ -207,11 +208,12 @@ def test_clients_are_bounded(served):
     finally:
         first.close()
         second.close()
-    deadline = time.monotonic() + 30  # a closed stream is noticed at its next write
-    while len(served.hub.clients) > 0 and time.monotonic() < deadline:
-        served.hub.publish("status", {"problem": "ping"})
-        time.sleep(0.1)
-    assert not served.hub.clients
+
+    def all_gone() -> bool:
+        served.hub.publish("status", {"problem": "ping"})  # noticed at the stream's next write
+        return not served.hub.clients
+
+    wait_for(all_gone, 30, "the server to let the closed streams go", every=0.1)
 
 
 def test_a_slow_client_loses_events_not_the_server_its_memory():
@@ -252,9 +254,7 @@ def test_a_new_look_reaches_a_waiting_stream_without_a_queue():
     thread.start()
     for v in (1, 2, 3, 4):  # looks in quick succession: a stream may skip some, never queue
         hub.show(Look(v, topo, {"version": v}, document))
-    deadline = time.monotonic() + 20
-    while b'"version": 4' not in b"".join(written) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: b'"version": 4' in b"".join(written), 20, "look 4 on the stream")
     hub.close()
     thread.join(timeout=20)
     versions = [int(m) for m in re.findall(rb'"version": (\d+)', b"".join(written))]
