@@ -1,4 +1,4 @@
-"""docker-proxy's command line (tracer/runtimes/docker.py parse_proxy): the port mapping."""
+"""docker-proxy's command line (tracer/runtimes/flags.py parse_proxy): the port mapping."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from hypothesis import given, settings
 
 from tests.support.argv import ARGV
 from tests.support.hosts import PROXY_CMD
-from tracer.runtimes.docker import ProxyArgs, parse_proxy
-from tracer.runtimes.flags import program
+from tracer.runtimes.flags import ProxyArgs, parse_proxy, program
 
 PROXY = list(PROXY_CMD)
 

@@ -236,7 +236,7 @@ D = TypeVar("D", bound=Daemon)
 class Edge:
     src: int
     dst: int
-    kind: str  # parent | socket | shim-address | reparented
+    kind: str  # parent | socket | runtime-root | shim-address | reparented
     via: str = ""
 
 

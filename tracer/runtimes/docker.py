@@ -2,8 +2,10 @@
 
 Every link is proven from the snapshot and says how: `parent` (ppid, with the parent older
 than the child), `socket` (dockerd's containerd socket is a listener held by that containerd,
-or dockerd holds a socket whose peer it holds), `shim-address` and `reparented` (from
-tracer/runtimes/containerd/shim.py, which lends Docker its shims). Names, images and states come
+or dockerd holds a socket whose peer it holds), `runtime-root` (the shim runs runc with a root
+under that dockerd's exec root: what tells apart two dockerds on one containerd and namespace),
+`shim-address` and `reparented` (from tracer/runtimes/containerd/shim.py, which lends Docker
+its shims). Names, images and states come
 from the API's one container list per engine (tracer/runtimes/dockerapi.py).
 """
 
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from tracer.kernel.root import HostRoot, normalize
@@ -26,10 +27,15 @@ from tracer.model.topology import (
 )
 from tracer.runtimes import containerd
 from tracer.runtimes.base import Found
-from tracer.runtimes.flags import flag_bool, flag_value, flag_values, program, unix_path
+from tracer.runtimes.flags import (
+    flag_bool,
+    flag_value,
+    flag_values,
+    parse_proxy,
+    unix_path,
+)
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
-from tracer.untrusted import number
 
 DEFAULT_SOCK = "/run/docker.sock"
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
@@ -126,42 +132,6 @@ def live_restore_configured(host: Host, dockerd: Proc) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-# -- docker-proxy ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProxyArgs:
-    proto: str
-    host_ip: str
-    host_port: int
-    container_ip: str
-    container_port: int
-
-
-def parse_proxy(argv: list[str] | tuple[str, ...]) -> ProxyArgs | None:
-    """docker-proxy's port mapping, or None if argv is not a complete docker-proxy line."""
-    if program(argv) != "docker-proxy":
-        return None
-    host_port = _port(flag_value(argv, "-host-port"))
-    container_port = _port(flag_value(argv, "-container-port"))
-    container_ip = flag_value(argv, "-container-ip")
-    if host_port is None or container_port is None or not container_ip:
-        return None
-    return ProxyArgs(
-        proto=flag_value(argv, "-proto") or "tcp",
-        host_ip=flag_value(argv, "-host-ip") or "",
-        host_port=host_port,
-        container_ip=container_ip,
-        container_port=container_port,
-    )
-
-
-def _port(text: str | None) -> int | None:
-    """A TCP/UDP port: 0..65535."""
-    port = number(text or "", digits=5)
-    return port if port is not None and port <= 65535 else None
-
-
 # -- namespaces the engine was asked to share -----------------------------------------------------
 
 
@@ -200,11 +170,18 @@ class DockerRuntime:
         return (p.pid for p in host.procs.values() if p.program == "docker-proxy")
 
     def read_state(self, host: Host, read: Reader) -> None:
-        """runc's state.json under each dockerd's exec root, for shims whose bundle gave no
-        init.pid."""
+        """Whose each shim is: the runtime root in its bundle's options.json, and the
+        containers runc keeps state for under each dockerd's runtime roots; runc's state.json
+        for shims whose bundle gave no init.pid."""
         read.exists(containerd.SYSTEM_SOCK)  # moby uses it when it exists (containerd_target)
         roots = {DEFAULT_EXEC_ROOT} | {exec_root(d) for d in host.running("dockerd")}
+        for d in host.running("dockerd"):
+            namespace = flag_value(d.cmdline, "--containerd-namespace") or NAMESPACE
+            for entry in read.listdir(exec_root(d)) or []:
+                if entry.startswith("runtime-"):  # runtime-runc, and one per --add-runtime
+                    read.listdir(f"{exec_root(d)}/{entry}/{namespace}")
         for proc, shim in containerd.shims(host):
+            containerd.read_options(read, proc)
             if shim.namespace and not containerd.read_bundle(read, proc):
                 for root in sorted(roots):
                     read.file(f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
@@ -242,8 +219,10 @@ class DockerRuntime:
             if len(matches) > 1:  # several dockerds on one containerd: their namespaces
                 by_ns = [m for m in matches if _namespace(m[0]) == shim.namespace]
                 matches = by_ns or matches
-            if matches:
-                containerd.adopt(matches[0][0], proc, containerd.container(host, proc, shim))
+            owner = _owner(host, [e for e, _ in matches], proc, shim)
+            if owner is not None:
+                containerd.adopt(owner[0], proc, containerd.container(host, proc, shim))
+                owner[0].edges.extend(owner[1:])
                 found.claimed.add(proc.pid)
         for engine, _ in mine:
             dockerd = engine.daemon(Dockerd)
@@ -363,6 +342,48 @@ class DockerRuntime:
             if isinstance(value, str) and value.startswith("/"):
                 return value
         return DEFAULT_DATA_ROOT
+
+
+def _owner(
+    host: Host, engines: list[Engine], proc: Proc, shim: containerd.ShimArgs
+) -> tuple[Engine] | tuple[Engine, Edge] | None:
+    """Which of the dockerds that share the shim's containerd and namespace made it, by
+    evidence: the first that can prove it (with the edge that shows how); else the first that
+    cannot be ruled out, unproven (nothing could be read: not root); else none (its dockerd is
+    not running: the containers of a dockerd that is down are not another one's)."""
+    unproven = None
+    for engine in engines:
+        mine, via = _made_by(host, engine, proc, shim)
+        dockerd = engine.daemon(Dockerd)
+        if mine and dockerd is not None:
+            return engine, Edge(dockerd.pid, proc.pid, "runtime-root", via)
+        if mine is None and unproven is None:
+            unproven = engine
+    return (unproven,) if unproven is not None else None
+
+
+def _made_by(
+    host: Host, engine: Engine, proc: Proc, shim: containerd.ShimArgs
+) -> tuple[bool | None, str]:
+    """Did this engine's dockerd make the shim's container, and the evidence: the shim runs
+    runc with a root under dockerd's exec root (its bundle's options.json), or runc keeps the
+    container's state under one of dockerd's runtime roots (<exec-root>/runtime-*/<ns>/<id>).
+    None: neither could be read."""
+    dockerd = engine.daemon(Dockerd)
+    if dockerd is None:
+        return None, ""
+    mine = exec_root(dockerd)
+    root = containerd.runtime_root(host, proc)
+    if root is not None:
+        return root.startswith(mine + "/"), f"{root} (the shim's options.json)"
+    entries = host.dirs.get(mine)
+    if entries is None:
+        return None, ""
+    for entry in entries:
+        states = f"{mine}/{entry}/{dockerd.containerd_namespace}"
+        if entry.startswith("runtime-") and shim.id in host.dirs.get(states, ()):
+            return True, f"{states}/{shim.id} (runc's state)"
+    return False, ""
 
 
 def _namespace(engine: Engine) -> str | None:

@@ -8,11 +8,15 @@ Go's flag package accepts `-flag value`, `--flag value`, `-flag=value` and `--fl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tracer.kernel.procfs import program
 from tracer.kernel.root import normalize
+from tracer.untrusted import number
 
 __all__ = [
+    "ProxyArgs",
+    "parse_proxy",
     "flag_bool",
     "flag_dict",
     "flag_value",
@@ -98,3 +102,39 @@ def same_socket(url: str, path: str | None) -> bool:
     """Does the unix:// URL name the socket at path?"""
     wanted = unix_path(url)
     return bool(wanted and path and normalize(wanted) == normalize(path))
+
+
+# -- docker-proxy (its argv is its port mapping) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxyArgs:
+    proto: str
+    host_ip: str
+    host_port: int
+    container_ip: str
+    container_port: int
+
+
+def parse_proxy(argv: list[str] | tuple[str, ...]) -> ProxyArgs | None:
+    """docker-proxy's port mapping, or None if argv is not a complete docker-proxy line."""
+    if program(argv) != "docker-proxy":
+        return None
+    host_port = _port(flag_value(argv, "-host-port"))
+    container_port = _port(flag_value(argv, "-container-port"))
+    container_ip = flag_value(argv, "-container-ip")
+    if host_port is None or container_port is None or not container_ip:
+        return None
+    return ProxyArgs(
+        proto=flag_value(argv, "-proto") or "tcp",
+        host_ip=flag_value(argv, "-host-ip") or "",
+        host_port=host_port,
+        container_ip=container_ip,
+        container_port=container_port,
+    )
+
+
+def _port(text: str | None) -> int | None:
+    """A TCP/UDP port: 0..65535."""
+    port = number(text or "", digits=5)
+    return port if port is not None and port <= 65535 else None

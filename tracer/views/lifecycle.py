@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from tracer.kernel.connector import wait_status
 from tracer.kernel.procfs import program
 from tracer.model.trace import Entry, Event, Raw, Recording, Step, Story, Trace
-from tracer.runtimes.docker import parse_proxy
+from tracer.runtimes.flags import parse_proxy
 from tracer.snapshot.recorder import CLI, CONTAINER, ENGINE
 from tracer.views import lives as _lives
 from tracer.views.lives import Image, Life, Lives, container_id, runc_args

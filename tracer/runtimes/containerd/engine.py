@@ -86,12 +86,10 @@ class ContainerdRuntime:
                 continue
             engine = mine.get((cd.pid, shim.namespace))
             if engine is None:
-                engine = mine[(cd.pid, shim.namespace)] = self._engine(host, cd, shim.namespace)
-                if cd.pid in found.claimed:
-                    engine.notes.append(
-                        "this containerd is also a Docker engine's (namespace moby): these "
-                        "containers are not Docker's"
-                    )
+                claimed = cd.pid in found.claimed
+                engine = mine[(cd.pid, shim.namespace)] = self._engine(
+                    host, cd, shim.namespace, claimed
+                )
             sh.adopt(engine, proc, made)
         held = {d.pid for e in found.engines for d in e.daemons} | {pid for pid, _ in mine}
         for cd in host.running("containerd"):
@@ -108,9 +106,20 @@ class ContainerdRuntime:
             sh.sort_containers(engine)
             found.engines.append(engine)
 
-    def _engine(self, host: Host, cd: Proc, namespace: str | None) -> Engine:
+    def _engine(self, host: Host, cd: Proc, namespace: str | None, claimed: bool) -> Engine:
         engine = Engine(runtime=self.name, daemons=[sh.daemon(host, cd)], namespace=namespace)
-        if sh.docker_namespace(namespace):
+        if claimed and sh.docker_namespace(namespace):
+            engine.notes.append(
+                f"namespace {namespace} is Docker's, but no running dockerd on this containerd "
+                "made these containers (their runtime root is under none's exec root): the "
+                "dockerd that made them is down?"
+            )
+        elif claimed:
+            engine.notes.append(
+                "this containerd is also a Docker engine's (namespace moby): these "
+                "containers are not Docker's"
+            )
+        elif sh.docker_namespace(namespace):
             engine.notes.append(
                 f"namespace {namespace} is Docker's, but no running dockerd uses this containerd "
                 "(dockerd down?)"

@@ -130,6 +130,27 @@ def read_bundle(read: Reader, shim: Proc) -> bool:
     return bool(cwd) and read.file(f"{cwd}/init.pid") is not None
 
 
+def read_options(read: Reader, shim: Proc) -> None:
+    """Read the runtime options in the shim's bundle (options.json)."""
+    cwd = read.cwd(shim.pid)
+    if cwd:
+        read.file(f"{cwd}/options.json", limit=64 << 10)
+
+
+def runtime_root(host: Host, shim: Proc) -> str | None:
+    """The runc root the shim runs runc with: "root" in its bundle's options.json, where the
+    runc v2 shim keeps the options its client gave (Docker: <exec-root>/runtime-runc); None
+    when that was not read or says none. The bundle outlives the client, so this still holds
+    while dockerd is down."""
+    cwd = host.cwd.get(shim.pid)
+    text = host.files.get(f"{cwd}/options.json") if cwd else None
+    try:
+        root = json.loads(text).get("root") if text else None
+    except (ValueError, AttributeError):
+        return None
+    return normalize(root) if isinstance(root, str) and root.startswith("/") else None
+
+
 # -- a container from its shim -------------------------------------------------------------------
 
 
