@@ -14,7 +14,9 @@ upper dir absent below is A (added); present below, C (changed) if its type, mod
 device differ, or, not a directory, its size or mtime, or its security.capability; a whiteout
 is D (deleted), and so is whatever an opaque directory hides; every directory holding a change
 is C. Listed by path (docker lists them in the order of a Go map). Sizes are `docker ps -s`'s
-(moby's directory.Size: files and links once per inode, directories not at all).
+(moby's directory.Size: files and links once per inode, directories not at all) and, for
+containerd's snapshotter, `ctr snapshots usage`'s (its fs.DiskUsage: disk blocks of every
+inode once, directories and the layer's own included, as du counts them).
 
 Paths are seen from here (HostRoot.path already applied); the container may write while we
 read, so an entry that vanishes is skipped, never fatal.
@@ -42,6 +44,7 @@ class Scan:
     """One writable layer, read: its size, its changes (counted; listed if asked)."""
 
     size_bytes: int = 0
+    disk_bytes: int = 0  # 512-byte blocks, each inode once, directories included
     added: int = 0
     changed: int = 0
     deleted: int = 0
@@ -92,6 +95,8 @@ def scan(
     below = Lowers(lowers)
     found: dict[str, str] = {}  # path -> A | C | D
     seen_inodes: set[int] = set()
+    disk_inodes = {top.st_ino}
+    out.disk_bytes = top.st_blocks * 512
     stack = _listing(out, upper, "/")
     while stack:  # depth first, each directory before what it holds, names in order
         if out.entries >= MAX_ENTRIES:
@@ -104,6 +109,9 @@ def scan(
             continue  # gone since the listing
         out.entries += 1
         is_dir = stat.S_ISDIR(st.st_mode)
+        if st.st_ino not in disk_inodes:
+            disk_inodes.add(st.st_ino)
+            out.disk_bytes += st.st_blocks * 512
         if not is_dir and st.st_size and st.st_ino not in seen_inodes:
             seen_inodes.add(st.st_ino)
             out.size_bytes += st.st_size

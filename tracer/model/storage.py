@@ -35,8 +35,12 @@ class Layer:
     diff_id: str | None = None  # sha256 of the layer's uncompressed tar
     chain_id: str | None = None  # its name in layerdb: the layer and everything under it
     link: str | None = None  # overlay2's short name, as in the mount's lowerdir (l/<link>)
+    # As the engine's own tools count it: overlay2, layerdb's size and docker ps -s (bytes of
+    # the files); containerd's snapshotter, `ctr snapshots usage` (disk blocks, as du).
     size_bytes: int | None = None
     shared_with: list[str] | None = None  # other containers using it (None: unknown)
+    snapshot_key: str | None = None  # containerd's snapshotter: its key in the namespace
+    snapshot_id: str | None = None  # and its directory (snapshots/<id>)
 
 
 @dataclass

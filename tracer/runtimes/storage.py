@@ -17,27 +17,29 @@ under its data root (moby's layer/ and daemon/graphdriver/overlay2/):
 
 Everything is read through the HostRoot and works with dockerd down: the data root comes from
 the mount itself (`<data-root>/overlay2/...`), or, for a stopped container, from the engine
-(`Runtime.storage_root`: dockerd's --data-root or daemon.json). Another storage (a containerd
-snapshotter, fuse-overlayfs, vfs) is shown as its mount says, the rest marked unknown.
-tracer/views/storage.py makes the report from what `read` gathered.
+(`Runtime.storage_root`: dockerd's --data-root or daemon.json). containerd's overlayfs
+snapshotter (Docker's containerd image store, ctr and CRI containers) is read from containerd's
+own files (tracer/runtimes/containerd/imagestore.py), a mount under `<data-root>/rootfs/
+overlayfs/<id>`. Another storage (fuse-overlayfs, vfs) is shown as its mount says, the rest
+marked unknown. tracer/views/storage.py makes the report from what `read` gathered.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
 from tracer.kernel import mountinfo, overlayfs
 from tracer.kernel.mountinfo import Mount
 from tracer.kernel.root import HostRoot
-from tracer.model.topology import Container, Topology
+from tracer.model.topology import SHIM, Container, Containerd, Dockerd, Topology
+from tracer.runtimes.containerd import imagestore
+from tracer.runtimes.containerd.imagestore import ImageStore, Snapshot
 
 OVERLAY2 = "overlay2"
+SNAPSHOTTER = "overlayfs"  # containerd's overlayfs snapshotter (`docker info`: Driver overlayfs)
 HEX = frozenset("0123456789abcdef")
-# Mounts every OCI runtime makes for a container (runc's default spec and Docker's masked and
-# read-only paths): shown as "system", not as the user's.
-SYSTEM_FS = frozenset({"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs"})
-DOCKER_INIT = "/sbin/docker-init"  # where `docker run --init` binds docker-init
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class StorageRead:
     sizes: dict[str, int | None] = field(default_factory=dict)  # layer dir -> size
     scan: overlayfs.Scan | None = None  # the writable layer read
     sharing: dict[str, list[str]] | None = None  # chain id -> ids of containers using it
+    # destination -> the mount's type in the runtime's own configuration (the bundle's OCI
+    # spec: bind, tmpfs, ...); None when it could not be read
+    configured: dict[str, str] | None = None
+    store: ImageStore | None = None  # containerd's snapshotter, when the layers are its
+    snapshots: list[Snapshot] = field(default_factory=list)  # the container's, top first
     errors: list[str] = field(default_factory=list)
 
 
@@ -89,7 +96,14 @@ def read_in(
     # containerd is an engine of its own, in Docker's namespace, and the storage is still
     # dockerd's (layerdb, overlay2), found from the container's mount.
     docker = engine is None or engine.runtime == "docker" or docker_namespace(engine.namespace)
-    return read(root, container, where, list_changes, layerdb=docker)
+    snapshots: tuple[str | None, str | None] | None = None
+    if engine is not None:  # containerd's root, for a container whose snapshots are not mounted
+        cd = engine.daemon(Containerd)
+        dockerd = engine.daemon(Dockerd)
+        namespace = container.shim.namespace if container.shim else None
+        namespace = namespace or (dockerd.containerd_namespace if dockerd else engine.namespace)
+        snapshots = (imagestore.root_of(root, cd.cmdline) if cd else None, namespace)
+    return read(root, container, where, list_changes, layerdb=docker, snapshots=snapshots)
 
 
 def read(
@@ -98,10 +112,13 @@ def read(
     storage_root: str | None,
     list_changes: bool = False,
     layerdb: bool = True,
+    snapshots: tuple[str | None, str | None] | None = None,
 ) -> StorageRead:
-    """What the container's mount and its engine's storage say. layerdb: the storage is
-    Docker's (layerdb, overlay2); otherwise (podman's containers/storage, a containerd
-    snapshotter) the layers are read as the mount names them."""
+    """What the container's mount and its engine's storage say. layerdb: the storage may be
+    Docker's (layerdb, overlay2). snapshots: (containerd's root, the namespace) where a
+    container not mounted may have its snapshots. Layers in containerd's overlayfs snapshotter
+    are read from its files; any other storage (podman's containers/storage) as the mount
+    names them."""
     out = StorageRead(container.id)
     out.host, out.host_from = mountinfo.host_table(root)
     if container.init_pid is not None:
@@ -110,6 +127,7 @@ def read(
         except OSError as exc:
             out.errors.append(f"/proc/{container.init_pid}/mountinfo: {_why(exc)}")
         else:
+            out.configured = configured_mounts(root, container)
             roots = [m for m in out.mounts if m.point == "/"]
             out.union = roots[-1] if roots else None  # the last mounted on / is the one seen
             out.union_from = f"mountinfo of pid {container.init_pid}"
@@ -121,14 +139,101 @@ def read(
             f"the mount is under {from_mount}, the engine's data root is {storage_root} "
             "(userns-remap?): the mount's is used"
         )
-    if out.data_root is not None and layerdb:
+    if _read_snapshots(root, out, snapshots, list_changes):
+        pass
+    elif out.data_root is not None and layerdb:
         store = Store(root, out.data_root)
         out.driver = store.driver_of(container.id, out.union)
         if out.driver is not None:
             _read_layers(store, out, list_changes)
         out.errors += store.errors
-    if out.driver != OVERLAY2 and out.union is not None and out.union.fstype == "overlay":
+    if out.driver is None and out.union is not None and out.union.fstype == "overlay":
         _scan_mount(root, out, list_changes)
+    return out
+
+
+def _read_snapshots(
+    root: HostRoot,
+    out: StorageRead,
+    hint: tuple[str | None, str | None] | None,
+    list_changes: bool,
+) -> bool:
+    """The container's layers in containerd's overlayfs snapshotter, if they are there: its
+    mount's upperdir is a snapshot's (`<containerd root>/io.containerd.snapshotter.v1.
+    overlayfs/snapshots/<id>/fs`), or, not mounted, its engine's containerd holds a snapshot
+    keyed by its id. The chain comes from the snapshotter's metadata, never from the mount:
+    the mount is checked against it."""
+    found = imagestore.snapshot_dir(out.union.option("upperdir") if out.union else None)
+    namespace = hint[1] if hint else None
+    if found is not None:
+        croot = found[0]
+    elif out.union is None and hint and hint[0]:
+        croot = hint[0]
+    else:
+        return False
+    store = imagestore.load(root, croot, namespace, found[1] if found else None)
+    if found is None and store.snapshots is not None and out.container_id not in store.snapshots:
+        return False  # not this containerd's: Docker's layerdb, say
+    out.store, out.driver = store, SNAPSHOTTER
+    out.errors += store.errors
+    top = out.container_id
+    if found is not None and store.snapshots is not None:
+        by_id = store.by_id()
+        mine = by_id.get(found[1])
+        if mine is None:
+            out.errors.append(
+                f"the mount's upperdir is snapshot {found[1]}, which {croot}'s snapshotter "
+                f"does not list in namespace {store.namespace}"
+            )
+        elif mine.key != top:
+            out.errors.append(
+                f"the mount's upperdir is snapshot {found[1]} ({mine.key}), not the one keyed "
+                f"by the container's id"
+            )
+            top = mine.key
+    out.snapshots = store.chain(top) if store.snapshots is not None else []
+    out.sharing = store.users() if store.snapshots is not None else None
+    if out.union is not None:
+        _scan_mount(root, out, list_changes)
+    elif out.snapshots and out.snapshots[0].kind == "active":
+        upper = f"{store.directory(out.snapshots[0].id)}/fs"
+        lowers = [root.path(f"{store.directory(s.id)}/fs") for s in out.snapshots[1:]]
+        out.scan = overlayfs.scan(root.path(upper), lowers, list_changes=list_changes)
+        out.sizes[upper] = out.scan.disk_bytes if not out.scan.errors else None
+        out.errors += out.scan.errors[:5]
+    return True
+
+
+def configured_mounts(root: HostRoot, container: Container) -> dict[str, str] | None:
+    """destination -> type, from the OCI spec in the container's bundle (what `docker inspect`
+    Mounts and `podman inspect` say, in the runtime-neutral form every runtime hands runc: a
+    volume or a bind is "bind" (or options rbind/bind), --tmpfs is "tmpfs"). The bundle is
+    the shim's working directory, or conmon's -b."""
+    from tracer.runtimes.flags import flag_value
+
+    m = container.monitor
+    if m is None:
+        return None
+    bundle = flag_value(m.cmdline, "-b", "--bundle") if m.kind != SHIM else None
+    if bundle is None:
+        try:
+            bundle = os.readlink(f"{root.proc}/{m.pid}/cwd")
+        except OSError:
+            return None
+    try:
+        with open(root.path(f"{bundle}/config.json"), "rb") as f:
+            spec = json.loads(f.read(4 << 20))
+    except (OSError, ValueError):
+        return None
+    mounts = spec.get("mounts") if isinstance(spec, dict) else None
+    out: dict[str, str] = {}
+    for entry in mounts if isinstance(mounts, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("destination"), str):
+            options = entry.get("options")
+            kind = entry.get("type") if isinstance(entry.get("type"), str) else ""
+            if isinstance(options, list) and ("bind" in options or "rbind" in options):
+                kind = "bind"
+            out[os.path.normpath(entry["destination"])] = kind or "none"
     return out
 
 
@@ -141,7 +246,10 @@ def _scan_mount(root: HostRoot, out: StorageRead, list_changes: bool) -> None:
         return
     lowers = [root.path(p) for p in mountinfo.overlay_dirs(out.union.option("lowerdir"))]
     out.scan = overlayfs.scan(root.path(upper), lowers, list_changes=list_changes)
-    out.sizes[upper] = out.scan.size_bytes if not out.scan.errors else None
+    if out.scan.errors:
+        out.sizes[upper] = None
+    else:  # as the snapshotter counts it (disk blocks), or as docker ps -s does
+        out.sizes[upper] = out.scan.disk_bytes if out.store else out.scan.size_bytes
     out.errors += out.scan.errors[:5]
 
 
@@ -189,6 +297,9 @@ def data_root_of(union: Mount | None, host: list[Mount]) -> str | None:
         parts = path.split("/")
         if path.startswith("/") and len(parts) >= 4 and parts[-3] == OVERLAY2:
             return "/".join(parts[:-3]) or "/"
+    parts = (merged or "").split("/")  # the containerd image store: <root>/rootfs/overlayfs/<id>
+    if len(parts) >= 5 and parts[-3:-1] == ["rootfs", SNAPSHOTTER] and parts[0] == "":
+        return "/".join(parts[:-3]) or "/"
     return None
 
 
@@ -332,43 +443,6 @@ class Store:
             for rec in self.chain(driver, top):
                 out.setdefault(rec.chain_id, []).extend(users)
         return out
-
-
-def classify(
-    m: Mount, host_path: str | None, data_root: str | None, cid: str
-) -> tuple[str, str | None]:
-    """(kind, volume name) of a mount of the container other than its root."""
-    if m.fstype in SYSTEM_FS:
-        return "system", None
-    if m.fstype == "tmpfs" and m.point in ("/dev", "/sys/fs/cgroup"):
-        return "system", None
-    if m.point.startswith(("/proc/", "/sys/")):  # masked and read-only paths
-        return "system", None
-    if m.point == "/dev/shm" and (m.source == "shm" or _under(host_path, data_root, cid)):
-        return "system", None  # Docker's /dev/shm (its own, or containers/<id>/mounts/shm)
-    if host_path and data_root:
-        volumes = f"{data_root.rstrip('/')}/volumes/"
-        if host_path.startswith(volumes):
-            name, _, rest = host_path[len(volumes) :].partition("/")
-            if name and (rest == "_data" or rest.startswith("_data/")):
-                return "volume", name
-        if _under(host_path, data_root, cid):
-            return "generated", None
-    if m.point == DOCKER_INIT:
-        return "init", None
-    if m.fstype == "tmpfs":
-        return "tmpfs", None
-    return ("bind", None) if host_path else (m.fstype, None)
-
-
-def _under(host_path: str | None, data_root: str | None, cid: str) -> bool:
-    """Is this a file Docker made for a container: its own, or, with `--network container:X`,
-    X's hosts, hostname and resolv.conf (<data-root>/containers/<id>/)?"""
-    if not host_path or not data_root:
-        return False
-    rest = host_path.removeprefix(f"{data_root.rstrip('/')}/containers/")
-    owner, sep, _ = rest.partition("/")
-    return rest != host_path and bool(sep) and len(owner) == 64 and set(owner) <= HEX
 
 
 def _why(exc: OSError) -> str:

@@ -7,10 +7,10 @@ layer's role comes from the driver's records (layerdb), never from its place in 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 from tracer.kernel import mountinfo
+from tracer.kernel.mountinfo import Mount
 from tracer.kernel.root import HostRoot
 from tracer.model.storage import (
     Changes,
@@ -22,14 +22,24 @@ from tracer.model.storage import (
     UnionRoot,
 )
 from tracer.model.topology import Container, Topology
-from tracer.runtimes.storage import OVERLAY2, LayerRecord, StorageRead, classify, merged_dir
+from tracer.runtimes.containerd.imagestore import SNAPSHOTTER as SNAPSHOTTER_DIR
+from tracer.runtimes.containerd.imagestore import chain_id
+from tracer.runtimes.storage import HEX, OVERLAY2, LayerRecord, StorageRead, merged_dir
+
+# Mounts every OCI runtime makes for a container (runc's default spec and Docker's masked and
+# read-only paths): shown as "system", not as the user's.
+SYSTEM_FS = frozenset({"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs"})
+DOCKER_INIT = "/sbin/docker-init"  # where `docker run --init` binds docker-init
 
 
 def report(container: Container, found: StorageRead, names: Mapping[str, str]) -> FsReport:
     """`fs CONTAINER`. names: container id -> label, for the containers sharing a layer."""
     notes = _errors(found)
     root = _root(found)
-    layers = _layers(container, found, names, notes)
+    if found.store is not None:
+        layers = snapshot_layers(container, found, names, notes)
+    else:
+        layers = _layers(container, found, names, notes)
     if found.chain:
         notes += verify_chain(found.chain)
     changes = None
@@ -87,6 +97,16 @@ def _root(found: StorageRead) -> UnionRoot | None:
             workdir=u.option("workdir"),
             merged=_merged(found),
             source=found.union_from or "mountinfo",
+        )
+    if found.store is not None and found.snapshots:  # not mounted: the snapshotter's records
+        dirs = [f"{found.store.directory(s.id)}" for s in found.snapshots]
+        return UnionRoot(
+            fstype=None,
+            lowerdir=[f"{d}/fs" for d in dirs[1:]],
+            upperdir=f"{dirs[0]}/fs",
+            workdir=f"{dirs[0]}/work",
+            merged=None,
+            source=f"{found.store.root}/{SNAPSHOTTER_DIR}/metadata.db",
         )
     if found.driver == OVERLAY2 and found.mount_id and found.data_root:
         base = f"{found.data_root}/{OVERLAY2}/{found.mount_id}"
@@ -175,6 +195,104 @@ def _layers(
     return out
 
 
+def snapshot_layers(
+    container: Container, found: StorageRead, names: Mapping[str, str], notes: list[str]
+) -> list[Layer]:
+    """The layers in containerd's overlayfs snapshotter, top first, as its metadata chains
+    them: the container's writable snapshot (keyed by its id), its init snapshot (Docker's
+    `<id>-init`), the image's layers (keyed by chain id, diff ids from the image's config),
+    and any other committed snapshot in the chain (the classic builder's `<id>-init`)."""
+    store = found.store
+    assert store is not None
+    sharing = found.sharing
+
+    def sharers(key: str) -> list[str] | None:
+        if sharing is None:
+            return None
+        users = {cid for cid in sharing.get(key, []) if cid != container.id}
+        return sorted(names.get(cid, cid[:12]) for cid in users)
+
+    if store.snapshots is None:  # metadata.db unreadable: the mount's layers, marked unknown
+        return _mounted_snapshots(found)
+    diff_ids = store.diff_ids
+    out: list[Layer] = []
+    others: list[str] = []
+    for snap in found.snapshots:
+        path = f"{store.directory(snap.id)}/fs"
+        size = snap.size if snap.kind == "committed" else found.sizes.get(path)
+        layer = Layer("lower", path, size_bytes=size, shared_with=sharers(snap.key),
+                      snapshot_key=snap.key, snapshot_id=snap.id)  # fmt: skip
+        if snap.key == container.id:
+            layer.role = "rw"
+        elif snap.key == f"{container.id}-init":
+            layer.role = "init"
+        elif diff_ids is not None and snap.key in diff_ids:
+            layer.role, layer.chain_id, layer.diff_id = "image", snap.key, diff_ids[snap.key]
+        elif snap.kind == "committed" and diff_ids is not None:
+            others.append(snap.key)
+        out.append(layer)
+    if found.snapshots and not any(layer.role == "image" for layer in out) and diff_ids:
+        notes.append(
+            f"no snapshot under {found.snapshots[0].key} is a layer of an image in namespace "
+            f"{store.namespace} (removed, or not unpacked by an image)"
+        )
+    if others:
+        notes.append(
+            f"{len(others)} committed snapshot{'s' if len(others) > 1 else ''} in the chain "
+            "belong to no image's layers (" + ", ".join(others[:3]) + "): Docker's classic "
+            "builder commits each step on its build container's init snapshot"
+        )
+    notes += verify_snapshots(out)
+    notes += _mount_agrees(found, out)
+    return out
+
+
+def _mounted_snapshots(found: StorageRead) -> list[Layer]:
+    """The layers as the mount names them, each with its snapshot id from its path; roles
+    (but the writable one), ids, sizes and sharing unknown."""
+    from tracer.runtimes.containerd.imagestore import snapshot_dir
+
+    out: list[Layer] = []
+    upper = found.union.option("upperdir") if found.union else None
+    for i, path in enumerate([upper, *_entries(found)] if upper else []):
+        where = snapshot_dir(path)
+        size = found.sizes.get(path) if i == 0 else None
+        out.append(Layer("rw" if i == 0 else "lower", path, size_bytes=size,
+                         snapshot_id=where[1] if where else None))  # fmt: skip
+    return out
+
+
+def verify_snapshots(layers: list[Layer]) -> list[str]:
+    """Notes for image layers whose key does not follow from the diff ids below them."""
+    notes: list[str] = []
+    below: str | None = None
+    for layer in reversed(layers):
+        if layer.role == "image" and layer.diff_id and layer.chain_id:
+            expected = chain_id(below, layer.diff_id)
+            if expected != layer.chain_id:
+                notes.append(f"layer {layer.chain_id}: its diff ids give chain id {expected}")
+            below = layer.chain_id
+    return notes
+
+
+def _mount_agrees(found: StorageRead, layers: list[Layer]) -> list[str]:
+    """The mount's upperdir and lowerdirs against the snapshotter's chain."""
+    if found.union is None or not layers:
+        return []
+    mounted = [found.union.option("upperdir") or "", *_entries(found)]
+    chained = [layer.path or "" for layer in layers]
+    if mounted == chained:
+        return []
+    return [
+        f"the mount's layers ({len(mounted)}) differ from the snapshotter's chain "
+        f"({len(chained)}): the chain is shown, the mount is under root"
+    ]
+
+
+def _entries(found: StorageRead) -> list[str]:
+    return mountinfo.overlay_dirs(found.union.option("lowerdir")) if found.union else []
+
+
 def _raw(found: StorageRead) -> list[tuple[str, str | None]]:
     lowers = mountinfo.overlay_dirs(found.union.option("lowerdir")) if found.union else []
     return [(entry, None) for entry in lowers]
@@ -194,14 +312,6 @@ def _image(
                  shared_with=shared)  # fmt: skip
 
 
-def chain_id(parent: str | None, diff_id: str) -> str:
-    """moby's layer.CreateChainID step: the base layer's chain id is its diff id; above it,
-    sha256 of "<chain id below> <diff id>"."""
-    if parent is None:
-        return diff_id
-    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
-
-
 def verify_chain(chain: list[LayerRecord]) -> list[str]:
     """Notes for layers whose chain id does not follow from the diff ids below them."""
     notes: list[str] = []
@@ -216,6 +326,51 @@ def verify_chain(chain: list[LayerRecord]) -> list[str]:
     return notes
 
 
+def classify(
+    m: Mount,
+    host_path: str | None,
+    data_root: str | None,
+    cid: str,
+    configured: str | None = None,
+) -> tuple[str, str | None]:
+    """(kind, volume name) of a mount of the container other than its root. configured: its
+    type in the runtime's configuration (the OCI spec), which says what the mount is; the
+    file system type only says what backs it (a bind of a directory on a tmpfs is a bind)."""
+    if m.fstype in SYSTEM_FS:
+        return "system", None
+    if m.fstype == "tmpfs" and m.point in ("/dev", "/sys/fs/cgroup"):
+        return "system", None
+    if m.point.startswith(("/proc/", "/sys/")):  # masked and read-only paths
+        return "system", None
+    if m.point == "/dev/shm" and (m.source == "shm" or _under(host_path, data_root, cid)):
+        return "system", None  # Docker's /dev/shm (its own, or containers/<id>/mounts/shm)
+    if host_path and data_root:
+        volumes = f"{data_root.rstrip('/')}/volumes/"
+        if host_path.startswith(volumes):
+            name, _, rest = host_path[len(volumes) :].partition("/")
+            if name and (rest == "_data" or rest.startswith("_data/")):
+                return "volume", name
+        if _under(host_path, data_root, cid):
+            return "generated", None
+    if m.point == DOCKER_INIT:
+        return "init", None
+    if configured == "bind":
+        return "bind", None
+    if configured == "tmpfs" or (configured is None and m.fstype == "tmpfs" and not host_path):
+        return "tmpfs", None  # (a tmpfs of its own: no mount of the host shows it)
+    return ("bind", None) if host_path else (m.fstype, None)
+
+
+def _under(host_path: str | None, data_root: str | None, cid: str) -> bool:
+    """Is this a file Docker made for a container: its own, or, with `--network container:X`,
+    X's hosts, hostname and resolv.conf (<data-root>/containers/<id>/)?"""
+    if not host_path or not data_root:
+        return False
+    rest = host_path.removeprefix(f"{data_root.rstrip('/')}/containers/")
+    owner, sep, _ = rest.partition("/")
+    return rest != host_path and bool(sep) and len(owner) == 64 and set(owner) <= HEX
+
+
 def _mounts(container: Container, found: StorageRead) -> list[MountPoint] | None:
     if found.mounts is None:
         return None
@@ -224,7 +379,8 @@ def _mounts(container: Container, found: StorageRead) -> list[MountPoint] | None
         if m is found.union:
             continue
         source = mountinfo.host_path(found.host, m) if found.host else None
-        kind, volume = classify(m, source, found.data_root, container.id)
+        configured = found.configured.get(m.point, "none") if found.configured else None
+        kind, volume = classify(m, source, found.data_root, container.id, configured)
         out.append(
             MountPoint(
                 destination=m.point,

@@ -84,13 +84,16 @@ def _layers(layers: list[Layer]) -> RenderableType:
         show_edge=False,
         pad_edge=False,
     )
-    for name in ("role", "size", "cache id", "diff id", "chain id", "shared with"):
+    # containerd's snapshotter names a layer's directory by its snapshot id (snapshots/<id>)
+    snapshots = any(layer.snapshot_id for layer in layers)
+    for name in ("role", "size", "snapshot" if snapshots else "cache id", "diff id", "chain id",
+                 "shared with"):  # fmt: skip
         table.add_column(name, no_wrap=name != "shared with", overflow="fold")
     for layer in layers:
         table.add_row(
             text((layer.role, ROLE_STYLE.get(layer.role, ""))),
             size(layer.size_bytes),
-            text(short(layer.cache_id)),
+            text(layer.snapshot_id or "-") if snapshots else text(short(layer.cache_id)),
             text(short(layer.diff_id)),
             text(short(layer.chain_id)),
             _sharers(layer),
