@@ -71,6 +71,7 @@ class Stack:
     b: Any  # fs-b: the same image, an opaque directory
     volume: Any
     bind: Path
+    shm_bind: Path  # a directory on a tmpfs (/dev/shm), bound read-only: a bind, not a tmpfs
     exec_pid: int
 
 
@@ -80,6 +81,8 @@ def stack(client, tmp_path_factory):
     volumes: list[Any] = []
     bind = tmp_path_factory.mktemp("fs-bind")
     (bind / "hello.txt").write_text("from the host\n")
+    shm_bind = Path(f"/dev/shm/fs-bind-{UNIQ}")
+    shm_bind.mkdir()
     env = {"PATH": "/bin"}
     try:
         builder = client.containers.run(
@@ -95,7 +98,8 @@ def stack(client, tmp_path_factory):
         a = client.containers.run(
             IMAGE, ["sleep", "2147483647"], name=f"fs-a-{UNIQ}", detach=True, environment=env,
             volumes={volume.name: {"bind": "/data", "mode": "rw"},
-                     str(bind): {"bind": "/srv/bind", "mode": "ro"}},
+                     str(bind): {"bind": "/srv/bind", "mode": "ro"},
+                     str(shm_bind): {"bind": "/bind", "mode": "ro"}},
             tmpfs={"/scratch": "size=1m"}, mem_limit="64m", nano_cpus=500_000_000, pids_limit=50,
         )  # fmt: skip
         containers.append(a)
@@ -113,7 +117,7 @@ def stack(client, tmp_path_factory):
         exec_id = client.api.exec_create(a.id, ["sleep", "2147483647"])["Id"]
         client.api.exec_start(exec_id, detach=True)
         exec_pid = wait_for(lambda: client.api.exec_inspect(exec_id)["Pid"], 20, "the exec's pid")
-        yield Stack(a, b, volume, bind, exec_pid)
+        yield Stack(a, b, volume, bind, shm_bind, exec_pid)
     finally:
         for c in reversed(containers):
             with contextlib.suppress(docker.errors.NotFound):
@@ -123,6 +127,7 @@ def stack(client, tmp_path_factory):
         for v in volumes:
             with contextlib.suppress(docker.errors.NotFound):
                 v.remove(force=True)
+        shm_bind.rmdir()
 
 
 # -- fs ------------------------------------------------------------------------------------------
@@ -233,7 +238,7 @@ def test_mounts_match_inspect_and_volume_inspect(stack, client):
             assert got["source"] == client.api.inspect_volume(m["Name"])["Mountpoint"]
         else:
             assert m["Propagation"] == "rprivate" and got["propagation"] == "private"
-            assert got["source"] == str(stack.bind)
+            assert got["source"] == m["Source"] in (str(stack.bind), str(stack.shm_bind))
     tmpfs = mine.pop("/scratch")
     assert "/scratch" in truth["HostConfig"]["Tmpfs"] and tmpfs["kind"] == "tmpfs"
     assert tmpfs["source"] is None
@@ -249,6 +254,18 @@ def test_mounts_match_inspect_and_volume_inspect(stack, client):
     assert {"/proc", "/dev", "/sys", "/dev/shm", "/dev/mqueue"} <= {
         m["destination"] for m in system
     }
+
+
+def test_a_bind_of_a_directory_on_a_tmpfs_is_a_bind(stack, client):
+    """`-v /dev/shm/x:/bind:ro`: the file system under it is a tmpfs, the mount is a bind, as
+    `docker inspect` says; a --tmpfs is a tmpfs."""
+    doc = fs_json(stack.a.name)
+    mine = {m["destination"]: m for m in doc["mounts"]}
+    truth = {m["Destination"]: m for m in client.api.inspect_container(stack.a.id)["Mounts"]}
+    assert truth["/bind"]["Type"] == "bind"
+    assert (mine["/bind"]["kind"], mine["/bind"]["fstype"]) == ("bind", "tmpfs")
+    assert mine["/bind"]["source"] == str(stack.shm_bind) and mine["/bind"]["read_only"]
+    assert (mine["/scratch"]["kind"], mine["/scratch"]["fstype"]) == ("tmpfs", "tmpfs")
 
 
 def test_a_stopped_container_is_read_from_the_drivers_records(stack, client):

@@ -121,13 +121,12 @@ def load(
     if namespace is None:
         return store
     path = f"{store.root}/{METADATA}"
-    try:
-        db = bolt.read(root.path(path))
-    except (OSError, bolt.BoltError) as exc:
-        store.errors.append(f"{path}: {_why(exc)}: the layers' diff ids and images are unknown")
-    else:
+    try:  # (the reader is lazy: a damaged page is met while walking)
         store.diff_ids = {}
-        _images(root, store, db)
+        _images(root, store, bolt.read(root.path(path)))
+    except (OSError, bolt.BoltError) as exc:
+        store.diff_ids, store.images = None, {}
+        store.errors.append(f"{path}: {_why(exc)}: the layers' diff ids and images are unknown")
     return store
 
 
