@@ -26,16 +26,16 @@ marked unknown. tracer/views/storage.py makes the report from what `read` gather
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
 from tracer.kernel import mountinfo, overlayfs
 from tracer.kernel.mountinfo import Mount
 from tracer.kernel.root import HostRoot
-from tracer.model.topology import SHIM, Container, Containerd, Dockerd, Topology
+from tracer.model.topology import Container, Containerd, Dockerd, Topology
 from tracer.runtimes.containerd import imagestore
 from tracer.runtimes.containerd.imagestore import ImageStore, Snapshot
+from tracer.runtimes.containerd.shim import configured_mounts
 
 OVERLAY2 = "overlay2"
 SNAPSHOTTER = "overlayfs"  # containerd's overlayfs snapshotter (`docker info`: Driver overlayfs)
@@ -165,11 +165,10 @@ def _read_snapshots(
     the mount is checked against it."""
     found = imagestore.snapshot_dir(out.union.option("upperdir") if out.union else None)
     namespace = hint[1] if hint else None
-    if found is not None:
-        croot = found[0]
-    elif out.union is None and hint and hint[0]:
-        croot = hint[0]
-    else:
+    croot = found[0] if found else (hint[0] if hint and out.union is None else None)
+    if croot is None and out.union is None and out.data_root:  # containerd down: a sibling's
+        croot = _sibling_snapshots(out.host, out.data_root)
+    if croot is None:
         return False
     store = imagestore.load(root, croot, namespace, found[1] if found else None)
     if found is None and store.snapshots is not None and out.container_id not in store.snapshots:
@@ -204,37 +203,16 @@ def _read_snapshots(
     return True
 
 
-def configured_mounts(root: HostRoot, container: Container) -> dict[str, str] | None:
-    """destination -> type, from the OCI spec in the container's bundle (what `docker inspect`
-    Mounts and `podman inspect` say, in the runtime-neutral form every runtime hands runc: a
-    volume or a bind is "bind" (or options rbind/bind), --tmpfs is "tmpfs"). The bundle is
-    the shim's working directory, or conmon's -b."""
-    from tracer.runtimes.flags import flag_value
-
-    m = container.monitor
-    if m is None:
-        return None
-    bundle = flag_value(m.cmdline, "-b", "--bundle") if m.kind != SHIM else None
-    if bundle is None:
-        try:
-            bundle = os.readlink(f"{root.proc}/{m.pid}/cwd")
-        except OSError:
-            return None
-    try:
-        with open(root.path(f"{bundle}/config.json"), "rb") as f:
-            spec = json.loads(f.read(4 << 20))
-    except (OSError, ValueError):
-        return None
-    mounts = spec.get("mounts") if isinstance(spec, dict) else None
-    out: dict[str, str] = {}
-    for entry in mounts if isinstance(mounts, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("destination"), str):
-            options = entry.get("options")
-            kind = entry.get("type") if isinstance(entry.get("type"), str) else ""
-            if isinstance(options, list) and ("bind" in options or "rbind" in options):
-                kind = "bind"
-            out[os.path.normpath(entry["destination"])] = kind or "none"
-    return out
+def _sibling_snapshots(host: list[Mount], data_root: str) -> str | None:
+    """containerd's root from another container of the same data root, mounted at
+    `<data-root>/rootfs/overlayfs/<id>` (Docker's image store), when its containerd is down."""
+    under = f"{os.path.normpath(data_root)}/rootfs/{SNAPSHOTTER}/"
+    for m in host:
+        if m.fstype == "overlay" and m.point.startswith(under):
+            found = imagestore.snapshot_dir(m.option("upperdir"))
+            if found:
+                return found[0]
+    return None
 
 
 def _scan_mount(root: HostRoot, out: StorageRead, list_changes: bool) -> None:

@@ -17,8 +17,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tracer.kernel.root import normalize
+from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import (
+    SHIM,
     Container,
     Containerd,
     Edge,
@@ -315,6 +316,37 @@ def oci_annotations(host: Host, bundle: str | None) -> dict[str, str]:
             else {}
         )
     return cache[bundle]
+
+
+def configured_mounts(root: HostRoot, container: Container) -> dict[str, str] | None:
+    """destination -> type, from the OCI spec in the container's bundle (what `docker inspect`
+    Mounts and `podman inspect` say, in the runtime-neutral form every runtime hands runc: a
+    volume or a bind is "bind" (or options rbind/bind), --tmpfs is "tmpfs"). The bundle is
+    the shim's working directory, or conmon's -b."""
+    m = container.monitor
+    if m is None:
+        return None
+    bundle = flag_value(m.cmdline, "-b", "--bundle") if m.kind != SHIM else None
+    if bundle is None:
+        try:
+            bundle = os.readlink(f"{root.proc}/{m.pid}/cwd")
+        except OSError:
+            return None
+    try:
+        with open(root.path(f"{bundle}/config.json"), "rb") as f:
+            spec = json.loads(f.read(4 << 20))
+    except (OSError, ValueError):
+        return None
+    mounts = spec.get("mounts") if isinstance(spec, dict) else None
+    out: dict[str, str] = {}
+    for entry in mounts if isinstance(mounts, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("destination"), str):
+            options = entry.get("options")
+            kind = entry.get("type") if isinstance(entry.get("type"), str) else ""
+            if isinstance(options, list) and ("bind" in options or "rbind" in options):
+                kind = "bind"
+            out[os.path.normpath(entry["destination"])] = kind or "none"
+    return out
 
 
 def daemon(host: Host, cd: Proc) -> Containerd:
