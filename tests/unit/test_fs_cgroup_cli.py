@@ -14,6 +14,7 @@ from tests.support.topologies import HOST_NS, dockerd, engine, running
 from tests.support.trees import CID as CG_ID
 from tests.support.trees import ME, V2_LIMITED, record, v2_tree
 from tests.support.trees import PID as CG_PID
+from tracer.app.service import Service
 from tracer.kernel import cgroupfs, mountinfo
 from tracer.kernel import root as root_module
 from tracer.model.topology import Container, Topology
@@ -23,8 +24,8 @@ def _host(monkeypatch: pytest.MonkeyPatch, top: Path, *containers: Container) ->
     """The commands see these containers, and a host whose / is top."""
     topo = Topology(engines=[engine(dockerd(), containers=list(containers))],
                     host={"namespaces": HOST_NS})  # fmt: skip
-    monkeypatch.setattr("tracer.cli.fs.observe", lambda host: topo)
-    monkeypatch.setattr("tracer.cli.fs.host_root", lambda: root_module.HostRoot(str(top)))
+    monkeypatch.setattr(Service, "live", lambda self: topo)
+    monkeypatch.setattr(Service, "root", lambda self: root_module.HostRoot(str(top)))
 
 
 def test_fs_json_on_stdout_notes_on_stderr(monkeypatch, tmp_path):

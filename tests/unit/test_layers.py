@@ -1,5 +1,10 @@
 """The package's folders are its layers: a module imports only from its own layer or lower ones,
-module-level imports make no cycle, and modules and folders stay small enough to read."""
+module-level imports make no cycle, and modules and folders stay small enough to read.
+
+`app` (the Environment a command runs in, and the one service that looks at the host) sits
+between ops and cli: it uses everything below to look, and the command line is only parsing and
+rendering over it. The live page (output/web) is below it, so serve hands it the service's look
+as a function instead of importing it."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "tracer"
 # Lowest first. errors.py and untrusted.py are the floor everything may stand on.
 LAYERS = ["errors", "untrusted", "kernel", "model", "snapshot", "runtimes", "views", "output",
-          "ops", "cli", "__main__"]  # fmt: skip
+          "ops", "app", "cli", "__main__"]  # fmt: skip
 MAX_LINES = 450
 MAX_MODULES = 9  # per folder, __init__.py not counted
 

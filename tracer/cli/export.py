@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import os
-import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import (
-    ContainersArg,
-    FromManyOpt,
-    HostOpt,
-    app,
-    fleet_of,
-    host_root,
-    note,
-    notes,
-    snapshot,
-    waiting,
-)
+from tracer.cli.core import ContainersArg, FromManyOpt, HostOpt, app, environment, notes, service
+
+if TYPE_CHECKING:
+    from tracer.app.environment import Environment
+    from tracer.app.service import Service
+    from tracer.model.topology import Topology
 
 
 @app.command()
 def export(
+    ctx: typer.Context,
     containers: ContainersArg = None,
     svg: Annotated[bool, typer.Option("--svg", help="Write SVG (the default).")] = False,
     png: Annotated[bool, typer.Option("--png", help="Write PNG.")] = False,
@@ -72,6 +66,7 @@ def export(
     from tracer.output.diagram import dot
     from tracer.views.selection import select
 
+    env = environment(ctx)
     chosen = [f for f, on in (("svg", svg), ("png", png), ("pdf", pdf), ("dot", as_dot)) if on]
     if len(chosen) > 1:
         raise UsageError(f"choose one format, not {' and '.join('--' + f for f in chosen)}")
@@ -88,25 +83,23 @@ def export(
             raise UsageError(
                 "several hosts are drawn one node per container: no --ns, no selection"
             )
-        _fleet(from_file, host, fmt, output)
+        _fleet(env, service(ctx, host), from_file, fmt, output)
         return
-    topo = select(
-        snapshot(host, from_file[0] if from_file else None), containers or [], include_stopped=all_
-    )
-    notes(topo)
+    looking = service(ctx, host, from_file[0] if from_file else None)
+    topo = select(looking.topology(), containers or [], include_stopped=all_)
+    notes(env, topo)
     count = len(topo.containers())
     view = "namespaces" if ns else "architecture"
     if not fs and not compact and not full and count > diagram.FULL_UP_TO[view]:
         compact = True
-        note(
+        env.note(
             f"{count} containers: drawing one node per container (--full draws every process, "
             f"which dot takes long to lay out and few can read)"
         )
-    with waiting(f"drawing {count} containers with Graphviz's dot ({fmt})"):
-        data = dot.render(_storage(topo) if fs else diagram.source(topo, ns, compact), fmt)
+    with env.waiting(f"drawing {count} containers with Graphviz's dot ({fmt})"):
+        data = dot.render(_storage(looking, topo) if fs else diagram.source(topo, ns, compact), fmt)
     if output == "-":
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        env.write_bytes(data)
         return
     name = dot.default_name(topo.host, fmt, ns)
     if fs:
@@ -114,36 +107,39 @@ def export(
         name = f"{stem}-fs{ext}"
     path = output or _new_file(os.path.join("diagrams", name))
     write_file(path, data, make_dir=output is None)
-    print(path)
+    env.echo(path)
 
 
-def _storage(topo: Any) -> str:
+def _storage(looking: Service, topo: Topology) -> str:
     """The DOT source of `--fs`: each selected container's storage, read from this host."""
     from tracer.output.diagram.storage import storage
     from tracer.runtimes.storage import read_in
     from tracer.views.storage import report
 
-    root = host_root()
+    root = looking.root()
     names = {c.id: c.label for c in topo.containers()}
     return storage(topo, [report(c, read_in(topo, c, root), names) for c in topo.containers()])
 
 
-def _fleet(paths: list[str], host: str | None, fmt: str, output: str | None) -> None:
+def _fleet(
+    env: Environment, saved: Service, paths: list[str], fmt: str, output: str | None
+) -> None:
     """Several hosts side by side, one cluster each, the fleet's summary as the caption."""
     from tracer.output.diagram import dot
     from tracer.output.diagram.fleet import fleet
 
-    doc = fleet_of(paths, host)
+    doc = saved.fleet(paths)
     count = sum(len(t.containers()) for t in doc.topologies)
-    with waiting(f"drawing {len(paths)} hosts, {count} containers, with Graphviz's dot ({fmt})"):
+    with env.waiting(
+        f"drawing {len(paths)} hosts, {count} containers, with Graphviz's dot ({fmt})"
+    ):
         data = dot.render(fleet(doc), fmt)
     if output == "-":
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        env.write_bytes(data)
         return
     path = output or _new_file(os.path.join("diagrams", f"fleet-{len(paths)}-hosts.{fmt}"))
     write_file(path, data, make_dir=output is None)
-    print(path)
+    env.echo(path)
 
 
 def _new_file(path: str) -> str:

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import HostOpt, JsonOpt, app, emit_json, host_root, note, observe, print_view
+from tracer.cli.core import HostOpt, JsonOpt, app, environment, service
 
 
 @app.command()
 def fs(
+    ctx: typer.Context,
     container: Annotated[str, typer.Argument(help="Name, id, unique id prefix or host PID.")],
     changes: Annotated[
         bool,
@@ -26,20 +27,22 @@ def fs(
     from tracer.views.selection import resolve
     from tracer.views.storage import report_for
 
-    topo = observe(host)
-    doc = report_for(topo, resolve(topo, container), host_root(), list_changes=changes)
+    env, looking = environment(ctx), service(ctx, host)
+    topo = looking.topology()
+    doc = report_for(topo, resolve(topo, container), looking.root(), list_changes=changes)
     for line in doc.notes:
-        note(line)
+        env.note(line)
     if as_json:
-        emit_json(doc.to_json())
+        env.write_json(doc.to_json())
         return
     from tracer.output.terminal import storage as render
 
-    print_view(render.fs(doc))
+    env.print(render.fs(doc))
 
 
 @app.command()
 def cgroup(
+    ctx: typer.Context,
     container: Annotated[str, typer.Argument(help="Name, id, unique id prefix or host PID.")],
     host: HostOpt = None,
     as_json: JsonOpt = False,
@@ -49,13 +52,14 @@ def cgroup(
     from tracer.views.cgroups import report_for
     from tracer.views.selection import resolve
 
-    topo = observe(host)
-    doc = report_for(topo, resolve(topo, container), host_root())
+    env, looking = environment(ctx), service(ctx, host)
+    topo = looking.topology()
+    doc = report_for(topo, resolve(topo, container), looking.root())
     for line in doc.notes:
-        note(line)
+        env.note(line)
     if as_json:
-        emit_json(doc.to_json())
+        env.write_json(doc.to_json())
         return
     from tracer.output.terminal import cgroups as render
 
-    print_view(render.cgroup(doc))
+    env.print(render.cgroup(doc))

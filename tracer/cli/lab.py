@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import app, emit_json, note
+from tracer.cli.core import alone, app, environment
 from tracer.errors import EngineError, ExitCode, UsageError
 
+if TYPE_CHECKING:
+    from tracer.app.environment import Environment
+    from tracer.ops.lab import LabStatus
+    from tracer.ops.labconfig import LabPaths
+
 lab_app = typer.Typer(
-    no_args_is_help=True,
     help="A private, real Docker engine that dtrace-tree starts, owns and removes.",
 )
 app.add_typer(lab_app, name="lab")
+lab_app.callback(invoke_without_command=True)(alone)
 LabJson = Annotated[bool, typer.Option("--json", help="Print the lab status as JSON.")]
 StackName = Annotated[
     str | None,
@@ -48,7 +53,7 @@ def _more(second: bool, activated: bool) -> list[str]:
     return [n for n, on in (("second", second), ("activated", activated)) if on]
 
 
-def _paths(stack: str | None) -> Any:
+def _paths(stack: str | None) -> LabPaths:
     from tracer.ops.labconfig import STACKS, LabPaths
 
     if stack is None:
@@ -60,6 +65,7 @@ def _paths(stack: str | None) -> Any:
 
 @lab_app.command("up")
 def lab_up(
+    ctx: typer.Context,
     live_restore: Annotated[
         bool,
         typer.Option(
@@ -88,30 +94,32 @@ def lab_up(
     """Start the lab engine and its demo containers (idempotent)."""
     from tracer.ops import lab
 
+    env = environment(ctx)
     up = lab.up(
         live_restore=live_restore,
         paths=_paths(stack),
-        progress=note,
+        progress=env.note,
         podman=podman or everything,
         containerd=containerd or everything,
         more=_more(second_dockerd or everything, socket_activated or everything),
     )
-    _print(up, as_json)
+    _print(env, up, as_json)
 
 
 @lab_app.command("status")
-def lab_status(stack: StackName = None, as_json: LabJson = False) -> None:
+def lab_status(ctx: typer.Context, stack: StackName = None, as_json: LabJson = False) -> None:
     """Say what of the lab runs. Exits 0 when the lab's API answers, 5 otherwise."""
     from tracer.ops import lab
 
     status = lab.status(_paths(stack))
-    _print(status, as_json)
+    _print(environment(ctx), status, as_json)
     if not status.api:
         raise typer.Exit(int(ExitCode.ENGINE))
 
 
 @lab_app.command("down")
 def lab_down(
+    ctx: typer.Context,
     stack: StackName = None,
     second_dockerd: SecondDockerd = False,
     socket_activated: SocketActivated = False,
@@ -119,17 +127,16 @@ def lab_down(
     """Remove everything the lab made: containers, daemons, mounts, bridge, sockets, dirs.
     Without --stack (and no $DTRACE_LAB_STACK): the lab of every stack. With --second-dockerd
     or --socket-activated: only those, the lab stays."""
-    import os
-
     from tracer.ops import lab
     from tracer.ops.labconfig import STACK_ENV, STACKS, LabPaths
 
-    named = stack or os.environ.get(STACK_ENV)
+    env = environment(ctx)
+    named = stack or env.environ.get(STACK_ENV)
     labs = [_paths(named)] if named else [LabPaths.of(s) for s in STACKS]
     done = lab.Teardown()
     only = _more(second_dockerd, socket_activated)
     for paths in labs:
-        one = lab.down(paths, progress=note, only=only)
+        one = lab.down(paths, progress=env.note, only=only)
         done.removed += one.removed
         done.left += one.left
     removed = f"removed {len(done.removed)} items" if done.removed else "nothing to remove"
@@ -138,39 +145,41 @@ def lab_down(
             f"lab down {removed}, but could not remove: {'; '.join(done.left)}",
             "remove these by hand, or run `dtrace-tree lab down` again",
         )
-    print(f"lab is down; {removed}")
+    env.echo(f"lab is down; {removed}")
 
 
-def _print(status: Any, as_json: bool) -> None:
+def _print(env: Environment, status: LabStatus, as_json: bool) -> None:
     if as_json:
-        emit_json(status.to_json())
+        env.write_json(status.to_json())
         return
     from tracer.untrusted import for_terminal
 
     if not status.running:
         flag = "" if status.stack == "2023" else f" --stack {status.stack}"
-        print(f"lab is not running (start it with: dtrace-tree lab up{flag})")
+        env.echo(f"lab is not running (start it with: dtrace-tree lab up{flag})")
         return
     lr = {True: "on", False: "off", None: "unknown"}[status.live_restore]
-    print(
+    env.echo(
         f"lab is up: containerd pid {status.containerd_pid}, dockerd pid {status.dockerd_pid}, "
         f"API {'answers' if status.api else 'does not answer'}, live-restore {lr}"
     )
     if status.versions:
         made = ", ".join(f"{for_terminal(k)} {for_terminal(v)}" for k, v in status.versions.items())
-        print(f"stack {status.stack}: {made}; storage {for_terminal(status.storage or '?')}")
+        env.echo(f"stack {status.stack}: {made}; storage {for_terminal(status.storage or '?')}")
     for c in status.containers:
-        print(f"  {for_terminal(c['name'] or '?'):<12} {c['state']:<8} {for_terminal(c['shape'])}")
+        env.echo(
+            f"  {for_terminal(c['name'] or '?'):<12} {c['state']:<8} {for_terminal(c['shape'])}"
+        )
     if status.podman is not None:
-        print("podman (its own storage, no daemon):")
+        env.echo("podman (its own storage, no daemon):")
         for c in status.podman:
-            print(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
+            env.echo(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
     if status.ctr is not None:
-        print(f"ctr on the lab's second containerd (pid {status.cri_containerd_pid}, CRI on):")
+        env.echo(f"ctr on the lab's second containerd (pid {status.cri_containerd_pid}, CRI on):")
         for c in status.ctr:
-            print(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
+            env.echo(f"  {for_terminal(c['name']):<15} {c['state']:<8} {for_terminal(c['shape'])}")
     for extra in status.extras:
         names = ", ".join(for_terminal(n) for n in extra["containers"]) or "no containers"
-        print(f"{extra['title']} (pid {extra['dockerd_pid']}): {names}")
-        print(f"  DOCKER_HOST={extra['docker_host']}")
-    print(f"DOCKER_HOST={status.docker_host}")
+        env.echo(f"{extra['title']} (pid {extra['dockerd_pid']}): {names}")
+        env.echo(f"  DOCKER_HOST={extra['docker_host']}")
+    env.echo(f"DOCKER_HOST={status.docker_host}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, emit_json, note, print_view, snapshot
+from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, environment, service
 
 TYPES_HELP = "mnt, net, pid, uts, ipc, user, cgroup or time"
 
@@ -17,6 +17,7 @@ TYPES_HELP = "mnt, net, pid, uts, ipc, user, cgroup or time"
     "dtrace-tree ns --all --type net --leaked --json"
 )
 def ns(
+    ctx: typer.Context,
     container: Annotated[
         str | None,
         typer.Argument(help="Name, id, unique id prefix or host PID; none for the matrix."),
@@ -62,23 +63,26 @@ def ns(
     from tracer.views import namespaces
     from tracer.views.selection import resolve
 
-    topo = snapshot(host, from_file)
+    env, looking = environment(ctx), service(ctx, host, from_file)
+    topo = looking.topology()
     doc: NsMatrix | NsReport
     if container is None:
         doc = namespaces.matrix(topo)
     else:
-        doc = namespaces.report_for(topo, resolve(topo, container), asked=from_file is None)
+        live = from_file is None  # a saved snapshot's engines are not asked why
+        root = looking.root() if live else None
+        doc = namespaces.report_for(topo, resolve(topo, container), asked=live, root=root)
     if not doc.host:
-        note(
+        env.note(
             "the host's namespaces could not be read (neither PID 1 nor kthreadd): "
             "'isolated' is unknown"
         )
     if as_json:
-        emit_json(doc.to_json())
+        env.write_json(doc.to_json())
     else:
         from tracer.output.terminal import namespaces as view
 
-        print_view(view.matrix(doc) if isinstance(doc, NsMatrix) else view.container(doc))
+        env.print(view.matrix(doc) if isinstance(doc, NsMatrix) else view.container(doc))
     if isinstance(doc, NsMatrix) and doc.unreadable:
         # Never "no running containers" when the truth is "I could not see".
         raise DeniedError(

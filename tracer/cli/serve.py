@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Annotated, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import app, host_root, note
+from tracer.cli.core import app, environment, service
+
+if TYPE_CHECKING:
+    from tracer.app.environment import Environment
 
 DEFAULT_PORT = 8780
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     bind: Annotated[
         str,
         typer.Option(
@@ -37,6 +42,7 @@ def serve(
     Ctrl-C stops it."""
     from tracer.errors import NotRootError, UsageError
 
+    env, looking = environment(ctx), service(ctx)
     address = _address(bind)
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: give a port from 0 to 65535")
@@ -53,10 +59,10 @@ def serve(
     from tracer.output.web.feed import Feed
     from tracer.output.web.hub import Hub
 
-    root = host_root()
+    root = looking.root()
     hub = Hub()
     httpd = web.bind(address, port, hub, root)  # before the rest: a port in use fails at once
-    feed = Feed(root, hub)
+    feed = Feed(root, hub, looking.observation, say=env.note)
     try:
         feed.open()
     except BaseException:
@@ -71,13 +77,13 @@ def serve(
     index = web.page("index.html").replace(b"__TOKEN__", token.encode())
     url = f"http://{_url_host(address)}:{port}/?token={token}"
     if not guards.is_loopback(address):
-        note(
+        env.note(
             f"warning: listening on {address}, not on loopback only: whoever reaches this host "
             "on that port and has the URL sees every container's command line"
         )
     import threading
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         """SIGTERM ends `serve` as Ctrl-C does (the kernel subscription dropped, streams
         closed): serve_forever is told to return, from a thread (it waits for its loop).
         Installed before the URL is printed: whoever reads it may send SIGTERM at once."""
@@ -86,10 +92,11 @@ def serve(
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         feed.start()
-        print(url, flush=True)
-        note(f"serving the host's container architecture at {url} (Ctrl-C stops)")
+        env.echo(url)
+        env.stdout.flush()
+        env.note(f"serving the host's container architecture at {url} (Ctrl-C stops)")
         if open_:
-            _open(url)
+            _open(env, url)
         web.serve(httpd, guard, index)
     except KeyboardInterrupt:
         pass
@@ -98,7 +105,7 @@ def serve(
         hub.close()
         httpd.server_close()
         feed.stop()
-    note("stopped")
+    env.note("stopped")
 
 
 def _address(bind: str) -> str:
@@ -126,13 +133,13 @@ def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-def _open(url: str) -> None:
+def _open(env: Environment, url: str) -> None:
     """The page in a browser of this machine, when it has a graphical one: a console browser
     (what Python's webbrowser falls back to) would take over this terminal."""
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        note("no graphical session here (no DISPLAY): open the URL above in a browser")
+    if not (env.environ.get("DISPLAY") or env.environ.get("WAYLAND_DISPLAY")):
+        env.note("no graphical session here (no DISPLAY): open the URL above in a browser")
         return
     import webbrowser
 
     if not webbrowser.open(url):
-        note("no browser found: open the URL above in one")
+        env.note("no browser found: open the URL above in one")

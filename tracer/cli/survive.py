@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import JsonOpt, app, emit_json, note, print_view, waiting
+from tracer.cli.core import JsonOpt, app, environment
 from tracer.errors import ExitCode
 
 
 @app.command()
 def survive(
+    ctx: typer.Context,
     daemon: Annotated[
         str, typer.Option("--daemon", help="Which daemon to restart: dockerd or containerd.")
     ] = "dockerd",
@@ -44,6 +45,7 @@ def survive(
     from tracer.errors import OutputError, UsageError
     from tracer.ops import survive as surviving
 
+    env = environment(ctx)
     if daemon not in ("dockerd", "containerd"):
         raise UsageError(f"--daemon {daemon}: choose dockerd or containerd")
     opts = surviving.Options(
@@ -51,19 +53,19 @@ def survive(
     )
     if svg and not os.access(os.path.dirname(os.path.abspath(svg)), os.W_OK):
         raise OutputError(f"cannot write {svg}: its directory is not writable (nothing restarted)")
-    report = surviving.run(opts, progress=note, waiting=waiting)
+    report = surviving.run(opts, progress=env.note, waiting=env.waiting)
     if svg and report.verdict != "refused":
         from tracer.cli.export import write_file
         from tracer.output.diagram.dot import render
         from tracer.output.diagram.survival import survival
 
         write_file(svg, render(survival(report), "svg"), make_dir=False)
-        note(f"wrote {svg}")
+        env.note(f"wrote {svg}")
     if as_json:
-        emit_json(report.to_json())
+        env.write_json(report.to_json())
     else:
         from tracer.output.terminal import survival as view
 
-        print_view(view.report(report))
+        env.print(view.report(report))
     codes = {"survived": ExitCode.OK, "refused": ExitCode.REFUSED, "lost": ExitCode.LOST}
     raise typer.Exit(int(codes[report.verdict or "lost"]))

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import app, host_root, note, print_view
+from tracer.cli.core import app, environment, service
+
+if TYPE_CHECKING:
+    from tracer.app.environment import Environment
+    from tracer.model.topology import Topology
+    from tracer.model.trace import Trace
+    from tracer.snapshot.host import Host
 
 DEFAULT_BUFFER = 16 << 20  # tracer.kernel.connector.DEFAULT_BUFFER, without importing it here
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def trace(
+    ctx: typer.Context,
     command: Annotated[
         list[str] | None,
         typer.Argument(
@@ -63,6 +70,7 @@ def trace(
     each process, and the story of each container (needs root)."""
     from tracer.errors import ExitCode
 
+    env, looking = environment(ctx), service(ctx)
     argv = list(command or [])
     fmt = _diagram_format(svg, png, as_dot, output)
     _check(argv, duration, grace, buffer, fmt, output)
@@ -78,33 +86,37 @@ def trace(
         stdout_to_stderr=as_json,
     )
     what = " ".join(argv) if argv else "until Ctrl-C" if duration is None else f"for {duration:g} s"
+
+    def look() -> tuple[Host, Topology]:
+        """The walk of `show`, every engine: the processes and containers already there."""
+        seen = looking.observation()
+        return seen.host, seen.topology
+
     rec = session.record(
-        host_root(),
+        looking.root(),
         opts,
         roles.engine_program,
-        _look,
-        ready=lambda: note(f"tracing {what}" + ("" if all_ else " (what concerns containers)")),
+        look,
+        ready=lambda: env.note(f"tracing {what}" + ("" if all_ else " (what concerns containers)")),
     )
     result = lifecycle.trace(rec)
     if as_json:
-        from tracer.output import jsondoc
-
-        jsondoc.write_lines(result.json_lines())
+        env.write_json_lines(result.json_lines())
     else:
         from tracer.output.terminal import trace as view
 
-        print_view(view.render(result))
+        env.print(view.render(result))
     if fmt is not None and output is not None:
-        _draw(result, fmt, output)
+        _draw(env, result, fmt, output)
     if rec.loss.lost or rec.loss.overflows:
-        note(f"{rec.loss.lost} events were lost: this trace is incomplete (a larger --buffer)")
+        env.note(f"{rec.loss.lost} events were lost: this trace is incomplete (a larger --buffer)")
     status = rec.command_status
     if rec.interrupted and rec.command:  # without one, Ctrl-C is how a trace ends
         raise typer.Exit(int(ExitCode.INTERRUPTED))
     if status is not None and status != 0:
         code = 128 + (status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF
         how = f"was killed by signal {status & 0x7F}" if status & 0x7F else f"exited {code}"
-        note(f"the traced command {how}")
+        env.note(f"the traced command {how}")
         raise typer.Exit(code)
 
 
@@ -158,18 +170,10 @@ def _check(
         raise CommandError(f"{argv[0]}: command not found", found=False)
 
 
-def _look() -> Any:
-    """The walk of `show`, every engine: the processes and containers already there."""
-    from tracer.runtimes import observe
-
-    seen = observe()
-    return seen.host, seen.topology
-
-
-def _draw(result: Any, fmt: str, path: str) -> None:
+def _draw(env: Environment, result: Trace, fmt: str, path: str) -> None:
     from tracer.cli.export import write_file
     from tracer.output.diagram.dot import render
     from tracer.output.diagram.trace import story_diagram
 
     write_file(path, render(story_diagram(result), fmt), make_dir=False)
-    note(f"wrote {path}")
+    env.note(f"wrote {path}")

@@ -92,6 +92,16 @@ def _container_json(c: Container) -> dict[str, Any]:
 # -- reading a saved snapshot back ------------------------------------------------------------
 
 
+def from_saved(doc: Any) -> Topology:
+    """A Topology from a saved document: `show --json` output, or a `survive --json` report,
+    whose snapshot taken while the daemon was down (its `during.topology`) is read instead;
+    SnapshotFormatError for anything else."""
+    during = doc.get("during") if isinstance(doc, dict) and "verdict" in doc else None
+    if isinstance(during, dict) and "topology" in during:
+        doc = during["topology"]  # a survive report: what /proc showed while it was down
+    return from_json(doc)
+
+
 def from_json(doc: Any) -> Topology:
     """A Topology from `show --json` output (schema 2 or 1); SnapshotFormatError if doc is not
     one."""

@@ -10,20 +10,21 @@ from typing import Any, TextIO
 from tracer.untrusted import for_json, json_bytes
 
 
-def write(doc: Any, out: TextIO | None = None) -> None:
-    """doc as one JSON document and a newline: indented on a terminal, compact in a pipe.
+def write(doc: Any, out: TextIO | None = None, indent: bool | None = None) -> None:
+    """doc as one JSON document and a newline: indented on a terminal (or as indent says),
+    compact in a pipe.
     Every string is valid UTF-8 (undecodable bytes from /proc are shown as the text \\xNN).
 
     (json's C encoder only runs without indent: 740 kB for 300 containers takes 10 ms
     compact and ten times that indented.)
     """
     out = out or sys.stdout
-    indent = 2 if out.isatty() else None
+    spaces = 2 if (out.isatty() if indent is None else indent) else None
     raw = getattr(out, "buffer", None)
     if raw is None:  # a text stream only (tests): the slower way, the same document
-        out.write(json.dumps(for_json(doc), indent=indent, ensure_ascii=False) + "\n")
+        out.write(json.dumps(for_json(doc), indent=spaces, ensure_ascii=False) + "\n")
         return
-    text = json.dumps(doc, indent=indent, ensure_ascii=False) + "\n"
+    text = json.dumps(doc, indent=spaces, ensure_ascii=False) + "\n"
     out.flush()
     raw.write(json_bytes(text))
 

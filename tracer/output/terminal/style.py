@@ -7,9 +7,8 @@ into markup, so a container cannot inject escape sequences or rich markup into t
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Iterable, Iterator
+from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -39,19 +38,16 @@ class _Console(Console):
         raise BrokenPipeError
 
 
-def console(stderr: bool = False) -> Console:
-    """A console on stdout (or stderr): colour and styles on a terminal; none at all when
-    piped or with NO_COLOR set (rich alone would still write bold and dim under NO_COLOR)."""
-    stream = sys.stderr if stderr else sys.stdout
-    # Piped into a file or a doc, lines should not be cut at rich's default of 80 columns.
-    piped = not stream.isatty() and "COLUMNS" not in os.environ
-    plain = bool(os.environ.get("NO_COLOR"))
+def console(file: TextIO, colors: bool, width: int | None) -> Console:
+    """A console on file: colour and styles on a terminal, none at all when piped or when
+    colors is False (NO_COLOR: rich alone would still write bold and dim); width None: rich
+    measures the terminal. The CLI's Environment says which (tracer/app/environment.py)."""
     return _Console(
-        file=stream,
+        file=file,
         highlight=False,
         soft_wrap=False,
-        width=160 if piped else None,
-        color_system=None if plain else "auto",
+        width=width,
+        color_system="auto" if colors else None,
     )
 
 
@@ -73,11 +69,11 @@ def cmdline(argv: Iterable[str], limit: int = MAX_CMDLINE) -> str:
 
 
 @contextlib.contextmanager
-def spinner(what: str) -> Iterator[None]:
-    """A transient spinner with the time spent, on stderr."""
+def spinner(what: str, on: Console) -> Iterator[None]:
+    """A transient spinner with the time spent, on the console given (stderr's)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=on, transient=True) as bar:
         bar.add_task(for_terminal(what), total=None)
         yield

@@ -6,18 +6,22 @@ event that concerns containers: its significance goes to `Bursts` (tracer/views/
 and a daemon's exit or exec is told to the clients at once, before any look (dockerd can be
 down for a tenth of a second). The feed's own thread sleeps until `Bursts` says a look is due
 (never, on a quiet host), then takes the events recorded so far out of the recorder, looks at
-the host (`tracer.runtimes.observe`), tells the events' story (`lifecycle.trace`, with the
-processes of the previous look as the ones that existed before) and what changed between the
-two looks, draws the architecture, and hands the new look to the hub.
+the host (with the look it is handed: `tracer.runtimes.observe` on serve's host root), tells
+the events' story (`lifecycle.trace`, with the processes of the previous look as the ones that
+existed before) and what changed between the two looks, draws the architecture, and hands the
+new look to the hub.
+
+The look itself is the application's (tracer/app/service.py, above this layer): `serve` hands
+it in as a function, as it hands in where the feed's remarks go (`say`, stderr's notes).
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tracer.errors import EngineError
 from tracer.kernel import connector, procfs
@@ -33,15 +37,27 @@ from tracer.untrusted import for_terminal
 from tracer.views import lifecycle, roles
 from tracer.views.compare import compare, daemons, missing_daemons
 
+if TYPE_CHECKING:
+    from tracer.runtimes import Observation
+
 POLL = 1.0  # s: the reader wakes this often only to see whether to stop
 CHECK = 5.0  # s: the feed looks this often at the reader's health (loss, failure)
 DAEMONS = frozenset({"dockerd", "containerd"})  # programs whose exit and exec are told at once
 
 
 class Feed:
-    def __init__(self, root: HostRoot, hub: Hub, buffer: int = connector.DEFAULT_BUFFER) -> None:
+    def __init__(
+        self,
+        root: HostRoot,
+        hub: Hub,
+        look: Callable[[], Observation],
+        say: Callable[[str], None],
+        buffer: int = connector.DEFAULT_BUFFER,
+    ) -> None:
         self.root = root
         self.hub = hub
+        self.observe = look  # one walk of the host, every engine
+        self.say = say  # a one-line remark for whoever runs serve
         self.buffer = buffer
         self.bursts = lifecycle.Bursts()
         self.version = 0
@@ -76,7 +92,7 @@ class Feed:
         rec.open()
         try:
             began = time.monotonic()
-            seen = _observe(self.root)
+            seen = self.observe()
             if not seen.topology.engines and not seen.topology.orphans:
                 raise EngineError(
                     "no container engine found on this host (no dockerd, containerd, shim or "
@@ -154,8 +170,9 @@ class Feed:
             try:
                 self._look(began)
             except Exception as exc:  # noqa: BLE001 - the feed goes on: said, and looked at again
-                why = for_terminal(f"{type(exc).__name__}: {exc}")
-                sys.stderr.write(f"dtrace-tree: looking at the host failed: {why}\n")
+                said = f"{type(exc).__name__}: {exc}"
+                self.say(f"looking at the host failed: {said}")
+                why = for_terminal(said)
                 self.hub.publish("status", {"problem": f"looking at the host failed: {why}"})
                 with self._cond:
                     self.bursts.taken(began, time.monotonic(), degraded=True)
@@ -174,15 +191,15 @@ class Feed:
             why = (
                 f"the kernel's process events stopped ({self._failed}): the page no longer follows"
             )
-            sys.stderr.write(f"dtrace-tree: {for_terminal(why)}\n")
+            self.say(why)
             self.hub.publish("status", {"problem": why}, keep=True)
 
     def _look(self, began: float) -> None:
         assert self._rec is not None
         events = self._rec.cut()
-        self._publish(_observe(self.root), events, began)
+        self._publish(self.observe(), events, began)
 
-    def _publish(self, seen: Any, events: list[Raw], began: float) -> None:
+    def _publish(self, seen: Observation, events: list[Raw], began: float) -> None:
         """A look at the host (and the events since the last): to the hub, and its story."""
         before, topo = self._topo, seen.topology
         story = None
@@ -218,12 +235,6 @@ class Feed:
         changed = entry is not None and any(entry[k] for k in ("stories", "changes", "daemons"))
         with self._cond:
             self.bursts.taken(began, time.monotonic(), _degraded(topo), changed)
-
-
-def _observe(root: HostRoot) -> Any:
-    from tracer.runtimes import observe
-
-    return observe(root)
 
 
 def _degraded(topo: Topology) -> bool:
