@@ -3,11 +3,15 @@ namespace of the host."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, environment, service
+
+if TYPE_CHECKING:
+    from tracer.app.environment import Environment
+    from tracer.app.service import Service
 
 TYPES_HELP = "mnt, net, pid, uts, ipc, user, cgroup or time"
 
@@ -57,7 +61,7 @@ def ns(
             raise UsageError("--type and --leaked go with --all")
         if container or from_file or host:
             raise UsageError("--all takes no container, --from or -H: it reads the whole host")
-        _everything(kind, leaked, as_json)
+        _everything(environment(ctx), service(ctx), kind, leaked, as_json)
         return
     from tracer.model.namespaces import NsMatrix, NsReport
     from tracer.views import namespaces
@@ -92,35 +96,35 @@ def ns(
         )
 
 
-def _everything(kind: str | None, leaked: bool, as_json: bool) -> None:
+def _everything(
+    env: Environment, looking: Service, kind: str | None, leaked: bool, as_json: bool
+) -> None:
     """`ns --all`: parse, look, render; exit 3 when, not root, some processes were unreadable."""
     import os
 
-    from tracer.cli.core import host_root
     from tracer.errors import DeniedError, UsageError
     from tracer.kernel.nsfs import TYPES
-    from tracer.runtimes import observe
     from tracer.views.namespaces import inventory
 
     if kind is not None and kind not in TYPES:
         raise UsageError(f"--type {kind}: not a namespace type ({TYPES_HELP})")
-    root = host_root()
-    seen = observe(root)
+    root = looking.root()
+    seen = looking.observation()
     inv = inventory.look(
         root, seen.topology, seen.host, (kind,) if kind else TYPES, leaked_only=leaked
     )
     for line in inv.notes:
-        note(line)
+        env.note(line)
     if as_json:
-        emit_json(inv.to_json())
+        env.write_json(inv.to_json())
     else:
         from tracer.output.terminal import namespaces as view
 
-        print_view(view.everything(inv))
+        env.print(view.everything(inv))
     if inv.unreadable:
         pids = sorted(inv.unreadable)
         shown = ", ".join(str(p) for p in pids[:5]) + (", ..." if len(pids) > 5 else "")
         line = f"the namespaces, mounts or fds of {len(pids)} processes could not be read ({shown})"
         if os.geteuid() != 0:
             raise DeniedError(line, "run as root (or with CAP_SYS_PTRACE)")
-        note(line)
+        env.note(line)
