@@ -119,3 +119,20 @@ def test_ns_and_cgroup_of_a_second_dockerd_s_container_answer(dockerds):
         out = run_cli(command, name, "-H", host, "--json")
         assert out.returncode == 0, out.stderr
         assert name in out.stdout
+
+
+def test_survive_refuses_the_socket_activated_dockerd_and_leaves_it_untouched(dockerds):
+    from tracer.kernel.root import HostRoot
+
+    e = extras.of(PATHS, ["activated"])[0]
+    before = daemon.identify(extras.pid(e))
+    assert before is not None
+    ids = running(dockerds["activated"])
+    out = run_cli("survive", "-H", f"unix://{dockerds['activated']}", "--yes")
+    assert out.returncode == 6
+    (line,) = out.stderr.strip().splitlines()
+    assert "was started by a service manager (-H fd://; LISTEN_FDS=1 and LISTEN_PID=" in line
+    assert "nothing was touched" in line
+    assert f"systemd-socket-activate -l {e.docker_sock} " in line
+    assert before.alive(HostRoot()) and daemon.identify(extras.pid(e)) == before
+    assert running(dockerds["activated"]) == ids

@@ -192,6 +192,9 @@ def run(
     target = dockerd if opts.daemon == "dockerd" else cd
     assert target is not None
     spec = restart.capture(target.pid, root)
+    refused = restart.refusal(spec, dockerd.api_socket if target is dockerd else None)
+    if refused is not None:  # before the first signal: the engine is untouched
+        raise refused
     report.restart = _how(spec, managed_cd)
     if opts.daemon == "dockerd" and cd is not None and cd.managed:
         report.notes.append(
@@ -243,7 +246,7 @@ def _how(spec: restart.DaemonSpec, managed_cd: bool) -> RestartHow:
     if managed_cd:
         how = "by SIGTERM; dockerd starts its managed containerd again"
     elif spec.unit:
-        how = f"with systemctl ({spec.unit})"
+        how = f"with {' '.join(spec.systemctl)} ({spec.unit})"
     else:
         how = "by SIGTERM, then the same command line, environment and directory"
     return RestartHow(pid=spec.pid, how=how, unit=spec.unit, cmdline=list(spec.argv))
