@@ -278,3 +278,49 @@ def test_text_from_a_container_cannot_drive_the_terminal():
     scan = _scan(NsHeld(90, "pid", processes={100: 1000}, confirmed=True), procs={100: 1000})
     out = render(view.everything(inventory.inventory(scan, topo, host)))
     assert "\x1b" not in out and "evil\\x1b[2J" in out
+
+
+# -- export --ns --all, and the command line ---------------------------------------------------
+
+
+def test_the_diagram_draws_both_trees_owners_and_leaks_with_hostile_text_inert():
+    from tracer.output.diagram.namespaces import inventory_diagram
+
+    topo, host = _topo()
+    topo.engines[0].containers[0].name = 'web"]; evil [label="x'
+    scan = _scan(
+        NsHeld(13, "user", processes={1: 1}, confirmed=True),
+        NsHeld(12, "pid", processes={1: 1}, owner=13, confirmed=True),
+        NsHeld(90, "pid", processes={100: 1000}, owner=13, parent=12, confirmed=True),
+        NsHeld(
+            92, "net", mounts=[NsMount("/run/lab/netns/0123456789ab", 10)], owner=13, confirmed=True
+        ),  # fmt: skip
+        procs={1: 1, 100: 1000},
+    )
+    verdicts = {92: NsVerdict(True, "no sandbox", "umount /run/lab/netns/0123456789ab")}
+    dot = inventory_diagram(inventory.inventory(scan, topo, host, verdicts), topo)
+    assert "ns12 -> ns90" in dot  # the PID tree
+    assert "ns13 -> ns92" in dot  # the owner of a hidden one
+    assert 'web\\"]; evil [label=\\"x' in dot  # a label, not DOT
+    assert "evil [" not in dot.replace('\\"]; evil [label', "")
+    leaked = next(line for line in dot.splitlines() if line.strip().startswith("ns92 "))
+    assert "LEAKED: umount /run/lab/netns/0123456789ab" in leaked and "#c92a2a" in leaked
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ns", "--all", "lab-web"],
+        ["ns", "--type", "net"],
+        ["ns", "--leaked"],
+        ["ns", "--all", "--type", "bogus"],
+        ["ns", "--all", "--from", "x.json"],
+        ["export", "--ns", "--all", "--from", "x.json"],
+    ],
+)
+def test_what_does_not_go_with_all_is_a_usage_error(args):
+    from tests.support.cli import invoke, one_error_line
+
+    result = invoke(*args)
+    assert result.exit_code == 2
+    one_error_line(result.stderr if hasattr(result, "stderr") else result.output)

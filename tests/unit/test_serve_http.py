@@ -55,7 +55,8 @@ def served():
 
 
 PATHS = ["/", "/static/app.js", "/api/show", "/api/ns", "/api/state", "/api/diagram.svg",
-         "/api/events", f"/api/containers/{'01' * 32}/ns", "/nothing-here"]  # fmt: skip
+         "/api/events", f"/api/containers/{'01' * 32}/ns", "/nothing-here", "/namespaces",
+         "/static/namespaces.js", "/api/namespaces"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -84,6 +85,25 @@ def test_with_the_token_the_page_and_its_files(served):
     js = served.get("/static/app.js")[2].decode()
     assert "innerHTML" not in js and "eval(" not in js and "new Function" not in js
     assert "http://" not in js.replace('"http://www.w3.org/2000/svg"', "")
+
+
+def test_every_namespace_has_a_page_of_its_own(served):
+    status, headers, body = served.get("/namespaces")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    html = body.decode()
+    assert f'<meta name="dtrace-token" content="{served.token}">' in html
+    assert re.findall(r"<script[^>]*>", html) == [
+        f'<script src="/static/namespaces.js?token={served.token}" defer>'
+    ]
+    assert re.search(r"\son[a-z]+=", html) is None
+    status, headers, js = served.get("/static/namespaces.js")
+    assert status == 200 and b"innerHTML" not in js  # host text goes in as text only
+    status, headers, body = served.get("/api/namespaces")
+    assert status == 200 and headers["content-type"] == "application/json; charset=utf-8"
+    doc = json.loads(body)
+    assert doc["schema"] == "dtrace-tree/namespaces/1" and doc["namespaces"]
+    assert served.get("/api/namespaces")[2] == body  # walked once per look
+    assert b"/namespaces?token=" in served.get("/")[2]  # the main page links to it
 
 
 def test_every_answer_carries_the_policy(served):

@@ -48,7 +48,14 @@ def export(
         ),
     ] = False,
     all_: Annotated[
-        bool, typer.Option("-a", "--all", help="Also draw stopped containers.")
+        bool,
+        typer.Option(
+            "-a",
+            "--all",
+            help="Also draw stopped containers. With --ns: every namespace of the host (the "
+            "user and PID trees with their containers, engines and pods; the namespaces no "
+            "process is in, leaks in red), as `ns --all` finds them.",
+        ),
     ] = False,
     fs: Annotated[
         bool,
@@ -78,6 +85,11 @@ def export(
     fmt = chosen[0] if chosen else suffix if suffix in dot.FORMATS else "svg"
     if suffix in dot.FORMATS and suffix != fmt:
         raise UsageError(f"-o {output} does not end in .{fmt} (drop --{fmt}, or rename)")
+    if ns and all_:
+        if from_file or containers or host or fs:
+            raise UsageError("--ns --all draws this whole host: no --from, -H, --fs or selection")
+        _every_namespace(env, service(ctx, None), fmt, output)
+        return
     if from_file and len(from_file) > 1:
         if ns or containers:
             raise UsageError(
@@ -106,6 +118,28 @@ def export(
         stem, ext = os.path.splitext(name)
         name = f"{stem}-fs{ext}"
     path = output or _new_file(os.path.join("diagrams", name))
+    write_file(path, data, make_dir=output is None)
+    env.echo(path)
+
+
+def _every_namespace(env: Environment, looking: Service, fmt: str, output: str | None) -> None:
+    """`export --ns --all`: the trees of `ns --all`, drawn."""
+    from tracer.output.diagram import dot
+    from tracer.output.diagram.namespaces import inventory_diagram
+    from tracer.views.namespaces import inventory
+
+    root = looking.root()
+    seen = looking.observation()
+    inv = inventory.look(root, seen.topology, seen.host)
+    for line in inv.notes:
+        env.note(line)
+    with env.waiting(f"drawing {len(inv.namespaces)} namespaces with Graphviz's dot ({fmt})"):
+        data = dot.render(inventory_diagram(inv, seen.topology), fmt)
+    if output == "-":
+        env.write_bytes(data)
+        return
+    stem, ext = os.path.splitext(dot.default_name(seen.topology.host, fmt, True))
+    path = output or _new_file(os.path.join("diagrams", f"{stem}-all{ext}"))
     write_file(path, data, make_dir=output is None)
     env.echo(path)
 

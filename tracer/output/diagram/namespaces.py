@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 
 import graphviz
 
+from tracer.model.namespaces import Namespace, NsInventory
 from tracer.model.topology import Container, Process, Topology
 from tracer.output.diagram.dot import (
     CONTAINER_CLUSTER,
     NODE_STYLE,
+    Label,
     by_name,
     cid,
     cluster,
@@ -29,7 +31,7 @@ from tracer.output.diagram.dot import (
     title,
     wrapped,
 )
-from tracer.views.namespaces import MATRIX_TYPES
+from tracer.views.namespaces import MATRIX_TYPES, inventory
 
 COLUMN = 12  # containers stacked in one column before the next column starts
 
@@ -234,3 +236,65 @@ def _ns_legend(g: graphviz.Digraph) -> None:
         )
         for kind in NS_MEANING:
             s.node(f"legend_{kind}", label=label(NS_MEANING[kind]), **NS_STYLE[kind])
+
+
+# -- `export --ns --all`: every namespace of the host ----------------------------------------------
+
+TREE_STYLE = {
+    "host": {"fillcolor": "#ffe3e3", "color": "#c92a2a"},
+    "containers": {"fillcolor": "#d8f5d0", "color": "#2b8a3e"},
+    "other": {"fillcolor": "#f1f3f5", "color": "#868e96"},
+    "leaked": {"fillcolor": "#ffc9c9", "color": "#c92a2a", "penwidth": "3"},
+}
+
+
+def inventory_diagram(inv: NsInventory, topo: Topology) -> str:
+    """DOT source: the user-namespace tree and the PID-namespace tree (a parent's arrow to each
+    child, as `lsns -T` nests them), each namespace labelled with the containers, engines and
+    pods in it; the other namespaces hang from the user namespace that owns them, those
+    with a container in them or no process at all (mounts, fds: leaks in red)."""
+    g = graph(topo, "every namespace: the user and PID trees, with their containers")
+    shown = [n for n in inv.namespaces if n.type in ("user", "pid") or _drawn(n)]
+    ids = {n.inode for n in shown}
+    for kind, title_text in (("user", "user namespaces"), ("pid", "PID namespaces")):
+        with g.subgraph(name=f"cluster_{kind}") as s:
+            cluster(s, label(title_text), style="rounded", color="#adb5bd")
+            for n in shown:
+                if n.type == kind:
+                    s.node(f"ns{n.inode}", _tree_label(n), **_tree_style(n))
+    for n in shown:
+        if n.type not in ("user", "pid"):
+            g.node(f"ns{n.inode}", _tree_label(n), **_tree_style(n))
+    for n in shown:
+        if n.type in ("user", "pid") and n.parent in ids:
+            g.edge(f"ns{n.parent}", f"ns{n.inode}", color="#495057")
+        elif n.type not in ("user", "pid") and n.owner in ids:
+            g.edge(f"ns{n.owner}", f"ns{n.inode}", style="dashed", color="#868e96",
+                   label=label("owns"))  # fmt: skip
+    return g.source
+
+
+def _drawn(n: Namespace) -> bool:
+    """Beyond the two trees: namespaces with a container in them (not the host's), and
+    those no process is in."""
+    return (bool(n.containers) and not n.host) or not n.processes
+
+
+def _tree_label(n: Namespace) -> Label:
+    lines = [f"{n.type} {n.inode}"]
+    lines += wrapped(inventory.label(n), lines=4)
+    lines += [f"mount {m.path}" for m in n.mounts[:2]]
+    lines += [f"fd {f.fd} of pid {f.pid}" for f in n.fds[:2]]
+    if n.leaked:
+        lines.append("LEAKED: " + (n.release or ""))
+    elif n.processes:
+        lines.append(plural(len(n.processes), "process", "processes"))
+    return label(*lines)
+
+
+def _tree_style(n: Namespace) -> dict[str, str]:
+    if n.leaked:
+        return TREE_STYLE["leaked"]
+    if n.host:
+        return TREE_STYLE["host"]
+    return TREE_STYLE["containers" if n.containers or n.engines else "other"]

@@ -4,6 +4,8 @@ diagrams of `export` (SVG)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tracer.errors import UsageError
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import Topology
@@ -70,3 +72,11 @@ def detail(topo: Topology, ref: str, what: str, root: HostRoot) -> bytes:
 
         return encode(cgroup_report(topo, me, root).to_json())
     raise UsageError(f"no such view of a container: {what}")
+
+
+def every_namespace(look: Any, root: HostRoot) -> bytes:
+    """`ns --all --json` (schema dtrace-tree/namespaces/1) next to one look at the host: its
+    topology names the containers and engines (by process identity, from look.host)."""
+    from tracer.views.namespaces import inventory
+
+    return encode(inventory.look(root, look.topology, look.host).to_json())

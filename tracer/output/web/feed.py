@@ -223,7 +223,9 @@ class Feed:
             version = self.version
         took = time.monotonic() - began
         feed = {"events": self.events, "lost": self._lost, "live": self._failed is None}
-        look = Look(version, topo, pages.state(topo, version, took, missing, feed), document)
+        look = Look(
+            version, topo, pages.state(topo, version, took, missing, feed), document, seen.host
+        )
         for key in self.hub.wanted() or ["diagram:architecture"]:
             look.get(key)  # drawn before anyone is told: the pages ask for them at once
         entry = pages.timeline(story, compare(before, topo), daemons(before, topo), self._epoch)

@@ -49,6 +49,7 @@ class Look:
     topology: Topology  # everything seen, stopped containers too
     state: dict[str, Any]
     made: Callable[[Topology, str], bytes]  # (topology, what) -> document
+    host: Any = None  # the snapshot the topology was built from (tracer.snapshot.host.Host)
     _done: dict[str, bytes] = field(default_factory=dict)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

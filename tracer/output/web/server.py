@@ -23,14 +23,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracer.errors import ExitCode, TracerError, UsageError
 from tracer.kernel.root import HostRoot
-from tracer.output.web.documents import DETAILS, detail, diagram_key
+from tracer.output.web.documents import DETAILS, detail, diagram_key, every_namespace
 from tracer.output.web.guard import Guard
 from tracer.output.web.hub import Hub, encode
 
 MAX_CONNECTIONS = 64  # at once; beyond, a connection is closed unanswered
 TIMEOUT = 10.0  # s: a peer that sends or takes nothing this long is dropped
 MAX_ENGINES = 8  # engines named in one diagram request
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "namespaces.js": "text/javascript", "style.css": "text/css"}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -169,6 +169,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._answer(HTTPStatus.OK, self.server.index, "text/html; charset=utf-8")
             elif parts[0] == "static" and len(parts) == 2 and parts[1] in STATIC:
                 self._answer(HTTPStatus.OK, page(parts[1]), STATIC[parts[1]] + "; charset=utf-8")
+            elif parts == ["namespaces"]:  # every namespace of the host, a page of its own
+                token = self.server.guard.token if self.server.guard else ""
+                body = page("namespaces.html").replace(b"__TOKEN__", token.encode())
+                self._answer(HTTPStatus.OK, body, "text/html; charset=utf-8")
             elif parts == ["api", "events"]:
                 self._events()
             elif look is None:
@@ -184,6 +188,8 @@ class Handler(BaseHTTPRequestHandler):
                 key = diagram_key(view, query.get("engine", [])[:MAX_ENGINES])
                 hub.asked(key)
                 self._answer(HTTPStatus.OK, look.get(key), "image/svg+xml")
+            elif parts == ["api", "namespaces"]:
+                self._namespaces()
             elif parts == ["api", "state"]:
                 self._json(HTTPStatus.OK, encode(look.state))
             elif len(parts) == 4 and parts[:2] == ["api", "containers"] and parts[3] in DETAILS:
@@ -205,6 +211,16 @@ class Handler(BaseHTTPRequestHandler):
             status = HTTP_OF.get(exc.exit_code, HTTPStatus.INTERNAL_SERVER_ERROR)
             self._json(status, encode({"error": exc.line(), "exit_code": int(exc.exit_code)}))
             return
+        self._json(HTTPStatus.OK, data)
+
+    def _namespaces(self) -> None:
+        """`ns --all --json` of the current look: walked once per look, on the first ask."""
+        look = self.server.hub.look
+        assert look is not None
+        root = self.server.root
+        data = self.server.hub.detail(
+            look.version, "", "namespaces", lambda: every_namespace(look, root)
+        )
         self._json(HTTPStatus.OK, data)
 
     def _events(self) -> None:
