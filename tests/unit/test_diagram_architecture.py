@@ -26,7 +26,7 @@ from tracer.errors import ExitCode, MissingBinaryError
 from tracer.model.show_json import from_json
 from tracer.model.topology import Containerd, Dockerd, Topology
 from tracer.output import diagram
-from tracer.output.diagram.architecture import EDGE_MEANING, EDGE_STYLE
+from tracer.output.diagram.architecture import EDGE_MEANING, EDGE_STYLE, legend
 from tracer.output.diagram.dot import default_name, dot_text, render
 
 HOSTILE = [
@@ -102,20 +102,28 @@ def test_containers_are_clusters_labelled_name_short_id_image() -> None:
 
 
 def test_each_edge_kind_has_its_own_style_and_a_legend_entry() -> None:
-    dot = diagram.source(diagram_host())
+    topo = diagram_host()
+    dot = diagram.source(topo)
+    meaning = legend(topo)
     found = dot_edges(dot)
     styles = {}
     for kind, style in EDGE_STYLE.items():
         drawn = [a for t, _, a in found if a.get("class") == kind and not t.startswith("legend")]
-        legend = [a for t, _, a in found if a.get("class") == kind and t.startswith("legend")]
+        told = [a for t, _, a in found if a.get("class") == kind and t.startswith("legend")]
         assert drawn, kind
-        assert len(legend) == 1, kind
-        for attrs in [*drawn, legend[0]]:
+        assert len(told) == 1, kind
+        for attrs in [*drawn, told[0]]:
             assert {k: attrs.get(k) for k in style} == style, kind
-        assert EDGE_MEANING[kind].split(":")[0] == kind
-        assert dot_text(EDGE_MEANING[kind]) in legend[0]["label"]
+        assert meaning[kind].startswith(f"{kind}: ")
+        assert dot_text(meaning[kind]) in told[0]["label"]
         styles[kind] = (style["color"], style["style"])
     assert len(set(styles.values())) == len(styles)  # no two kinds look alike
+    # in the words of the Docker engine drawn, not in general words
+    assert (
+        meaning["socket"] == "socket: dockerd -> containerd (gRPC; a listener held by containerd)"
+    )
+    assert meaning["forwards"] == "forwards: docker-proxy -> container (-container-ip)"
+    assert meaning["parent"] == f"parent: {EDGE_MEANING['parent']}"  # Docker has no words for it
 
 
 def test_edges_follow_the_model() -> None:

@@ -19,7 +19,7 @@ from tracer.model.topology import CONMON, Topology
 from tracer.output.diagram.architecture import architecture
 from tracer.output.terminal import tree
 from tracer.runtimes import build
-from tracer.runtimes.podman import parse_conmon
+from tracer.runtimes.podman import owner_of, parse_conmon, store_of
 from tracer.snapshot.host import Host
 from tracer.views.lives import Image, runc_args
 from tracer.views.roles import _by_argv, engine_program
@@ -87,7 +87,7 @@ def test_any_conmon_argv_parses_or_is_none_never_raises(rest: list[str]) -> None
 def test_podman_is_an_engine_without_a_daemon() -> None:
     topo = build(podman_host())
     (engine,) = topo.engines
-    assert engine.runtime == "podman" and engine.daemons == [] and engine.store == STORE
+    assert engine.runtime == "podman" and engine.daemons == [] and store_of(engine) == STORE
     assert engine.title == f"podman {STORE}"
     web, old = engine.containers
     assert (web.name, web.image, web.init_pid, web.shim_pid) == ("web", "localhost/bb:1", 310, None)
@@ -117,10 +117,38 @@ def test_rootless_podman_names_its_user_namespace_and_pause_process() -> None:
     host.procs[250] = proc(250, 1, "catatonit", ["catatonit", "-P"], 50.0, uid=1000,
                            ns={"user": 4026532999})  # fmt: skip
     (engine,) = build(host).engines
-    assert engine.owner == 1000 and engine.title == f"podman {home} (uid 1000)"
+    assert owner_of(engine) == 1000 and engine.title == f"podman {home} (uid 1000)"
     assert [c.name for c in engine.containers] == ["web", "old"]
     (note,) = [n for n in engine.notes if n.startswith("rootless")]
     assert "user namespace 4026532999, held by its pause process 250" in note
+
+
+def crio_conmon_cmd(cid: str) -> list[str]:
+    """conmon's argv as CRI-O writes it (internal/oci/runtime_oci.go; DOCKER-INTERNALS.md §6):
+    the same containers/storage layout as podman's, and no exit command."""
+    userdata = f"/run/containers/storage/overlay-containers/{cid}/userdata"
+    return ["/usr/bin/conmon", "-b", userdata, "-c", cid, "--exit-dir", "/var/run/crio/exits",
+            "-l", f"/var/log/pods/x/{cid}.log", "--log-level", "info", "-n", f"k8s_{cid[:6]}",
+            "-P", f"{userdata}/conmon-pidfile", "-p", f"{userdata}/pidfile", "--persist-dir",
+            f"/var/lib/containers/storage/overlay-containers/{cid}/userdata", "-r",
+            "/usr/bin/runc", "--runtime-arg", "--root=/run/runc", "--socket-dir-path",
+            "/var/run/crio", "--syslog", "-u", cid, "-s"]  # fmt: skip
+
+
+def test_podman_takes_only_the_conmons_it_started_not_cri_o_s() -> None:
+    host = podman_host()
+    crio = "c0" * 32
+    host.procs[900] = proc(900, 1, "conmon", crio_conmon_cmd(crio), 300.0)
+    host.procs[910] = proc(910, 900, "pause", ["/pause"], 300.5)
+    exec_ = [*crio_conmon_cmd(crio), "-e", "--exec-process-spec", "/tmp/spec"]  # crictl exec
+    host.procs[950] = proc(950, 1, "conmon", exec_, 301.0)
+    topo = build(host)
+    (engine,) = topo.engines
+    assert [c.name for c in engine.containers] == ["web", "old"]
+    pids = {m.pid for c in topo.containers() if (m := c.monitor)}
+    assert 900 not in pids and {p.pid for c in topo.containers() for p in c.processes} >= {410}
+    (note,) = [n for n in topo.notes if "conmon" in n]
+    assert "2 conmon processes that podman did not start" in note and "pids 900, 950" in note
 
 
 # -- containerd namespaces --------------------------------------------------------------------

@@ -36,6 +36,11 @@ from tracer.model.topology import (
 SCHEMA = "dtrace-tree/show/2"
 SCHEMA_1 = "dtrace-tree/show/1"
 ROLES: dict[str, type[Daemon]] = {t.ROLE: t for t in DAEMON_TYPES}
+# An engine's facts (Engine.facts: what only its runtime knows) are keys of its object. Schema
+# 2 documents two, podman's, on every engine (null when its runtime does not set them), typed:
+DOCUMENTED_FACTS = {"store": "text", "owner": "number"}
+_ENGINE_KEYS = frozenset({"runtime", "name", "namespace", "daemons", "containers", "edges",
+                          "unmatched_proxies", "notes"})  # fmt: skip
 
 
 def to_json(topo: Topology) -> dict[str, Any]:
@@ -63,8 +68,8 @@ def _engine_json(engine: Engine) -> dict[str, Any]:
         "runtime": engine.runtime,
         "name": engine.title,
         "namespace": engine.namespace,
-        "store": engine.store,
-        "owner": engine.owner,
+        **dict.fromkeys(DOCUMENTED_FACTS),
+        **{k: v for k, v in engine.facts.items() if k not in _ENGINE_KEYS},
         "daemons": [{"role": d.ROLE, **_plain(d)} for d in engine.daemons],
         "containers": [_container_json(c) for c in engine.containers],
         "edges": [{"from": x.src, "to": x.dst, "kind": x.kind, "via": x.via} for x in engine.edges],
@@ -204,15 +209,32 @@ def _engine(e: Any) -> Engine:
         if kind is None:
             raise _fail(f"unknown daemon role {d.get('role')!r}")
         daemons.append(_daemon(kind, d))
-    owner = e.get("owner")
     return _rest(
         e,
         _text(e.get("runtime"), "engine runtime"),
         daemons,
         namespace=_text(e.get("namespace"), "engine namespace", True),
-        store=_text(e.get("store"), "engine store", True),
-        owner=_num(owner, "engine owner", optional=True),
+        named=_text(e.get("name"), "engine name", True),
+        facts=_facts(e),
     )
+
+
+def _facts(e: dict[str, Any]) -> dict[str, str | int | bool | None]:
+    """The keys of an engine that are its runtime's facts: the documented ones typed as
+    documented, any other one kept when it is plain text, a number or a truth value (a
+    runtime this version does not know may have written it); null ones are not facts."""
+    out: dict[str, str | int | bool | None] = {}
+    for key, value in e.items():
+        if key in _ENGINE_KEYS or value is None:
+            continue
+        kind = DOCUMENTED_FACTS.get(key)
+        if kind == "text":
+            out[key] = _text(value, f"engine {key}")
+        elif kind == "number":
+            out[key] = _num(value, f"engine {key}")
+        elif isinstance(value, str | int | bool):  # not a list or an object: nothing reads it
+            out[key] = value
+    return out
 
 
 def _engine_v1(e: Any) -> Engine:

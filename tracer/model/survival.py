@@ -8,7 +8,7 @@ tracer/output/diagram/survival.py; the JSON shape is documented in the README
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from tracer.model.topology import Topology
 
@@ -19,6 +19,15 @@ VERDICTS = ("survived", "lost", "refused")
 class DaemonPids:
     dockerd_pid: int | None
     containerd_pid: int | None
+
+    ROLES: ClassVar[tuple[str, ...]] = (
+        "dockerd",
+        "containerd",
+    )  # the daemons a restart is checked around, top first
+
+    def by_role(self) -> dict[str, int | None]:
+        """Role -> PID (None: not running), top of the chain first."""
+        return {"dockerd": self.dockerd_pid, "containerd": self.containerd_pid}
 
 
 @dataclass

@@ -244,15 +244,19 @@ class Edge:
 class Engine:
     """One engine: its daemons (top of the chain first), containers and proven edges."""
 
-    runtime: str  # "docker", "containerd", "cri", "podman" (tracer/runtimes RUNTIMES)
+    runtime: str  # the name of the runtime that found it (tracer/runtimes), as plain text
     daemons: list[Daemon] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unmatched_proxies: list[Proxy] = field(default_factory=list)
     namespace: str | None = None  # containerd's namespace of its containers (not Docker's)
-    store: str | None = None  # podman: the storage root that holds its containers
-    owner: int | None = None  # podman: the uid whose containers these are (0: rootful)
+    # The name its runtime gave it when no daemon's socket names it (podman: by its storage).
+    named: str | None = None
+    # What only its runtime knows of it, as plain data that the runtime sets when it builds the
+    # engine and alone reads (podman: `store` and `owner`); show --json writes each as a key
+    # of the engine (tracer/model/show_json.py).
+    facts: dict[str, str | int | bool | None] = field(default_factory=dict)
 
     def daemon(self, kind: type[D]) -> D | None:
         """Its daemon of that role, if it runs."""
@@ -263,12 +267,11 @@ class Engine:
 
     @property
     def title(self) -> str:
-        """The engine's name: the socket of its topmost daemon that has one (and the containerd
-        namespace, for a containerd that several engines share); podman, which has no daemon,
-        by its storage root (and its user, when rootless)."""
-        if self.store is not None:
-            who = f" (uid {self.owner})" if self.owner else ""
-            return f"podman {self.store}{who}"
+        """The engine's name: the one its runtime gave it, else the socket of its topmost
+        daemon that has one (and the containerd namespace, for a containerd that several
+        engines share)."""
+        if self.named is not None:
+            return self.named
         where = f" [{self.namespace}]" if self.namespace else ""
         for d in self.daemons:
             if d.address:

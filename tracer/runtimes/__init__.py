@@ -3,30 +3,69 @@
 `observe` walks the host once (tracer/snapshot/walk.py), asks each engine's API in a thread
 of its own while the walk reads the rest (the API answers from another process: the thread
 waits on a socket, not on the GIL), and builds the topology with each runtime in turn. The
-runtimes are listed in RUNTIMES, in the order they build: Docker first takes each dockerd, the
-containerd it uses and the shims of its namespace; podman its conmons; CRI the shims that hold
-pods; containerd then the containerds and shims left, one engine per containerd namespace.
+runtimes are registered in the order they build (RUNTIMES, then any `register`ed): Docker
+first takes each dockerd, the containerd it uses and the shims of its namespace; podman the
+conmons it started; CRI the shims that hold pods; containerd then the containerds and shims
+left, one engine per containerd namespace. The outputs find an engine's runtime by its name
+(`runtime_of`), to ask it how its engines are drawn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from tracer.kernel.root import HostRoot
-from tracer.model.topology import ApiView, Container, Topology
+from tracer.model.topology import ApiView, Container, Engine, Topology
 from tracer.runtimes import docker, podman
-from tracer.runtimes.base import Found, Runtime
+from tracer.runtimes.base import Found, Runtime, RuntimeBase
 from tracer.runtimes.containerd import cri, engine
 from tracer.runtimes.flags import same_socket
 from tracer.snapshot.host import Host, Proc
 from tracer.snapshot.walk import take
 
 RUNTIMES: tuple[Runtime, ...] = (docker.RUNTIME, podman.RUNTIME, cri.RUNTIME, engine.RUNTIME)
-BY_NAME: dict[str, Runtime] = {r.name: r for r in RUNTIMES}
+_registered: list[Runtime] = list(RUNTIMES)
+_UNKNOWN = RuntimeBase()
+
+
+def runtimes() -> tuple[Runtime, ...]:
+    """Every registered runtime, in the order they build."""
+    return tuple(_registered)
+
+
+def register(rt: Runtime, before: str | None = None) -> None:
+    """Add a runtime, last or before the one named (to take what that one would take: a
+    runtime that claims some conmons goes before podman, which takes only its own anyway)."""
+    if any(r.name == rt.name for r in _registered):
+        raise ValueError(f"a runtime named {rt.name!r} is already registered")
+    names = [r.name for r in _registered]
+    _registered.insert(names.index(before) if before in names else len(names), rt)
+
+
+def unregister(name: str) -> None:
+    _registered[:] = [r for r in _registered if r.name != name]
+
+
+@contextlib.contextmanager
+def registered(rt: Runtime, before: str | None = None) -> Iterator[Runtime]:
+    """A runtime registered for the length of a with block (a test's fake runtime)."""
+    register(rt, before)
+    try:
+        yield rt
+    finally:
+        unregister(rt.name)
+
+
+def runtime_of(engine: Engine | str) -> Runtime:
+    """The runtime that built an engine (by its name); for a name no runtime here has (a
+    snapshot saved by another version), a plain one that draws the engine by its daemons."""
+    name = engine if isinstance(engine, str) else engine.runtime
+    return next((r for r in _registered if r.name == name), _UNKNOWN)
 
 
 @dataclass
@@ -43,13 +82,15 @@ def observe(root: HostRoot | None = None, only: str | None = None) -> Observatio
     root = root or HostRoot()
     asking = _Asking()
 
+    every = runtimes()
+
     def ask(host: Host, daemon: Proc) -> None:  # as soon as the walk has read a daemon
-        for rt in RUNTIMES:
+        for rt in every:
             sock = rt.endpoint(host, daemon)
             if sock and (not only or same_socket(only, sock)):
                 asking.ask(rt, daemon.pid, root.path(sock))  # a host path, seen from here
 
-    host = take(root, RUNTIMES, on_daemon=ask)
+    host = take(root, every, on_daemon=ask)
     return Observation(host, build(host, asking.answers()))
 
 
@@ -84,11 +125,12 @@ class _Asking:
 def build(host: Host, answers: Mapping[int, ApiView] | None = None) -> Topology:
     """Every engine on the host, from the snapshot and the APIs' answers (by daemon PID)."""
     found = Found()
-    for rt in RUNTIMES:
+    for rt in runtimes():
         rt.build(host, answers or {}, found)
     # By socket path, not by PID: the order stays when a daemon restarts.
     engines = sorted(found.engines, key=lambda e: (e.title, [d.pid for d in e.daemons]))
     topo = Topology(engines=engines, orphans=found.orphans, host=_host_json(host))
+    topo.notes += found.notes
     denied = sum(1 for p in host.procs.values() if p.denied)
     if denied and host.euid != 0:
         topo.notes.append(
@@ -111,7 +153,7 @@ def explain(
     engine = topo.engine_of(container)
     if engine is None:
         return {}, {}
-    rt = BY_NAME[engine.runtime]
+    rt = runtime_of(engine)
     names = {c.id: c.label for c in topo.containers()}
     told = rt.explain(engine, container, names, root or HostRoot()) if asked else {}
     return told, rt.usually_shared

@@ -26,7 +26,7 @@ from tracer.model.topology import (
     Proxy,
 )
 from tracer.runtimes import containerd
-from tracer.runtimes.base import Found
+from tracer.runtimes.base import Found, Look, RuntimeBase
 from tracer.runtimes.flags import (
     flag_bool,
     flag_value,
@@ -157,10 +157,21 @@ def sharing_flags(
 # -- the runtime -------------------------------------------------------------------------------
 
 
-class DockerRuntime:
+class DockerRuntime(RuntimeBase):
     name = "docker"
     daemons = frozenset({"dockerd"})
     usually_shared: Mapping[str, str] = USUALLY_SHARED
+    look = Look(
+        chain=("dockerd", "containerd"),
+        missing={"dockerd": "dockerd not running", "containerd": "containerd not found"},
+        monitor_parent="containerd",
+        edges={
+            "socket": "dockerd -> containerd (gRPC; a listener held by containerd)",
+            **containerd.SHIM_EDGES,
+            "forwards": "docker-proxy -> container (-container-ip)",
+        },
+        cli=frozenset({"docker"}),
+    )
 
     def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
         read.file(config_path(daemon))

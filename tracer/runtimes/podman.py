@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import CONMON, ApiView, Container, Edge, Engine, Monitor
-from tracer.runtimes.base import Found
+from tracer.runtimes.base import Found, Look, RuntimeBase
 from tracer.runtimes.containerd.shim import exec_tree, init_tree, is_runtime, sort_containers
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
@@ -115,19 +115,38 @@ def parse_conmon(argv: Sequence[str]) -> ConmonArgs | None:
     )
 
 
+def started_by_podman(args: ConmonArgs) -> bool:
+    """podman gives each conmon it starts itself as the exit command (`--exit-command
+    /usr/bin/podman ... container cleanup`, libpod/oci_conmon_common.go); CRI-O, which runs
+    conmon too, gives none (its conmons write to `--exit-dir /var/run/crio/exits`)."""
+    return any(os.path.basename(c) == "podman" for c in args.options.get("exit-command", ()))
+
+
 def conmons(host: Host) -> list[tuple[Proc, ConmonArgs]]:
-    """Every live conmon with a container id, oldest first; once per snapshot."""
-    return host.derived("podman.conmons", _find)
+    """Every live conmon that podman started, oldest first; once per snapshot."""
+    return host.derived("podman.conmons", _find)[0]
 
 
-def _find(host: Host) -> list[tuple[Proc, ConmonArgs]]:
-    out = []
+def strangers(host: Host) -> list[tuple[Proc, ConmonArgs]]:
+    """The live conmons podman did not start (CRI-O's, or another tool's)."""
+    return host.derived("podman.conmons", _find)[1]
+
+
+def _find(host: Host) -> tuple[list[tuple[Proc, ConmonArgs]], list[tuple[Proc, ConmonArgs]]]:
+    """(podman's, the others): a conmon is podman's by its exit command, or, for the second
+    conmon of a `podman exec`, by the container it joins, when that one is podman's."""
+    every = []
     for proc in sorted(host.procs.values(), key=lambda p: (p.start, p.pid)):
         if proc.program == "conmon" and not proc.zombie:
             parsed = parse_conmon(proc.cmdline)
             if parsed is not None:
-                out.append((proc, parsed))
-    return out
+                every.append((proc, parsed))
+    ours = {args.id for _, args in every if not args.exec and started_by_podman(args)}
+    mine, others = [], []
+    for proc, args in every:
+        own = started_by_podman(args) or (args.exec and args.id in ours)
+        (mine if own else others).append((proc, args))
+    return mine, others
 
 
 def listing(store: str, driver: str) -> str:
@@ -175,9 +194,19 @@ def _monitor(host: Host, proc: Proc) -> Monitor:
                    kind=CONMON)  # fmt: skip
 
 
-class PodmanRuntime:
-    name = "podman"
+RUNTIME_NAME = "podman"
+
+
+class PodmanRuntime(RuntimeBase):
+    name = RUNTIME_NAME
     daemons: frozenset[str] = frozenset()
+    look = Look(
+        daemonless="podman",
+        monitor="conmon",
+        monitor_parent="podman",
+        edges={"reparented": "conmon adopted by pid 1 or a subreaper"},
+        cli=frozenset({"podman"}),
+    )
     usually_shared: Mapping[str, str] = {
         "user": "rootful podman shares the host's user namespace unless run with --userns",
         "time": "podman never creates time namespaces",
@@ -253,14 +282,21 @@ class PodmanRuntime:
                                          else "parent", "exec conmon"))  # fmt: skip
                 engine.edges += [Edge(p.ppid, p.pid, "parent", "ppid") for p in extra]
         if (DEFAULT_STORE, 0) not in engines and stored(host, DEFAULT_STORE, DEFAULT_DRIVER):
-            engines[(DEFAULT_STORE, 0)] = Engine(runtime=self.name, store=DEFAULT_STORE, owner=0)
+            engines[(DEFAULT_STORE, 0)] = _new_engine(DEFAULT_STORE, 0)
         for engine in engines.values():
             _merge_store(host, engine)
             sort_containers(engine)
             found.engines.append(engine)
+        others = [proc.pid for proc, _ in strangers(host) if proc.pid not in found.claimed]
+        if others:
+            found.notes.append(
+                f"{len(others)} conmon processes that podman did not start (no --exit-command "
+                f"podman; CRI-O's?) are not shown: pids {', '.join(map(str, others[:10]))}"
+                + (" ..." if len(others) > 10 else "")
+            )
 
     def _engine(self, host: Host, args: ConmonArgs, uid: int | None) -> Engine:
-        engine = Engine(runtime=self.name, store=args.store or "?", owner=uid)
+        engine = _new_engine(args.store or "?", uid)
         if args.store and args.driver and stored(host, args.store, args.driver) is None:
             engine.notes.append(
                 f"{listing(args.store, args.driver)} could not be read: images and stopped "
@@ -284,8 +320,35 @@ class PodmanRuntime:
     ) -> dict[str, str]:
         return {}  # `podman inspect` would say; its state is not read without the API
 
+    def describe(self, engine: Engine) -> list[str]:
+        owner = owner_of(engine)
+        return [f"storage {store_of(engine)}"] + ([f"uid {owner} (rootless)"] if owner else [])
+
     def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
-        return engine.store if engine.store and engine.store != "?" else None
+        store = store_of(engine)
+        return store if store and store != "?" else None
+
+
+# -- the engine's own facts: its storage root and its user -------------------------------------
+
+
+def _new_engine(store: str, uid: int | None) -> Engine:
+    who = f" (uid {uid})" if uid else ""
+    return Engine(
+        runtime=RUNTIME_NAME, named=f"podman {store}{who}", facts={"store": store, "owner": uid}
+    )
+
+
+def store_of(engine: Engine) -> str | None:
+    """The storage root that holds the engine's containers."""
+    store = engine.facts.get("store")
+    return store if isinstance(store, str) else None
+
+
+def owner_of(engine: Engine) -> int | None:
+    """The uid whose containers these are (0: rootful)."""
+    owner = engine.facts.get("owner")
+    return owner if isinstance(owner, int) and not isinstance(owner, bool) else None
 
 
 def _pauses(host: Host) -> list[int]:
@@ -319,7 +382,7 @@ def _edges(engine: Engine, proc: Proc, made: Container) -> None:
 def _merge_store(host: Host, engine: Engine) -> None:
     """Images of running containers, and the containers the store lists that run no conmon
     (stopped, or created: without libpod's database, which of the two is not known)."""
-    store = engine.store or ""
+    store = store_of(engine) or ""
     drivers = {_driver(c.monitor.cmdline) for c in engine.containers if c.monitor}
     drivers = drivers or ({DEFAULT_DRIVER} if store == DEFAULT_STORE else set())
     have = {c.id: c for c in engine.containers}

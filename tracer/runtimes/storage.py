@@ -87,11 +87,11 @@ def read_in(
     topo: Topology, container: Container, root: HostRoot, list_changes: bool = False
 ) -> StorageRead:
     """`read`, asking the container's engine where its storage is (for a stopped container)."""
-    from tracer.runtimes import BY_NAME
+    from tracer.runtimes import runtime_of
     from tracer.runtimes.containerd.shim import docker_namespace
 
     engine = topo.engine_of(container)
-    where = BY_NAME[engine.runtime].storage_root(engine, root) if engine else None
+    where = runtime_of(engine).storage_root(engine, root) if engine else None
     # Docker's containers are Docker's whether dockerd runs or not: with dockerd down, its
     # containerd is an engine of its own, in Docker's namespace, and the storage is still
     # dockerd's (layerdb, overlay2), found from the container's mount.

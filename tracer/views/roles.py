@@ -6,7 +6,8 @@ a container id:
 - by its own argv: a shim's (`parse_shim`, as `show` reads it: `-id`; `start`/`delete` make
   the transient ones), conmon's (podman's monitor: `-c`), runc's or crun's (the subcommand
   after the global flags, the id among the positionals; crun's roles are named as runc's),
-  dockerd, containerd, docker-proxy, and the CLIs (docker, podman, ctr, nerdctl, crictl);
+  dockerd, containerd, docker-proxy, and the CLIs each runtime names (`Look.cli`: docker,
+  podman, ctr, nerdctl, crictl);
 - by the tree, where argv says nothing or is gone: runc init forks its stages with
   CLONE_PARENT, so `runc:[1:CHILD]` and `runc:[2:INIT]` name runc create (or runc exec) as
   their parent; a child of runc create or runc exec that goes through a `runc:[` stage is
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 
 from tracer.kernel.procfs import program
 from tracer.model.trace import KnownContainer
+from tracer.runtimes import runtimes
 from tracer.runtimes.containerd import parse_shim
 from tracer.runtimes.containerd.shim import OCI_RUNTIMES
 from tracer.runtimes.podman import parse_conmon
@@ -41,7 +43,6 @@ ENGINE_SIDE = {"dockerd", "dockerd-helper", "containerd", "shim-start", "shim", 
                "runc-delete", "runc", "hook", "docker-proxy"}  # fmt: skip
 IN_CONTAINER = {"container-init", "docker-init", "container-process", "exec-process"}
 DAEMONS = {"dockerd": "dockerd", "containerd": "containerd", "docker-proxy": "docker-proxy"}
-CLIS = frozenset({"docker", "podman", "ctr", "nerdctl", "crictl"})
 MONITORS = ("shim", "conmon")  # the parent of a container's init and of its exec processes
 
 
@@ -263,7 +264,7 @@ def _by_argv(img: Image) -> tuple[str, str | None] | None:
         return RUNC_ROLES.get(sub or "", "runc"), cid
     if prog in DAEMONS:
         return DAEMONS[prog], None
-    if prog in CLIS:
+    if any(prog in rt.look.cli for rt in runtimes()):
         return "cli", None
     return None
 

@@ -20,6 +20,7 @@ import graphviz
 from tracer.model.topology import (
     Container,
     Containerd,
+    Daemon,
     Dockerd,
     Edge,
     Engine,
@@ -47,6 +48,8 @@ from tracer.output.diagram.dot import (
     title,
     wrapped,
 )
+from tracer.runtimes import runtime_of
+from tracer.runtimes.base import Missing
 
 COLUMN = 12  # containers stacked in one column (full view) before the next column starts
 
@@ -59,12 +62,13 @@ EDGE_STYLE: dict[str, dict[str, str]] = {
     "reparented": {"color": "#d9480f", "style": "dotted", "penwidth": "2"},
     "forwards": {"color": "#1c7c54", "style": "dashed", "penwidth": "1.4"},
 }
+# What each kind means when no engine drawn says it in its own words (its runtime's Look.edges).
 EDGE_MEANING = {
-    "parent": "parent: ppid (the process tree)",
-    "socket": "socket: dockerd or kubelet -> containerd (gRPC; a listener held by containerd)",
-    "shim-address": "shim-address: shim -> its containerd (-address)",
-    "reparented": "reparented: shim or conmon adopted by pid 1 or a subreaper",
-    "forwards": "forwards: docker-proxy -> container (-container-ip)",
+    "parent": "ppid (the process tree)",
+    "socket": "a client -> the daemon it talks to (a listener held by the daemon)",
+    "shim-address": "a monitor -> the daemon it reports to",
+    "reparented": "a monitor adopted by pid 1 or a subreaper",
+    "forwards": "a port proxy -> its container",
 }
 # Layout only, not meaning: a shim is drawn after its containerd although its edge points at
 # containerd (dir=back).
@@ -151,43 +155,37 @@ def architecture(topo: Topology, compact: bool = False) -> str:
             _outside_node(g, node, st)
         style = {**EDGE_STYLE[kind], **EDGE_LAYOUT.get(kind, {}), **attrs}
         g.edge(src, dst, label=label(text) if text else None, **style, **{"class": kind})
-    _legend(g, [(k, EDGE_STYLE[k], EDGE_MEANING[k]) for k in EDGE_STYLE])
+    _legend(g, [(k, EDGE_STYLE[k], meaning) for k, meaning in legend(topo).items()])
     return g.source
 
 
+def legend(topo: Topology) -> dict[str, str]:
+    """Edge kind -> `kind: what it means`, in the words of the runtimes whose engines are
+    drawn (each meaning once, in the order of the engines), else in general words."""
+    out = {}
+    for kind in EDGE_STYLE:
+        said: list[str] = []
+        for e in _engines(topo):
+            meaning = runtime_of(e).look.edges.get(kind)
+            if meaning and meaning not in said:
+                said.append(meaning)
+        out[kind] = f"{kind}: " + ("; ".join(said) or EDGE_MEANING[kind])
+    return out
+
+
 def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
-    d, cd = e.daemon(Dockerd), e.daemon(Containerd)
+    rt = runtime_of(e)
     heading = ["engine " + e.title, f"runtime {e.runtime}"]
+    d = e.daemon(Dockerd)
     if d and d.live_restore is not None:
         heading.append("live-restore " + ("on" if d.live_restore else "off"))
     cluster(s, label(*heading, left=True), fontsize="12", color="#1f5fbf", style="rounded")
-    kubelet = e.daemon(Kubelet)
-    if kubelet:
-        lines = [program(kubelet.cmdline, "kubelet"), f"pid {kubelet.pid}", "CRI client"]
-        st.node(s, pnode(kubelet.pid), label(*lines), NODE_STYLE["dockerd"])
-    if d:
-        lines = [program(d.cmdline, "dockerd"), f"pid {d.pid}", f"api {d.api_socket or '?'}"]
-        if not d.reachable:
-            lines.append(f"API unreachable: {d.api_error or '?'}")
-        st.node(s, pnode(d.pid), label(*lines), NODE_STYLE["dockerd"])
-    elif e.runtime == "docker":
-        st.node(s, f"e{i}_nodockerd", label("dockerd not running"), NODE_STYLE["missing"])
-    anchor = None
-    if cd:
-        how = "child of dockerd" if cd.managed else "listener proven" if cd.proven else ""
-        lines = [program(cd.cmdline, "containerd"), f"pid {cd.pid}", cd.socket]
-        lines += [how] if how else []
-        anchor = pnode(cd.pid)
-        # One process, drawn once: a containerd that serves several engines (Docker's
-        # namespace, a ctr namespace, CRI's) is drawn in the first, and linked from the others.
-        if cd.pid not in st.known:
-            st.node(s, anchor, label(*lines), NODE_STYLE["containerd"])
-    elif e.runtime != "podman":
-        st.node(s, f"e{i}_nocontainerd", label("containerd not found"), NODE_STYLE["missing"])
-    else:
-        lines = ["podman: no daemon", f"storage {e.store}"]
-        lines += [f"uid {e.owner} (rootless)"] if e.owner else []
-        st.node(s, f"e{i}_podman", label(*lines), NODE_STYLE["missing"] | {"style": "dashed"})
+    anchor = None  # the daemon its monitors report to: the last of the chain
+    for level in rt.look.levels(e):
+        anchor = _daemon(s, level, i, st)
+    if not e.daemons and not rt.look.chain:
+        lines = [f"{rt.look.daemonless}: no daemon", *rt.describe(e)]
+        st.node(s, f"e{i}_nodaemon", label(*lines), NODE_STYLE["missing"] | {"style": "dashed"})
     proxies: list[tuple[Proxy, Container | None]] = [
         (p, c) for c in e.containers for p in c.proxies
     ]
@@ -200,7 +198,34 @@ def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
         if owner is not None and target is not None:  # the ports are in the proxy's label
             st.edge("forwards", pnode(p.pid), target, lhead=f"cluster_c_{cid(owner)}")
     if e.containers:
-        _containers(s, f"e{i}", e.containers, st, anchor)
+        _containers(s, f"e{i}", e.containers, st, anchor, rt.look.monitor)
+
+
+def _daemon(s: graphviz.Digraph, d: Daemon | Missing, i: int, st: _Arch) -> str | None:
+    """A daemon's node, by its role (a missing one: what its runtime says of it); its name,
+    or None for a missing one."""
+    if isinstance(d, Missing):
+        st.node(s, f"e{i}_no{d.ROLE}", label(d.text), NODE_STYLE["missing"])
+        return None
+    node = pnode(d.pid)
+    if d.pid in st.known:
+        # One process, drawn once: a containerd that serves several engines (Docker's
+        # namespace, a ctr namespace, CRI's) is drawn in the first, and linked from the others.
+        return node
+    lines = [program(d.cmdline, d.ROLE), f"pid {d.pid}"]
+    if isinstance(d, Kubelet):
+        lines.append("CRI client")
+    elif isinstance(d, Dockerd):
+        lines.append(f"api {d.api_socket or '?'}")
+        lines += [] if d.reachable else [f"API unreachable: {d.api_error or '?'}"]
+    elif isinstance(d, Containerd):
+        how = "child of dockerd" if d.managed else "listener proven" if d.proven else ""
+        lines += [d.socket, *([how] if how else [])]
+    elif d.address:
+        lines.append(d.address)
+    style = NODE_STYLE["containerd"] if isinstance(d, Containerd) else NODE_STYLE["dockerd"]
+    st.node(s, node, label(*lines), style)
+    return node
 
 
 def _proxy_label(p: Proxy) -> Label:
@@ -216,7 +241,12 @@ def _entry(c: Container) -> str | None:
 
 
 def _containers(
-    s: graphviz.Digraph, key: str, containers: list[Container], st: _Arch, anchor: str | None
+    s: graphviz.Digraph,
+    key: str,
+    containers: list[Container],
+    st: _Arch,
+    anchor: str | None,
+    monitor: str = "shim",
 ) -> None:
     if not st.compact:
         # In name order, COLUMN containers high, then the next column (see grid).
@@ -233,7 +263,7 @@ def _containers(
         grid(box, units, rows)
         for first, _ in units[:rows] if anchor else ():  # the whole grid after containerd
             s.edge(anchor, first, style="invis")
-    _aggregate(containers, units, anchor, name, st)
+    _aggregate(containers, units, anchor, name, st, monitor)
 
 
 def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
@@ -304,6 +334,7 @@ def _aggregate(
     anchor: str | None,
     cluster: str,
     st: _Arch,
+    monitor: str,
 ) -> None:
     """Compact view: one shim-address edge for all of an engine's shims, and one reparented
     edge per adopter, instead of one or two per container."""
@@ -313,13 +344,13 @@ def _aggregate(
         return
     first = units[0][0]
     if anchor:
-        st.edge("shim-address", anchor, first, plural(len(shims), "shim"), lhead=cluster)
+        st.edge("shim-address", anchor, first, plural(len(shims), monitor), lhead=cluster)
     adopters: dict[int, int] = {}
     for sh in shims:
         if sh.reparented:
             adopters[sh.ppid] = adopters.get(sh.ppid, 0) + 1
     for ppid, n in sorted(adopters.items()):
-        text = plural(n, shims[0].kind if shims[0].kind == "conmon" else "shim") + " re-parented"
+        text = plural(n, monitor) + " re-parented"
         st.edge("reparented", pnode(ppid), first, text, lhead=cluster)
 
 

@@ -29,10 +29,11 @@ def survival(report: SurviveReport) -> str:
     for side, daemons in sides.items():
         with g.subgraph(name=f"cluster_{side}") as s:
             cluster(s, label(side), fontsize="14", color="#495057", style="rounded")
-            for kind in ("dockerd", "containerd"):
-                pid = getattr(daemons, f"{kind}_pid", None) if daemons else None
+            pids = daemons.by_role() if daemons else {}
+            for kind in DaemonPids.ROLES:
+                pid = pids.get(kind)
                 text = label(kind, f"pid {pid}" if pid else "not running")
-                s.node(f"{side}_{kind}", label=text, **NODE_STYLE[kind])
+                s.node(f"{side}_{kind}", label=text, **NODE_STYLE.get(kind, NODE_STYLE["dockerd"]))
             for i, c in enumerate(rows):
                 before = side == "before"
                 pid = c.init_pid_before if before else c.init_pid_after
@@ -44,7 +45,7 @@ def survival(report: SurviveReport) -> str:
                 )
                 lost = not before and not c.survived
                 s.node(f"{side}_c{i}", label=text, **(LOST_NODE if lost else NODE_STYLE["init"]))
-    for kind in ("dockerd", "containerd"):
+    for kind in DaemonPids.ROLES:
         how = "restarted" if report.daemon == kind else "kept"
         g.edge(f"before_{kind}", f"after_{kind}", label=label(how), color="#adb5bd", style="dashed")
     for i, c in enumerate(rows):

@@ -1,9 +1,11 @@
 """`show` on a terminal: each engine as a tree, with the chain that is true for its runtime.
 
-Docker: dockerd -> containerd -> containerd-shim (one per container) -> processes. Bare
-containerd (ctr, nerdctl): containerd and its namespace -> shim -> processes. CRI: (kubelet ->)
-containerd -> one shim per pod -> each of the pod's containers -> processes. podman: no daemon;
-conmon (one per container) -> processes.
+The engine's runtime (tracer/runtimes, `Look`) says which daemons chain, what to say of one
+that does not run, and what its monitors are called: Docker: dockerd -> containerd ->
+containerd-shim (one per container) -> processes. Bare containerd (ctr, nerdctl): containerd
+and its namespace -> shim -> processes. CRI: (kubelet ->) containerd -> one shim per pod ->
+each of the pod's containers -> processes. podman: no daemon; conmon (one per container) ->
+processes. Each daemon is drawn by its role.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from collections.abc import Mapping
 from rich.console import Group, RenderableType
 from rich.tree import Tree
 
+from tracer.kernel.procfs import program
 from tracer.model.topology import (
-    SHIM,
     STATE_MARKS,
     Container,
     Containerd,
+    Daemon,
     Dockerd,
     Engine,
     Kubelet,
@@ -26,6 +29,8 @@ from tracer.model.topology import (
     Topology,
 )
 from tracer.output.terminal.style import ON_OFF, STYLE, cmdline, text
+from tracer.runtimes import runtime_of
+from tracer.runtimes.base import Look, Missing
 from tracer.views.selection import Counts, counts
 
 
@@ -35,7 +40,8 @@ def topology(topo: Topology, totals: Mapping[str, Counts] | None = None) -> Rend
     if topo.orphans:
         tree = Tree(text(("shims whose containerd is not running", "bold red")))
         for c in topo.orphans:
-            _container(tree, c, via=f"containerd {c.shim.address if c.shim else '?'} gone")
+            gone = f"containerd {c.shim.address if c.shim else '?'} gone"
+            _container(tree, c, via=gone, parent_name="containerd")
         parts.append(tree)
     if not parts:
         parts.append(text(("no container engine on this host", STYLE["dim"])))
@@ -43,12 +49,35 @@ def topology(topo: Topology, totals: Mapping[str, Counts] | None = None) -> Rend
 
 
 def engine(e: Engine, total: Counts | None = None) -> Tree:
-    if e.runtime == "podman":
-        root = _podman(e)
-    elif e.runtime in ("containerd", "cri"):
-        root = _containerd(e)
+    """The engine's daemons as its runtime chains them (each one missing said so), top first,
+    its containers under the last (grouped by pod when they have pods), its proxies under the
+    top; an engine with no daemon at all is headed by its runtime's name and facts."""
+    rt = runtime_of(e)
+    look = rt.look
+    levels = look.levels(e)
+    if levels:
+        root = node = Tree(_head(e, levels[0], None, look))
+        for above, level in zip(levels, levels[1:], strict=False):
+            node = node.add(_head(e, level, above, look))
     else:
-        root = _docker(e)
+        facts = [(f"  {line}", STYLE["dim"]) for line in rt.describe(e)]
+        root = node = Tree(
+            text((look.daemonless, STYLE["dockerd"]), ("  no daemon", STYLE["dim"]), *facts)
+        )
+    if any(c.pod for c in e.containers):
+        pods: dict[str, list[Container]] = {}
+        for c in e.containers:
+            pods.setdefault(c.pod.id if c.pod else c.id, []).append(c)
+        for members in pods.values():
+            _pod(node, members, look)
+    else:
+        for c in e.containers:
+            _container(node, c, via="", parent_name=look.monitor_parent)
+    for c in e.containers:
+        for p in c.proxies:
+            root.add(_proxy(p, c.label))
+    for p in e.unmatched_proxies:
+        root.add(_proxy(p, None))
     shown = counts(e)
     root.add(text(("containers: " + (total or shown).line(shown.stopped), STYLE["dim"])))
     for line in e.notes:
@@ -56,76 +85,41 @@ def engine(e: Engine, total: Counts | None = None) -> Tree:
     return root
 
 
-def _docker(e: Engine) -> Tree:
-    d = e.daemon(Dockerd)
-    if d:
-        root = Tree(
-            text(
-                ("dockerd", STYLE["dockerd"]),
-                f" {d.pid}",
-                (f"  api {d.api_socket or '?'}", STYLE["dim"]),
-                f"  live-restore {ON_OFF[d.live_restore]}",
-                ("" if d.reachable else f"  API unreachable: {d.api_error}", "red"),
-            )
+Level = Daemon | Missing
+
+
+def _head(e: Engine, level: Level, above: Level | None, look: Look) -> RenderableType:
+    if isinstance(level, Missing):
+        named = [] if above is not None else [(f"  ({e.title})", STYLE["dim"])]
+        return text((level.text, "bold red" if above is None else "red"), *named)
+    if isinstance(level, Dockerd):
+        return text(
+            ("dockerd", STYLE["dockerd"]),
+            f" {level.pid}",
+            (f"  api {level.api_socket or '?'}", STYLE["dim"]),
+            f"  live-restore {ON_OFF[level.live_restore]}",
+            ("" if level.reachable else f"  API unreachable: {level.api_error}", "red"),
         )
-    else:
-        root = Tree(text(("dockerd not running", "bold red"), (f"  ({e.title})", STYLE["dim"])))
-    cd = e.daemon(Containerd)
-    if cd:
-        how = "child of dockerd, " if cd.managed else ""
-        link = "socket" if cd.proven and d else "serves"
-        node = root.add(
-            text(
-                ("containerd", STYLE["containerd"]),
-                f" {cd.pid}",
-                (f"  {cd.socket}", STYLE["dim"]),
-                (f"  [{how}{link}]", STYLE["dim"]),
-            )
-        )
-    else:
-        node = root.add(text(("containerd not found", "red")))
-    for c in e.containers:
-        _container(node, c, via="")
-    for c in e.containers:
-        for p in c.proxies:
-            root.add(_proxy(p, c.label))
-    for p in e.unmatched_proxies:
-        root.add(_proxy(p, None))
-    return root
+    if isinstance(level, Kubelet):
+        link = "  [connected]" if level.connected else ""
+        return text(("kubelet", STYLE["dockerd"]), f" {level.pid}", (link, STYLE["dim"]))
+    if isinstance(level, Containerd):
+        where = f"  namespace {e.namespace}" if e.namespace else ""
+        tag = f"  {look.tag}" if look.tag else ""
+        served: list[tuple[str, str]] = []
+        if above is not None and above.ROLE == Dockerd.ROLE:  # how it serves that dockerd
+            how = "child of dockerd, " if level.managed else ""
+            proven = "socket" if level.proven and isinstance(above, Dockerd) else "serves"
+            served = [(f"  [{how}{proven}]", STYLE["dim"])]
+        return text(("containerd", STYLE["containerd"]), f" {level.pid}",
+                    (f"  {level.socket}", STYLE["dim"]), (where, STYLE["name"]),
+                    (tag, STYLE["dim"]), *served)  # fmt: skip
+    address = [(f"  {level.address}", STYLE["dim"])] if level.address else []
+    name = program(level.cmdline) or level.ROLE
+    return text((name, STYLE["dockerd"]), f" {level.pid}", *address)
 
 
-def _containerd(e: Engine) -> Tree:
-    """containerd and its namespace at the top (under kubelet, when it is the client); CRI
-    pods as one shim each, holding their containers."""
-    cd = e.daemon(Containerd)
-    where = f"  namespace {e.namespace}" if e.namespace else ""
-    kind = "  CRI" if e.runtime == "cri" else ""
-    head = (
-        text(("containerd", STYLE["containerd"]), f" {cd.pid}", (f"  {cd.socket}", STYLE["dim"]),
-             (where, STYLE["name"]), (kind, STYLE["dim"]))
-        if cd
-        else text(("containerd not found", "red"), (f"  ({e.title})", STYLE["dim"]))
-    )  # fmt: skip
-    kubelet = e.daemon(Kubelet)
-    if kubelet is None:
-        root = node = Tree(head)
-    else:
-        link = "  [connected]" if kubelet.connected else ""
-        root = Tree(text(("kubelet", STYLE["dockerd"]), f" {kubelet.pid}", (link, STYLE["dim"])))
-        node = root.add(head)
-    if e.runtime != "cri":
-        for c in e.containers:
-            _container(node, c, via="")
-        return root
-    pods: dict[str, list[Container]] = {}
-    for c in e.containers:
-        pods.setdefault(c.pod.id if c.pod else c.id, []).append(c)
-    for members in pods.values():
-        _pod(node, members)
-    return root
-
-
-def _pod(parent: Tree, members: list[Container]) -> None:
+def _pod(parent: Tree, members: list[Container], look: Look) -> None:
     """One pod: its shim, then each container under it (the sandbox first)."""
     first = members[0]
     pod = first.pod
@@ -134,15 +128,15 @@ def _pod(parent: Tree, members: list[Container]) -> None:
     if m is None:
         holder = parent.add(text("pod ", (name or "?", STYLE["name"]), "  (no shim running)"))
     else:
-        link = f"re-parented: ppid {m.ppid}" if m.reparented else "child of containerd"
+        link = f"re-parented: ppid {m.ppid}" if m.reparented else f"child of {look.monitor_parent}"
         holder = parent.add(
             text(
-                ("containerd-shim", STYLE["shim"]),
+                (m.kind, STYLE["shim"]),
                 f" {m.pid} ",
                 (f"[{link}]", STYLE["dim"]),
                 "  pod ",
                 (name or "(name unknown)", STYLE["name"]),
-                (f"  one shim for its {len(members)} containers", STYLE["dim"]),
+                (f"  one {look.monitor} for its {len(members)} containers", STYLE["dim"]),
             )
         )
     for c in members:
@@ -156,18 +150,6 @@ def _pod(parent: Tree, members: list[Container]) -> None:
         _processes(sub, c.processes, m.pid if m else 0)
 
 
-def _podman(e: Engine) -> Tree:
-    """podman has no daemon: its storage at the top, one conmon per container under it."""
-    who = f"  uid {e.owner} (rootless)" if e.owner else ""
-    root = Tree(
-        text(("podman", STYLE["dockerd"]), ("  no daemon", STYLE["dim"]),
-             (f"  storage {e.store}", STYLE["dim"]), who)
-    )  # fmt: skip
-    for c in e.containers:
-        _container(root, c, via="")
-    return root
-
-
 def _proxy(p: Proxy, owner: str | None) -> RenderableType:
     return text(
         ("docker-proxy", STYLE["proxy"]),
@@ -176,7 +158,7 @@ def _proxy(p: Proxy, owner: str | None) -> RenderableType:
     )
 
 
-def _container(parent: Tree, c: Container, via: str) -> None:
+def _container(parent: Tree, c: Container, via: str, parent_name: str) -> None:
     ident: list[tuple[str, str] | str] = [(c.name or "(name unknown)", STYLE["name"])]
     if c.name != c.id:  # ctr's ids are the names people give
         ident.append(f" {c.short_id}")
@@ -187,7 +169,6 @@ def _container(parent: Tree, c: Container, via: str) -> None:
             text(("○ ", STYLE["dim"]), *ident, *image, (f"  {c.state}, no process", STYLE["dim"]))
         )
         return
-    parent_name = "containerd" if m.kind == SHIM else "podman"
     link = f"re-parented: ppid {m.ppid}" if m.reparented else f"child of {parent_name}"
     mark = [(f"  ({STATE_MARKS[c.state]})", "bold yellow")] if c.state in STATE_MARKS else []
     node = parent.add(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tracer.runtimes.containerd.shim import (
     RUNC_ROOT,
+    SHIM_EDGES,
     SYSTEM_SOCK,
     ShimArgs,
     adopt,
@@ -25,6 +26,7 @@ from tracer.runtimes.containerd.shim import (
 
 __all__ = [
     "RUNC_ROOT",
+    "SHIM_EDGES",
     "SYSTEM_SOCK",
     "ShimArgs",
     "adopt",

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import ApiView, Container, Edge, Engine, Kubelet, Pod
-from tracer.runtimes.base import Found
+from tracer.runtimes.base import Found, Look, RuntimeBase
 from tracer.runtimes.containerd import shim as sh
 from tracer.runtimes.flags import flag_value
 from tracer.snapshot.host import Host, Proc
@@ -122,9 +122,17 @@ def _connected(host: Host, client: int, server: int) -> bool | None:
     return any(host.peers.get(inode) in theirs for inode in mine)
 
 
-class CriRuntime:
+class CriRuntime(RuntimeBase):
     name = "cri"
     daemons = frozenset({"kubelet"})
+    look = Look(
+        chain=("kubelet", "containerd"),  # kubelet only when it runs: nothing said when not
+        missing={"containerd": "containerd not found"},
+        tag="CRI",
+        monitor_parent="containerd",
+        edges={"socket": "kubelet -> containerd (CRI over gRPC)", **sh.SHIM_EDGES},
+        cli=frozenset({"crictl"}),
+    )
     # What CRI pods share with the host by default (host-network pods share net and uts).
     usually_shared: Mapping[str, str] = {
         "user": "CRI pods share the host's user namespace unless the pod asks for one",

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import ApiView, Container, Engine
-from tracer.runtimes.base import Found
+from tracer.runtimes.base import Found, Look, RuntimeBase
 from tracer.runtimes.containerd import shim as sh
 from tracer.snapshot.host import Host, Proc
 from tracer.snapshot.walk import Reader
@@ -23,9 +23,16 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 NERDCTL_NAME = "nerdctl/name"  # nerdctl's annotation (its ids are 64 hex digits)
 
 
-class ContainerdRuntime:
+class ContainerdRuntime(RuntimeBase):
     name = "containerd"
     daemons = frozenset({"containerd"})
+    look = Look(
+        chain=("containerd",),
+        missing={"containerd": "containerd not found"},
+        monitor_parent="containerd",
+        edges=sh.SHIM_EDGES,
+        cli=frozenset({"ctr", "nerdctl"}),
+    )
     usually_shared: Mapping[str, str] = {
         "user": "containerd's default spec has no user namespace",
         "time": "containerd never creates time namespaces",

@@ -156,6 +156,11 @@ def runtime_root(host: Host, shim: Proc) -> str | None:
 
 
 OCI_RUNTIMES = frozenset({"runc", "crun"})
+# What the edges of every engine built from shims mean (tracer/runtimes/base.py Look.edges).
+SHIM_EDGES = {
+    "shim-address": "shim -> its containerd (-address)",
+    "reparented": "shim adopted by pid 1 or a subreaper",
+}
 
 
 def is_runtime(proc: Proc, monitor: Proc) -> bool:
