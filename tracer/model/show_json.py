@@ -30,6 +30,7 @@ from tracer.model.topology import (
     Pod,
     Process,
     Proxy,
+    Service,
     Topology,
 )
 
@@ -70,7 +71,7 @@ def _engine_json(engine: Engine) -> dict[str, Any]:
         "namespace": engine.namespace,
         **dict.fromkeys(DOCUMENTED_FACTS),
         **{k: v for k, v in engine.facts.items() if k not in _ENGINE_KEYS},
-        "daemons": [{"role": d.ROLE, **_plain(d)} for d in engine.daemons],
+        "daemons": [{"role": d.role, **_plain(d)} for d in engine.daemons],
         "containers": [_container_json(c) for c in engine.containers],
         "edges": [{"from": x.src, "to": x.dst, "kind": x.kind, "via": x.via} for x in engine.edges],
         "unmatched_proxies": [_plain(p) for p in engine.unmatched_proxies],
@@ -188,6 +189,16 @@ def _daemon(kind: type[Daemon], d: dict[str, Any]) -> Daemon:
     return kind(**fields)
 
 
+def _service(role: str, d: dict[str, Any]) -> Service:
+    """A daemon of a role the model has no class for (a runtime's own)."""
+    return Service(
+        pid=_num(d.get("pid"), f"{role} pid"),
+        cmdline=_argv(d.get("cmdline"), role),
+        kind=role,
+        socket=_text(d.get("socket"), f"{role} socket", True),
+    )
+
+
 def _rest(e: dict[str, Any], runtime: str, daemons: list[Daemon], **extra: Any) -> Engine:
     return Engine(
         runtime=runtime,
@@ -205,10 +216,9 @@ def _engine(e: Any) -> Engine:
     daemons = []
     for d in _list(e.get("daemons", []), "daemons"):
         d = _obj(d, "daemon")
-        kind = ROLES.get(_text(d.get("role"), "daemon role"))
-        if kind is None:
-            raise _fail(f"unknown daemon role {d.get('role')!r}")
-        daemons.append(_daemon(kind, d))
+        role = _text(d.get("role"), "daemon role")
+        kind = ROLES.get(role)
+        daemons.append(_daemon(kind, d) if kind is not None else _service(role, d))
     return _rest(
         e,
         _text(e.get("runtime"), "engine runtime"),

@@ -180,6 +180,11 @@ class Daemon:
     cmdline: list[str]
 
     @property
+    def role(self) -> str:
+        """What it is in its engine's chain (`dockerd`, `containerd`...)."""
+        return self.ROLE
+
+    @property
     def address(self) -> str | None:
         """The socket it serves, by which people name the engine."""
         return None
@@ -226,6 +231,24 @@ class Kubelet(Daemon):
     @property
     def address(self) -> str | None:
         return None  # named by the containerd it talks to
+
+
+@dataclass
+class Service(Daemon):
+    """A daemon of a role the model has no class for (CRI-O's crio, a test's fake runtime's):
+    its role by name, and the socket it serves; what else its runtime knows of it goes in the
+    engine's facts."""
+
+    kind: str = "daemon"
+    socket: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.kind
+
+    @property
+    def address(self) -> str | None:
+        return self.socket
 
 
 DAEMON_TYPES: tuple[type[Daemon], ...] = (Kubelet, Dockerd, Containerd)

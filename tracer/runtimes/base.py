@@ -38,7 +38,7 @@ class Look:
     """How the outputs (terminal tree, diagram, page, trace) draw and name a runtime's
     engines: plain words, so that no output asks which runtime it is drawing."""
 
-    # The roles of the daemons its engines run (tracer/model/topology.py Daemon.ROLE), top of
+    # The roles of the daemons its engines run (tracer/model/topology.py Daemon.role), top of
     # the chain first; each is drawn, or, when it does not run, what `missing` says of it.
     chain: tuple[str, ...] = ()
     missing: Mapping[str, str] = field(default_factory=dict)
@@ -58,22 +58,22 @@ class Look:
         """The engine's daemons in the chain, top first, and a `Missing` for each one of the
         chain that does not run and that `missing` has words for (others are left out: CRI
         says nothing when no kubelet runs); a daemon the chain does not name comes last."""
-        chain = self.chain or tuple(d.ROLE for d in engine.daemons)
+        chain = self.chain or tuple(d.role for d in engine.daemons)
         out: list[Daemon | Missing] = []
         for role in chain:
-            d = next((d for d in engine.daemons if role == d.ROLE), None)
+            d = next((d for d in engine.daemons if role == d.role), None)
             if d is not None:
                 out.append(d)
             elif role in self.missing:
                 out.append(Missing(role, self.missing[role]))
-        return out + [d for d in engine.daemons if d.ROLE not in chain]
+        return out + [d for d in engine.daemons if d.role not in chain]
 
 
 @dataclass(frozen=True)
 class Missing:
     """A daemon of the chain that does not run, and what to say of it."""
 
-    ROLE: str
+    role: str
     text: str
 
 

@@ -142,7 +142,8 @@ def _find(host: Host) -> tuple[list[tuple[Proc, ConmonArgs]], list[tuple[Proc, C
             if parsed is not None:
                 every.append((proc, parsed))
     ours = {args.id for _, args in every if not args.exec and started_by_podman(args)}
-    mine, others = [], []
+    mine: list[tuple[Proc, ConmonArgs]] = []
+    others: list[tuple[Proc, ConmonArgs]] = []
     for proc, args in every:
         own = started_by_podman(args) or (args.exec and args.id in ours)
         (mine if own else others).append((proc, args))

@@ -58,8 +58,8 @@ def daemons(before: Topology, after: Topology) -> list[DaemonChange]:
     """Each daemon that ended (`gone`) or started (`new`) between two snapshots of one host,
     by its identity (role and PID; a PID reused by another daemon of the same role within
     one burst is not told apart)."""
-    was = {(d.ROLE, d.pid): e.title for e in before.engines for d in e.daemons}
-    now = {(d.ROLE, d.pid): e.title for e in after.engines for d in e.daemons}
+    was = {(d.role, d.pid): e.title for e in before.engines for d in e.daemons}
+    now = {(d.role, d.pid): e.title for e in after.engines for d in e.daemons}
     out = [DaemonChange(role, pid, "gone", title) for (role, pid), title in was.items()
            if (role, pid) not in now]  # fmt: skip
     out += [DaemonChange(role, pid, "new", title) for (role, pid), title in now.items()
@@ -74,7 +74,7 @@ def missing_daemons(topo: Topology, seen: dict[str, set[str]]) -> dict[str, list
     known again by any address it shares with an earlier one."""
     out: dict[str, list[str]] = {}
     for e in topo.engines:
-        roles = {d.ROLE for d in e.daemons}
+        roles = {d.role for d in e.daemons}
         addresses = [d.address for d in e.daemons if d.address and d.address != "?"]
         expected = set().union(*(seen.get(a, set()) for a in addresses)) if addresses else set()
         gone = sorted(expected - roles)

@@ -76,7 +76,7 @@ def _by_pid(topo: Topology, pid: int) -> Container | Engine | None:
 def _what(found: Container | Engine) -> str:
     if isinstance(found, Container):
         return f"of {found.label}"
-    roles = ", ".join(d.ROLE for d in found.daemons)
+    roles = ", ".join(d.role for d in found.daemons)
     return f"a daemon ({roles}) of the engine at {found.title}"
 
 

@@ -205,14 +205,14 @@ def _daemon(s: graphviz.Digraph, d: Daemon | Missing, i: int, st: _Arch) -> str 
     """A daemon's node, by its role (a missing one: what its runtime says of it); its name,
     or None for a missing one."""
     if isinstance(d, Missing):
-        st.node(s, f"e{i}_no{d.ROLE}", label(d.text), NODE_STYLE["missing"])
+        st.node(s, f"e{i}_no{d.role}", label(d.text), NODE_STYLE["missing"])
         return None
     node = pnode(d.pid)
     if d.pid in st.known:
         # One process, drawn once: a containerd that serves several engines (Docker's
         # namespace, a ctr namespace, CRI's) is drawn in the first, and linked from the others.
         return node
-    lines = [program(d.cmdline, d.ROLE), f"pid {d.pid}"]
+    lines = [program(d.cmdline, d.role), f"pid {d.pid}"]
     if isinstance(d, Kubelet):
         lines.append("CRI client")
     elif isinstance(d, Dockerd):

@@ -62,7 +62,7 @@ def fleet(doc: Fleet) -> str:
                     lines = [f"engine {engine.title}"] + ([f"live-restore {lr}"] if lr else [])
                     style = {"color": "#c92a2a"} if lr == "OFF" else {"color": "#1f5fbf"}
                     cluster(box, label(*lines, left=True), style="rounded", **style)
-                    daemons = [f"{x.ROLE} {x.pid}" for x in engine.daemons] or ["no daemon"]
+                    daemons = [f"{x.role} {x.pid}" for x in engine.daemons] or ["no daemon"]
                     top = f"h{h}_e{i}_daemons"
                     box.node(top, label=label(*daemons), **NODE_STYLE["dockerd"])
                     shown = [c for c in by_name(engine.containers) if c.init_pid is not None]

@@ -107,7 +107,7 @@ def _head(e: Engine, level: Level, above: Level | None, look: Look) -> Renderabl
         where = f"  namespace {e.namespace}" if e.namespace else ""
         tag = f"  {look.tag}" if look.tag else ""
         served: list[tuple[str, str]] = []
-        if above is not None and above.ROLE == Dockerd.ROLE:  # how it serves that dockerd
+        if above is not None and above.role == Dockerd.ROLE:  # how it serves that dockerd
             how = "child of dockerd, " if level.managed else ""
             proven = "socket" if level.proven and isinstance(above, Dockerd) else "serves"
             served = [(f"  [{how}{proven}]", STYLE["dim"])]
@@ -115,7 +115,7 @@ def _head(e: Engine, level: Level, above: Level | None, look: Look) -> Renderabl
                     (f"  {level.socket}", STYLE["dim"]), (where, STYLE["name"]),
                     (tag, STYLE["dim"]), *served)  # fmt: skip
     address = [(f"  {level.address}", STYLE["dim"])] if level.address else []
-    name = program(level.cmdline) or level.ROLE
+    name = program(level.cmdline) or level.role
     return text((name, STYLE["dockerd"]), f" {level.pid}", *address)
 
 

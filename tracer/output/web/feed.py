@@ -214,8 +214,8 @@ class Feed:
             story = lifecycle.trace(rec)
         with self._cond:
             missing = missing_daemons(topo, self._seen)
-            self._programs = set(DAEMONS) | {d.ROLE for e in topo.engines for d in e.daemons}
-            self._daemons = {d.pid: d.ROLE for e in topo.engines for d in e.daemons}
+            self._programs = set(DAEMONS) | {d.role for e in topo.engines for d in e.daemons}
+            self._daemons = {d.pid: d.role for e in topo.engines for d in e.daemons}
             self.bursts.quiet_parents = {
                 p for p, role in self._daemons.items() if role == "dockerd"
             }

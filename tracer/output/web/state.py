@@ -81,9 +81,9 @@ def state(
 
 def _daemon(d: Daemon) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "role": d.ROLE,
+        "role": text(d.role),
         "pid": d.pid,
-        "program": text(PurePath(d.cmdline[0]).name if d.cmdline else d.ROLE),
+        "program": text(PurePath(d.cmdline[0]).name if d.cmdline else d.role),
         "address": text(d.address) if d.address else None,
         "api": None,
     }
