@@ -179,6 +179,7 @@ def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
     d = e.daemon(Dockerd)
     if d and d.live_restore is not None:
         heading.append("live-restore " + ("on" if d.live_restore else "off"))
+    heading += rt.describe(e) if e.daemons else []  # else in the daemonless engine's node
     cluster(s, label(*heading, left=True), fontsize="12", color="#1f5fbf", style="rounded")
     anchor = None  # the daemon its monitors report to: the last of the chain
     for level in rt.look.levels(e):

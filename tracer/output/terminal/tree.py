@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.console import Group, RenderableType
+from rich.text import Text
 from rich.tree import Tree
 
 from tracer.kernel.procfs import program
@@ -55,15 +56,14 @@ def engine(e: Engine, total: Counts | None = None) -> Tree:
     rt = runtime_of(e)
     look = rt.look
     levels = look.levels(e)
+    facts = text(*[(f"  {line}", STYLE["dim"]) for line in rt.describe(e)])
     if levels:
-        root = node = Tree(_head(e, levels[0], None, look))
+        root = node = Tree(_head(e, levels[0], None, look).append_text(facts))
         for above, level in zip(levels, levels[1:], strict=False):
             node = node.add(_head(e, level, above, look))
     else:
-        facts = [(f"  {line}", STYLE["dim"]) for line in rt.describe(e)]
-        root = node = Tree(
-            text((look.daemonless, STYLE["dockerd"]), ("  no daemon", STYLE["dim"]), *facts)
-        )
+        head = text((look.daemonless, STYLE["dockerd"]), ("  no daemon", STYLE["dim"]))
+        root = node = Tree(head.append_text(facts))
     if any(c.pod for c in e.containers):
         pods: dict[str, list[Container]] = {}
         for c in e.containers:
@@ -88,7 +88,7 @@ def engine(e: Engine, total: Counts | None = None) -> Tree:
 Level = Daemon | Missing
 
 
-def _head(e: Engine, level: Level, above: Level | None, look: Look) -> RenderableType:
+def _head(e: Engine, level: Level, above: Level | None, look: Look) -> Text:
     if isinstance(level, Missing):
         named = [] if above is not None else [(f"  ({e.title})", STYLE["dim"])]
         return text((level.text, "bold red" if above is None else "red"), *named)
