@@ -136,7 +136,7 @@ def _topo() -> tuple[Topology, Host]:
     pm = _container("c" * 64, "pm", [(300, 3000)])
     dockerd = Dockerd(pid=50, cmdline=["dockerd", "--exec-root", "/run/lab"], api_socket="/x.sock")
     docker = Engine("docker", daemons=[dockerd], containers=[web, side])
-    podman = Engine("podman", containers=[pm], store="/home/u/.local", owner=1000)
+    podman = Engine("podman", containers=[pm], owner=1000, named="podman /home/u/.local (uid 1000)")
     topo = Topology([docker, podman], host={"namespaces": HOST})
     host = Host(procs={50: Proc(50, 1, "dockerd", ("dockerd",), 0.0, start=500, uid=0)})
     return topo, host

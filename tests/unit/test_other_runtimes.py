@@ -19,7 +19,7 @@ from tracer.model.topology import CONMON, Topology
 from tracer.output.diagram.architecture import architecture
 from tracer.output.terminal import tree
 from tracer.runtimes import build
-from tracer.runtimes.podman import owner_of, parse_conmon, store_of
+from tracer.runtimes.podman import parse_conmon, store_of
 from tracer.snapshot.host import Host
 from tracer.views.lives import Image, runc_args
 from tracer.views.roles import _by_argv, engine_program
@@ -117,7 +117,7 @@ def test_rootless_podman_names_its_user_namespace_and_pause_process() -> None:
     host.procs[250] = proc(250, 1, "catatonit", ["catatonit", "-P"], 50.0, uid=1000,
                            ns={"user": 4026532999})  # fmt: skip
     (engine,) = build(host).engines
-    assert owner_of(engine) == 1000 and engine.title == f"podman {home} (uid 1000)"
+    assert engine.owner == 1000 and engine.title == f"podman {home} (uid 1000)"
     assert [c.name for c in engine.containers] == ["web", "old"]
     (note,) = [n for n in engine.notes if n.startswith("rootless")]
     assert "user namespace 4026532999, held by its pause process 250" in note

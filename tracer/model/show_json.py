@@ -38,10 +38,10 @@ SCHEMA = "dtrace-tree/show/2"
 SCHEMA_1 = "dtrace-tree/show/1"
 ROLES: dict[str, type[Daemon]] = {t.ROLE: t for t in DAEMON_TYPES}
 # An engine's facts (Engine.facts: what only its runtime knows) are keys of its object. Schema
-# 2 documents two, podman's, on every engine (null when its runtime does not set them), typed:
-DOCUMENTED_FACTS = {"store": "text", "owner": "number"}
-_ENGINE_KEYS = frozenset({"runtime", "name", "namespace", "daemons", "containers", "edges",
-                          "unmatched_proxies", "notes"})  # fmt: skip
+# 2 documents one, podman's storage root, as text on every engine (null when not podman's).
+DOCUMENTED_FACTS = ("store",)
+_ENGINE_KEYS = frozenset({"runtime", "name", "namespace", "owner", "daemons", "containers",
+                          "edges", "unmatched_proxies", "notes"})  # fmt: skip
 
 
 def to_json(topo: Topology) -> dict[str, Any]:
@@ -71,6 +71,7 @@ def _engine_json(engine: Engine) -> dict[str, Any]:
         "namespace": engine.namespace,
         **dict.fromkeys(DOCUMENTED_FACTS),
         **{k: v for k, v in engine.facts.items() if k not in _ENGINE_KEYS},
+        "owner": engine.owner,
         "daemons": [{"role": d.role, **_plain(d)} for d in engine.daemons],
         "containers": [_container_json(c) for c in engine.containers],
         "edges": [{"from": x.src, "to": x.dst, "kind": x.kind, "via": x.via} for x in engine.edges],
@@ -224,6 +225,7 @@ def _engine(e: Any) -> Engine:
         _text(e.get("runtime"), "engine runtime"),
         daemons,
         namespace=_text(e.get("namespace"), "engine namespace", True),
+        owner=_num(e.get("owner"), "engine owner", optional=True),
         named=_text(e.get("name"), "engine name", True),
         facts=_facts(e),
     )
@@ -237,11 +239,8 @@ def _facts(e: dict[str, Any]) -> dict[str, str | int | bool | None]:
     for key, value in e.items():
         if key in _ENGINE_KEYS or value is None:
             continue
-        kind = DOCUMENTED_FACTS.get(key)
-        if kind == "text":
+        if key in DOCUMENTED_FACTS:
             out[key] = _text(value, f"engine {key}")
-        elif kind == "number":
-            out[key] = _num(value, f"engine {key}")
         elif isinstance(value, str | int | bool):  # not a list or an object: nothing reads it
             out[key] = value
     return out

@@ -274,10 +274,13 @@ class Engine:
     notes: list[str] = field(default_factory=list)
     unmatched_proxies: list[Proxy] = field(default_factory=list)
     namespace: str | None = None  # containerd's namespace of its containers (not Docker's)
+    # The uid whose engine it is, when its runtime can tell (podman by its conmons' user;
+    # not 0: rootless); None when not known.
+    owner: int | None = None
     # The name its runtime gave it when no daemon's socket names it (podman: by its storage).
     named: str | None = None
     # What only its runtime knows of it, as plain data that the runtime sets when it builds the
-    # engine and alone reads (podman: `store` and `owner`); show --json writes each as a key
+    # engine and alone reads (podman: its `store`); show --json writes each as a key
     # of the engine (tracer/model/show_json.py).
     facts: dict[str, str | int | bool | None] = field(default_factory=dict)
 

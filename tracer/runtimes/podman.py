@@ -322,7 +322,7 @@ class PodmanRuntime(RuntimeBase):
         return {}  # `podman inspect` would say; its state is not read without the API
 
     def describe(self, engine: Engine) -> list[str]:
-        owner = owner_of(engine)
+        owner = engine.owner
         return [f"storage {store_of(engine)}"] + ([f"uid {owner} (rootless)"] if owner else [])
 
     def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
@@ -335,21 +335,14 @@ class PodmanRuntime(RuntimeBase):
 
 def _new_engine(store: str, uid: int | None) -> Engine:
     who = f" (uid {uid})" if uid else ""
-    return Engine(
-        runtime=RUNTIME_NAME, named=f"podman {store}{who}", facts={"store": store, "owner": uid}
-    )
+    return Engine(runtime=RUNTIME_NAME, owner=uid, named=f"podman {store}{who}",
+                  facts={"store": store})  # fmt: skip
 
 
 def store_of(engine: Engine) -> str | None:
     """The storage root that holds the engine's containers."""
     store = engine.facts.get("store")
     return store if isinstance(store, str) else None
-
-
-def owner_of(engine: Engine) -> int | None:
-    """The uid whose containers these are (0: rootful)."""
-    owner = engine.facts.get("owner")
-    return owner if isinstance(owner, int) and not isinstance(owner, bool) else None
 
 
 def _pauses(host: Host) -> list[int]:
