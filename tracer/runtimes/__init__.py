@@ -61,6 +61,11 @@ def registered(rt: Runtime, before: str | None = None) -> Iterator[Runtime]:
         unregister(rt.name)
 
 
+def cli_programs() -> frozenset[str]:
+    """The programs people drive the registered runtimes with (docker, podman, ctr...)."""
+    return frozenset(p for rt in _registered for p in rt.look.cli)
+
+
 def runtime_of(engine: Engine | str) -> Runtime:
     """The runtime that built an engine (by its name); for a name no runtime here has (a
     snapshot saved by another version), a plain one that draws the engine by its daemons."""

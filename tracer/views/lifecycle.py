@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from tracer.kernel.connector import wait_status
 from tracer.kernel.procfs import program
 from tracer.model.trace import Entry, Event, Raw, Recording, Step, Story, Trace
+from tracer.runtimes import cli_programs
 from tracer.runtimes.flags import parse_proxy
 from tracer.snapshot.recorder import CLI, CONTAINER, ENGINE
 from tracer.views import lives as _lives
@@ -290,13 +291,14 @@ def is_probe(argv: tuple[str, ...] | list[str] | None) -> bool:
 
 
 def holds_open(argv: tuple[str, ...] | None) -> bool:
-    """Is this a step whose end ends a burst: a docker command, runc create, start, exec, kill
-    or delete, a shim's start or delete? Until it exits, its burst is not over (runc create
-    waits on the network hook for 140 ms without an event)."""
+    """Is this a step whose end ends a burst: a command of a runtime's CLI (docker, podman,
+    ctr...), runc create, start, exec, kill or delete, a shim's start or delete? Until it exits,
+    its burst is not over (runc create waits on the network hook for 140 ms without an
+    event)."""
     if not argv:
         return False
     prog = program(argv)
-    if prog == "docker":
+    if prog in cli_programs():
         return True
     if prog == "runc":
         return runc_args(argv)[0] in ("create", "start", "exec", "kill", "delete")

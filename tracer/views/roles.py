@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 from tracer.kernel.procfs import program
 from tracer.model.trace import KnownContainer
-from tracer.runtimes import runtimes
+from tracer.runtimes import cli_programs
 from tracer.runtimes.containerd import parse_shim
 from tracer.runtimes.containerd.shim import OCI_RUNTIMES
 from tracer.runtimes.podman import parse_conmon
@@ -264,7 +264,7 @@ def _by_argv(img: Image) -> tuple[str, str | None] | None:
         return RUNC_ROLES.get(sub or "", "runc"), cid
     if prog in DAEMONS:
         return DAEMONS[prog], None
-    if any(prog in rt.look.cli for rt in runtimes()):
+    if prog in cli_programs():
         return "cli", None
     return None
 
