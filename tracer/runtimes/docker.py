@@ -162,16 +162,11 @@ class DockerRuntime(RuntimeBase):
     daemons = frozenset({"dockerd"})
     usually_shared: Mapping[str, str] = USUALLY_SHARED
     look = Look(
-        chain=("dockerd", "containerd"),
+        chain=("dockerd", "containerd"), monitor_parent="containerd", cli=frozenset({"docker"}),
         missing={"dockerd": "dockerd not running", "containerd": "containerd not found"},
-        monitor_parent="containerd",
-        edges={
-            "socket": "dockerd -> containerd (gRPC; a listener held by containerd)",
-            **containerd.SHIM_EDGES,
-            "forwards": "docker-proxy -> container (-container-ip)",
-        },
-        cli=frozenset({"docker"}),
-    )
+        edges={"socket": "dockerd -> containerd (gRPC; a listener held by containerd)",
+               **containerd.SHIM_EDGES, "forwards": "docker-proxy -> container (-container-ip)"},
+    )  # fmt: skip
 
     def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
         read.file(config_path(daemon))
@@ -299,7 +294,7 @@ class DockerRuntime(RuntimeBase):
         self, host: Host, engine: Engine, d: Proc, cd: Proc, sock: str, proven: bool, how: str
     ) -> None:
         managed = is_parent(d, cd)
-        connected = _connected(host, d.pid, cd.pid)
+        connected = containerd.connected(host, d.pid, cd.pid)
         engine.daemons.append(
             Containerd(
                 pid=cd.pid,
@@ -409,14 +404,6 @@ def _ours(engine: Engine, namespace: str | None) -> bool:
     if namespace is None or namespace == mine:
         return True
     return mine == NAMESPACE and containerd.docker_namespace(namespace)
-
-
-def _connected(host: Host, client: int, server: int) -> bool | None:
-    """Does client hold a unix socket whose peer server holds (sock_diag)? None: unknown."""
-    mine, theirs = host.sockets.get(client), host.sockets.get(server)
-    if not mine or not theirs or not host.peers:
-        return None
-    return any(host.peers.get(inode) in theirs for inode in mine)
 
 
 def _merge_api(engine: Engine, view: ApiView | None) -> None:

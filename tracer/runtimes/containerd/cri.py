@@ -115,13 +115,6 @@ def kubelet_of(host: Host, socket: str) -> Proc | None:
     return None
 
 
-def _connected(host: Host, client: int, server: int) -> bool | None:
-    mine, theirs = host.sockets.get(client), host.sockets.get(server)
-    if not mine or not theirs or not host.peers:
-        return None
-    return any(host.peers.get(inode) in theirs for inode in mine)
-
-
 class CriRuntime(RuntimeBase):
     name = "cri"
     daemons = frozenset({"kubelet"})
@@ -202,7 +195,7 @@ class CriRuntime(RuntimeBase):
                 "no kubelet runs for this containerd: pods made by another CRI client"
             )
             return engine
-        connected = _connected(host, kubelet.pid, cd.pid)
+        connected = sh.connected(host, kubelet.pid, cd.pid)
         endpoint = flag_value(kubelet.cmdline, "--container-runtime-endpoint")
         engine.daemons.insert(
             0,

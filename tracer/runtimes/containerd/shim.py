@@ -156,6 +156,17 @@ def runtime_root(host: Host, shim: Proc) -> str | None:
 
 
 OCI_RUNTIMES = frozenset({"runc", "crun"})
+
+
+def connected(host: Host, client: int, server: int) -> bool | None:
+    """Does client (dockerd, kubelet) hold a unix socket whose peer server (containerd) holds
+    (sock_diag)? None: unknown."""
+    mine, theirs = host.sockets.get(client), host.sockets.get(server)
+    if not mine or not theirs or not host.peers:
+        return None
+    return any(host.peers.get(inode) in theirs for inode in mine)
+
+
 # What the edges of every engine built from shims mean (tracer/runtimes/base.py Look.edges).
 SHIM_EDGES = {
     "shim-address": "shim -> its containerd (-address)",
