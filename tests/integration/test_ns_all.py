@@ -334,7 +334,9 @@ def test_under_churn_no_crash_and_nothing_invented():
                 assert held or ino in holds, n
                 assert n["type"] in TYPES
                 if n["containers"]:  # churn never lands in a container
-                    assert not any(c["name"].startswith("dt-nsall") for c in n["containers"])
+                    assert not any(
+                        (c["name"] or "").startswith("dt-nsall") for c in n["containers"]
+                    )
     finally:
         os.killpg(churn.pid, 9)
         churn.wait()
