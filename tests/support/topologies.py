@@ -140,3 +140,23 @@ def dot_edges(dot: str) -> list[tuple[str, str, dict[str, str]]]:
             attrs = re.findall(r'([\w-]+)=("(?:[^"\\]|\\.)*"|[^\s"]+)', m.group(3) or "")
             out.append((m.group(1), m.group(2), {k: v.strip('"') for k, v in attrs}))
     return out
+
+
+def many_engines(engines: int = 8, per: int = 75) -> Topology:
+    """A big host: `engines` Docker engines (dockerd 600+e, containerd 500+e, each on its own
+    socket), `per` running containers each, two processes a container (numbered as above)."""
+    made = []
+    for e in range(engines):
+        sock = f"/run/e{e}/containerd.sock"
+        edges = [Edge(600 + e, 500 + e, "socket", sock)]
+        ctrs = []
+        for k in range(per):
+            i = e * per + k
+            c = numbered(i, f"e{e}-c{k}", monitor=shim(100_000 + 10 * i, 1, sock))
+            c.id = f"{i:064x}"
+            ctrs.append(c)
+            edges.append(Edge(100_000 + 10 * i, 500 + e, "shim-address", sock))
+        made.append(engine(dockerd(600 + e, f"/run/e{e}/docker.sock"),
+                           containerd(500 + e, sock), containers=ctrs, edges=edges))  # fmt: skip
+    host = {"hostname": "big", "taken_at": "2026-12-02T00:00:00+00:00", "namespaces": HOST_NS}
+    return Topology(engines=made, host={**host, "namespaces_from": "pid 1"})

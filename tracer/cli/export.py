@@ -109,7 +109,12 @@ def export(
             f"which dot takes long to lay out and few can read)"
         )
     with env.waiting(f"drawing {count} containers with Graphviz's dot ({fmt})"):
-        data = dot.render(_storage(looking, topo) if fs else diagram.source(topo, ns, compact), fmt)
+        if fs:
+            data = dot.render(_storage(looking, topo), fmt)
+        else:
+            data, drawn = diagram.draw(topo, fmt, ns, compact)
+            for line in drawn:
+                env.note(line)
     if output == "-":
         env.write_bytes(data)
         return

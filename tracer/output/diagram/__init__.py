@@ -16,6 +16,30 @@ from tracer.model.topology import Topology
 FULL_UP_TO: dict[str, int] = {"architecture": 40, "namespaces": 24}
 
 
+def draw(
+    topo: Topology, fmt: str, ns: bool = False, compact: bool = False
+) -> tuple[bytes, list[str]]:
+    """The diagram rendered, never for longer than dot's time (dot.DOT_SECONDS) a try: when
+    dot runs out of time, one node per container is drawn instead, and then, if even that is
+    too slow, one node per engine. The notes say what was drawn instead, and why."""
+    from tracer.output.diagram import dot
+    from tracer.output.diagram.fleet import engines_only
+
+    notes: list[str] = []
+    tries = [("", lambda: source(topo, ns, compact))]
+    if not compact:
+        tries.append(("one node per container", lambda: source(topo, ns, True)))
+    tries.append(("one node per engine, with its counts", lambda: engines_only(topo)))
+    for i, (_what, make) in enumerate(tries):
+        try:
+            return dot.render(make(), fmt), notes
+        except dot.DotTooSlow as exc:
+            if i + 1 == len(tries):
+                raise
+            notes.append(f"{exc}: drawing {tries[i + 1][0]} instead")
+    raise AssertionError("unreachable")
+
+
 def source(topo: Topology, ns: bool = False, compact: bool = False) -> str:
     """The DOT source of the architecture view, or of the namespace view with ns."""
     if ns:

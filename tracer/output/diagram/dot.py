@@ -17,6 +17,7 @@ container becomes markup. Node and cluster names are made here from PIDs and san
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import textwrap
@@ -173,20 +174,61 @@ def grid(g: graphviz.Digraph, units: list[tuple[str, str]], height: int) -> None
 # -- output ---------------------------------------------------------------------------------------
 
 
-def render(dot_source: str, fmt: str) -> bytes:
-    """The diagram as svg, png or pdf, made by Graphviz's `dot`; for dot, the source itself."""
+# dot is stopped after this much CPU time: a layout that needs more is one nobody waits for (a
+# host drawn badly took 189 s); the caller draws something smaller instead (tracer/output/
+# diagram). CPU time, not wall time, so that a busy machine does not cut a layout short; the
+# wall clock stops it at WALL_FACTOR times that.
+DOT_SECONDS = 10.0
+WALL_FACTOR = 3
+# A bitmap or a page at most this many inches a side (at dot's 96 dpi, 11520 px): dot scales a
+# larger drawing down to fit, so a PNG stays one that a viewer opens (not 32767 px, 817 MB).
+MAX_INCHES = 120
+
+
+class DotTooSlow(TracerError):
+    """dot did not finish within its time."""
+
+
+def render(dot_source: str, fmt: str, seconds: float = DOT_SECONDS) -> bytes:
+    """The diagram as svg, png or pdf, made by Graphviz's `dot`; for dot, the source itself.
+    DotTooSlow when dot needs more than seconds of CPU (the kernel stops it: RLIMIT_CPU) or
+    WALL_FACTOR times that on the clock (killed)."""
+    import resource
+    import signal
+    import subprocess  # the graphviz package's pipe() has no time limit
+
     if fmt == "dot":
         return dot_source.encode()
     if fmt not in FORMATS:
         raise ValueError(f"unknown diagram format {fmt!r}")
+    argv = ["dot", f"-T{fmt}"]
+    if fmt in ("png", "pdf"):
+        argv.append(f"-Gsize={MAX_INCHES},{MAX_INCHES}")  # only ever scales down
+    too_slow = f"dot did not lay the diagram out within {seconds:g} s"
     try:
-        return graphviz.Source(dot_source).pipe(format=fmt, quiet=True)
-    except graphviz.ExecutableNotFound as exc:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)  # fmt: skip
+    except FileNotFoundError as exc:
         raise MissingBinaryError("dot", "graphviz") from exc
-    except graphviz.CalledProcessError as exc:
-        err = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        why = err[0] if err else f"exit status {exc.returncode}"
-        raise TracerError(f"dot failed to render {fmt}: {why}") from exc
+    with proc:
+        cpu = max(1, math.ceil(seconds))  # whole seconds: what RLIMIT_CPU counts
+        # set before dot has its input, so before it lays anything out; if it is gone
+        # already, communicate says how it ended
+        with contextlib.suppress(OSError):
+            resource.prlimit(proc.pid, resource.RLIMIT_CPU, (cpu, cpu + 1))
+        try:
+            out, err = proc.communicate(dot_source.encode(), timeout=seconds * WALL_FACTOR)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            raise DotTooSlow(too_slow) from exc
+    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise DotTooSlow(too_slow)
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        why = lines[0] if lines else f"exit status {proc.returncode}"
+        raise TracerError(f"dot failed to render {fmt}: {why}")
+    return out
 
 
 def default_name(host: Mapping[str, Any], fmt: str, ns: bool = False) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import graphviz
 
 from tracer.model.fleet import Fleet
-from tracer.model.topology import Container, Dockerd
+from tracer.model.topology import Container, Dockerd, Topology
 from tracer.output.diagram.dot import (
     FONT,
     NODE_STYLE,
@@ -82,3 +82,30 @@ def _container(g: graphviz.Digraph, h: int, c: Container, exposed: bool) -> tupl
     style = NODE_STYLE["missing"] if exposed else NODE_STYLE["container"]
     g.node(node, label=label(*lines), **style)
     return node, node
+
+
+def engines_only(topo: Topology) -> str:
+    """DOT source of the last resort: one node per engine (its daemons and how many
+    containers it runs), for a host whose containers dot cannot lay out in time."""
+    g = graphviz.Digraph("dtrace_tree_engines")
+    host = topo.host or {}
+    caption = [f"dtrace-tree: {plural(len(topo.engines), 'engine')}, "
+               f"{plural(len(topo.containers()), 'container')} (one node per engine)"]  # fmt: skip
+    if host.get("hostname"):
+        caption.append(f"host {host['hostname']}  {host.get('taken_at') or ''}".rstrip())
+    g.attr("graph", label=label(*caption, left=True), labelloc="t", labeljust="l")
+    g.attr("graph", fontname=FONT, fontsize="16", rankdir="LR", bgcolor="white", pad="0.2")
+    g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="10")
+    units = []
+    for i, engine in enumerate(topo.engines):
+        running = sum(1 for c in engine.containers if c.init_pid is not None)
+        lines = [f"engine {engine.title}"]
+        lines += [f"{d.ROLE} {d.pid}" for d in engine.daemons] or ["no daemon"]
+        lines.append(f"{plural(len(engine.containers), 'container')}, {running} running")
+        g.node(f"e{i}", label=label(*lines), **NODE_STYLE["dockerd"])
+        units.append((f"e{i}", f"e{i}"))
+    if topo.orphans:
+        g.node("orphans", label=label(f"{plural(len(topo.orphans), 'container')} of no engine"),
+               **NODE_STYLE["missing"])  # fmt: skip
+    grid(g, units, height(len(units)))
+    return g.source

@@ -1,0 +1,108 @@
+"""Benchmark: `fs` on containerd's image store against overlay2, containerd's files read by
+dtrace-tree's bolt reader against containerd's API, and whole-host export at 8 engines x 75
+containers through the real `dot`.
+
+Run as root from the repository:
+    .venv/bin/python benchmarks/storage_bench.py --export
+    .venv/bin/python benchmarks/storage_bench.py --store NAME --overlay2 NAME \
+        --containerd-root DIR --ctr-address SOCK [--ctr PATH]
+--store and --overlay2 name a container on an engine with the containerd image store and one
+on an engine with overlay2 (the same image and the same number of containers on each, made by
+whoever runs this). Prints markdown; the figures are kept in benchmarks/STORAGE_RESULTS.md.
+Not a test: absolute times depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.topologies import many_engines  # noqa: E402
+from tracer.kernel.root import HostRoot  # noqa: E402
+from tracer.output import diagram  # noqa: E402
+from tracer.runtimes.containerd import imagestore  # noqa: E402
+
+PY = sys.executable
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    runs, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), out
+
+
+def whole(argv: list[str], repeat: int) -> float:
+    def run() -> None:
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    return timed(run, repeat)[0]
+
+
+def export(repeat: int) -> None:
+    topo = many_engines(8, 75)
+    print("| view | format | DOT source | dot | total | output | picture |")
+    print("|---|---|---|---|---|---|---|")
+    for compact, fmt in ((True, "svg"), (True, "png"), (False, "svg")):
+        src_s, src = timed(lambda c=compact: diagram.source(topo, False, c), repeat)
+        total, got = timed(lambda c=compact, f=fmt: diagram.draw(topo, f, False, c), repeat)
+        data, notes = got  # type: ignore[misc]
+        size = "-"
+        if fmt == "png":
+            w, h = struct.unpack(">II", data[16:24])
+            size = f"{w} x {h} px"
+        view = "one node per container" if compact else "every process (--full)"
+        if notes:
+            view += f"; fell back: {notes[-1]}"
+        print(f"| {view} | {fmt} | {src_s:.2f} s | {total - src_s:.2f} s | {total:.2f} s "
+              f"| {len(data) / 1e6:.1f} MB | {size} |")  # fmt: skip
+
+
+def storage(args: argparse.Namespace) -> None:
+    cli = [PY, "-m", "tracer", "fs", "--json"]
+    rows = {
+        "fs, containerd image store": whole([*cli, args.store], args.repeat),
+        "fs, overlay2": whole([*cli, args.overlay2], args.repeat),
+    }
+    for what, seconds in rows.items():
+        print(f"| {what} | {seconds * 1000:.0f} ms |")
+    root = HostRoot()
+    load, store = timed(lambda: imagestore.load(root, args.containerd_root, "moby"), 20)
+    n = len(store.snapshots or {})  # type: ignore[attr-defined]
+    print(f"| bolt reader: both files of {args.containerd_root} ({n} snapshots), in-process "
+          f"| {load * 1000:.1f} ms |")  # fmt: skip
+    ctr = [args.ctr, "-a", args.ctr_address, "-n", "moby"]
+    for what in (["snapshots", "ls"], ["snapshots", "usage"], ["images", "ls"]):
+        seconds = whole([*ctr, *what], args.repeat)
+        print(f"| containerd's API: `ctr {' '.join(what)}` (a Go client, whole process) "
+              f"| {seconds * 1000:.0f} ms |")  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--export", action="store_true")
+    p.add_argument("--store")
+    p.add_argument("--overlay2")
+    p.add_argument("--containerd-root")
+    p.add_argument("--ctr-address")
+    p.add_argument("--ctr", default="ctr")
+    p.add_argument("--repeat", type=int, default=7)
+    args = p.parse_args()
+    if args.export:
+        export(3)
+    if args.store:
+        storage(args)
+
+
+if __name__ == "__main__":
+    main()
