@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import tracer.cli.fs  # noqa: F401 - registers `fs` and `cgroup`
+import tracer.cli.fs  # registers `fs` and `cgroup`
 import tracer.cli.serve  # noqa: F401 - registers `serve`
 from tracer.cli import export, lab, namespaces, show, survive, trace  # noqa: F401 - they register
 from tracer.cli.core import app, main

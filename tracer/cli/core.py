@@ -78,7 +78,7 @@ def _run(group: TyperGroup, args: list[str], env: Environment, prog_name: str) -
         # `dtrace-tree show | head`: the reader left. Quietly, like any Unix tool on SIGPIPE.
         _drop_stdout(env)
         return ExitCode.BROKEN_PIPE
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+    except Exception as exc:  # the last line of defence: no tracebacks
         if env.debug:
             raise
         why = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"

@@ -117,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version  # no Python version: nothing said that is not needed
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:  # `format`: the base's name
         pass  # the token is in every request line: never written anywhere
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
@@ -158,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, body: bytes) -> None:
         self._answer(code, body, "application/json; charset=utf-8")
 
-    def do_GET(self) -> None:  # noqa: N802 - the base's name
+    def do_GET(self) -> None:  # the base's name
         self.close_connection = True
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.split("/") if p]
