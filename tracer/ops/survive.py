@@ -125,7 +125,7 @@ def restart_policies(engine: Engine, root: HostRoot) -> dict[str, str]:
     dockerd = engine.daemon(Dockerd)
     if not dockerd:
         return {}
-    data_root = docker.data_root(dockerd)
+    data_root = docker.data_root(dockerd, root)
     out = {}
     for c in engine.containers:
         text = root.read_text(f"{data_root}/containers/{c.id}/hostconfig.json")

@@ -72,13 +72,29 @@ def exec_root(dockerd: Proc | Dockerd) -> str:
     return normalize(flag_value(dockerd.cmdline, "--exec-root") or DEFAULT_EXEC_ROOT)
 
 
-def data_root(dockerd: Proc | Dockerd) -> str:
-    return flag_value(dockerd.cmdline, "--data-root") or DEFAULT_DATA_ROOT
+def data_root(dockerd: Proc | Dockerd, root: HostRoot) -> str:
+    """Where dockerd keeps its data, as dockerd decides it: --data-root (or the older -g,
+    --graph), else daemon.json's "data-root" (or the older "graph"), else /var/lib/docker.
+    The one definition: `fs` finds the layers and `survive` the restart policies with it."""
+    flag = flag_value(dockerd.cmdline, "--data-root", "-g", "--graph")
+    if flag:
+        return flag
+    doc = _config(root.read_text(config_path(dockerd)))
+    for key in ("data-root", "graph"):
+        value = doc.get(key)
+        if isinstance(value, str) and value.startswith("/"):
+            return value
+    return DEFAULT_DATA_ROOT
 
 
 def daemon_json(host: Host, dockerd: Proc) -> dict[str, Any]:
+    """dockerd's daemon.json as the snapshot read it ({} if none, or not a JSON object)."""
+    return _config(host.files.get(config_path(dockerd)))
+
+
+def _config(text: str | None) -> dict[str, Any]:
     try:
-        doc = json.loads(host.files.get(config_path(dockerd), "{}"))
+        doc = json.loads(text or "{}")
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
@@ -330,24 +346,10 @@ class DockerRuntime(RuntimeBase):
         return sharing_flags(found.get("HostConfig") if found else None, names)
 
     def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
-        """dockerd's --data-root, else daemon.json's "data-root" (or the older "graph"), else
-        /var/lib/docker; None when dockerd is not running (a running container's mount says
-        where its storage is, tracer/runtimes/storage.py)."""
+        """dockerd's data root (`data_root`); None when dockerd is not running (a running
+        container's mount says where its storage is, tracer/runtimes/storage.py)."""
         dockerd = engine.daemon(Dockerd)
-        if dockerd is None:
-            return None
-        flag = flag_value(dockerd.cmdline, "--data-root", "-g", "--graph")
-        if flag:
-            return flag
-        try:
-            doc = json.loads(root.read_text(config_path(dockerd)) or "{}")
-        except ValueError:
-            doc = {}
-        for key in ("data-root", "graph"):
-            value = doc.get(key) if isinstance(doc, dict) else None
-            if isinstance(value, str) and value.startswith("/"):
-                return value
-        return DEFAULT_DATA_ROOT
+        return data_root(dockerd, root) if dockerd else None
 
 
 def _owner(
