@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracer.kernel import connector
+from tracer.kernel import connector, procfs
 from tracer.kernel.connector import COMM, EXEC, EXIT, FORK, NONE, Event, Loss, parse
 from tracer.kernel.root import HostRoot
 from tracer.snapshot.recorder import CLI, ENGINE, Recorder, _Proc
@@ -34,8 +34,8 @@ def test_events_are_parsed_as_the_kernel_lays_them_out():
     assert comm.comm == "runc:[2:INIT]"
     end = parse(datagram(EXIT, 0, 10, 126, struct.pack("=IIIIII", 12, 12, 9, 17, 1, 1)))
     assert (end.pid, end.code, end.ppid, end.ptgid) == (12, 9, 1, 1)
-    assert connector.wait_status(end.code) == (None, 9)
-    assert connector.wait_status(3 << 8) == (3, None)
+    assert procfs.wait_status(end.code) == (None, 9)
+    assert procfs.wait_status(3 << 8) == (3, None)
     ack = parse(datagram(NONE, 0, 11, 127, struct.pack("=I", 0), ack=43))
     assert (ack.what, ack.ack, ack.code) == (NONE, 43, 0)
 

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from tracer.model.trace import Trace
     from tracer.snapshot.host import Host
 
-DEFAULT_BUFFER = 16 << 20  # tracer.kernel.connector.DEFAULT_BUFFER, without importing it here
-
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def trace(
@@ -47,9 +45,14 @@ def trace(
         ),
     ] = 0.5,
     buffer: Annotated[
-        int,
-        typer.Option("--buffer", help="The kernel's receive buffer for the events, in bytes."),
-    ] = DEFAULT_BUFFER,
+        int | None,
+        typer.Option(
+            "--buffer",
+            help="The kernel's receive buffer for the events, in bytes (default 16 MiB, "
+            "which the kernel doubles).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -110,14 +113,15 @@ def trace(
         _draw(env, result, fmt, output)
     if rec.loss.lost or rec.loss.overflows:
         env.note(f"{rec.loss.lost} events were lost: this trace is incomplete (a larger --buffer)")
-    status = rec.command_status
     if rec.interrupted and rec.command:  # without one, Ctrl-C is how a trace ends
         raise typer.Exit(int(ExitCode.INTERRUPTED))
-    if status is not None and status != 0:
-        code = 128 + (status & 0x7F) if status & 0x7F else (status >> 8) & 0xFF
-        how = f"was killed by signal {status & 0x7F}" if status & 0x7F else f"exited {code}"
-        env.note(f"the traced command {how}")
-        raise typer.Exit(code)
+    exit_code, signal = rec.command_end
+    if signal:  # as a shell reports it: 128 + the signal
+        env.note(f"the traced command was killed by signal {signal}")
+        raise typer.Exit(128 + signal)
+    if exit_code:
+        env.note(f"the traced command exited {exit_code}")
+        raise typer.Exit(exit_code)
 
 
 def _diagram_format(svg: bool, png: bool, as_dot: bool, output: str | None) -> str | None:
@@ -145,7 +149,7 @@ def _check(
     argv: list[str],
     duration: float | None,
     grace: float,
-    buffer: int,
+    buffer: int | None,
     fmt: str | None,
     output: str | None,
 ) -> None:
@@ -158,7 +162,7 @@ def _check(
         raise UsageError(f"--duration {duration:g}: give a positive number of seconds")
     if grace < 0:
         raise UsageError(f"--grace {grace:g}: give a number of seconds, 0 or more")
-    if buffer < 4096:
+    if buffer is not None and buffer < 4096:
         raise UsageError(f"--buffer {buffer}: at least 4096 bytes")
     if fmt in ("svg", "png") and shutil.which("dot") is None:
         raise MissingBinaryError("dot", "graphviz")

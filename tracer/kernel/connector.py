@@ -279,13 +279,6 @@ def netlink_drops(lines: list[str], inode: int) -> int | None:
     return None
 
 
-def wait_status(code: int) -> tuple[int | None, int | None]:
-    """(exit status, killing signal) of an exit event's wait status; one of them is None."""
-    if code & 0x7F:
-        return None, code & 0x7F
-    return (code >> 8) & 0xFF, None
-
-
 # The inodes of the initial namespaces are constants (include/linux/proc_ns.h).
 PROC_PID_INIT_INO = 0xEFFFFFFC
 PROC_USER_INIT_INO = 0xEFFFFFFD

@@ -16,6 +16,7 @@ is compared exactly: no tolerance, and no wall-clock arithmetic that an NTP step
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,16 @@ def full_name(comm: str, argv: tuple[str, ...]) -> str:
     return comm
 
 
+def wait_status(status: int) -> tuple[int | None, int | None]:
+    """(exit status, killing signal) of a wait status (waitpid's, or an exit event's code);
+    one of them is None, both when the status is not an end (a stopped process's)."""
+    try:
+        code = os.waitstatus_to_exitcode(status)
+    except ValueError:
+        return None, None
+    return (None, -code) if code < 0 else (code, None)
+
+
 def program(argv: Sequence[str]) -> str:
     """Basename of argv[0] ('' when there is none): what the process says it runs."""
     return os.path.basename(argv[0]) if argv else ""
@@ -149,12 +160,72 @@ def ns_inode(link: str) -> int:
     return int(link[link.index("[") + 1 : -1])
 
 
-def open_pinned(root: HostRoot, pid: int) -> int:
-    """An fd on /proc/<pid> (OSError if the process is gone)."""
-    return os.open(root.pid_dir(pid), os.O_RDONLY | os.O_DIRECTORY)
+class Pinned:
+    """One process through an fd on its /proc/<pid> directory, and its stat as read through
+    that fd first: `with Pinned(root, pid) as p: p.stat, p.argv(), ...`. OSError (ESRCH,
+    ENOENT) if the process is gone when it is opened or while it is read; so every field read
+    here belongs to the process whose start ticks are `p.stat.start_ticks`."""
+
+    __slots__ = ("fd", "pid", "stat")
+
+    def __init__(self, root: HostRoot, pid: int) -> None:
+        self.pid = pid
+        self.fd = os.open(root.pid_dir(pid), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            stat = _read_stat(self.fd)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        if stat is None:  # not a stat line: nothing read here could be vouched for
+            os.close(self.fd)
+            raise ProcessLookupError(errno.ESRCH, f"no readable stat for pid {pid}")
+        self.stat = stat
+
+    def __enter__(self) -> Pinned:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    @property
+    def ident(self) -> ProcessId:
+        return ProcessId(self.pid, self.stat.start_ticks)
+
+    def read(self, name: str) -> bytes:
+        """The whole of one file under /proc/<pid> (cmdline may be megabytes)."""
+        file_fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
+        try:
+            chunks = []
+            while chunk := os.read(file_fd, 1 << 16):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(file_fd)
+
+    def argv(self) -> tuple[str, ...]:
+        """Its command line (`split_cmdline`); () for a zombie or a kernel thread."""
+        return split_cmdline(self.read("cmdline"))
+
+    def readlink(self, name: str) -> str:
+        return os.readlink(name, dir_fd=self.fd)
+
+    def namespaces(self) -> tuple[dict[str, int], bool] | None:
+        """Its namespace inodes, and whether some were denied; None if it is gone."""
+        ns: dict[str, int] = {}
+        denied = False
+        for kind in NS_TYPES:
+            try:
+                ns[kind] = ns_inode(os.readlink(f"ns/{kind}", dir_fd=self.fd))
+            except PermissionError:
+                denied = True
+            except (FileNotFoundError, ValueError):
+                pass  # an older kernel without this type; or the process just exited
+            except ProcessLookupError:
+                return None
+        return ns, denied
 
 
-def read_stat(fd: int) -> Stat | None:
+def _read_stat(fd: int) -> Stat | None:
     """The process's stat line (one read: it is far shorter than a page); OSError if gone."""
     stat_fd = os.open("stat", os.O_RDONLY, dir_fd=fd)
     try:
@@ -163,47 +234,10 @@ def read_stat(fd: int) -> Stat | None:
         os.close(stat_fd)
 
 
-def read(fd: int, name: str) -> bytes:
-    """The whole of one file under a pinned /proc/<pid> fd (cmdline may be megabytes)."""
-    file_fd = os.open(name, os.O_RDONLY, dir_fd=fd)
-    try:
-        chunks = []
-        while chunk := os.read(file_fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(file_fd)
-
-
-def read_namespaces(fd: int) -> tuple[dict[str, int], bool] | None:
-    """The namespace inodes under a pinned /proc/<pid> fd, and whether some were denied;
-    None if the process is gone."""
-    ns: dict[str, int] = {}
-    denied = False
-    for kind in NS_TYPES:
-        try:
-            ns[kind] = ns_inode(os.readlink(f"ns/{kind}", dir_fd=fd))
-        except PermissionError:
-            denied = True
-        except (FileNotFoundError, ValueError):
-            pass  # an older kernel without this type; or the process just exited
-        except ProcessLookupError:
-            return None
-    return ns, denied
-
-
 def identify(root: HostRoot, pid: int) -> ProcessId | None:
     """The process that holds pid now, or None if there is none (or only a zombie)."""
     try:
-        fd = open_pinned(root, pid)
+        with Pinned(root, pid) as p:
+            return None if p.stat.state == "Z" else p.ident
     except OSError:
         return None
-    try:
-        stat = read_stat(fd)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if stat is None or stat.state == "Z":
-        return None
-    return ProcessId(pid, stat.start_ticks)

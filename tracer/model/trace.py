@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.kernel.procfs import wait_status
+
 SCHEMA = "dtrace-tree/trace/1"
 KINDS = ("fork", "exec", "exit", "comm")
 ROLES = ("cli", "dockerd", "dockerd-helper", "containerd", "shim-start", "shim", "shim-delete",
@@ -113,6 +115,11 @@ class Recording:
     host_ns: Mapping[str, int] = field(default_factory=dict)
     containers: dict[str, KnownContainer] = field(default_factory=dict)
     interrupted: bool = False  # Ctrl-C ended it (without a command, the usual way to end)
+
+    @property
+    def command_end(self) -> tuple[int | None, int | None]:
+        """The traced command's (exit status, killing signal); (None, None) while unknown."""
+        return (None, None) if self.command_status is None else wait_status(self.command_status)
 
 
 # -- what it means --------------------------------------------------------------------------------
@@ -270,15 +277,15 @@ class Trace:
 
     def summary(self) -> dict[str, Any]:
         r = self.recording
-        status = r.command_status
+        exit_code, signal = r.command_end
         return {
             "schema": SCHEMA,
             "summary": {
                 "containers": [s.to_json() for s in self.stories],
                 "command": None if r.command is None else list(r.command),
                 "command_pid": r.command_pid,
-                "command_exit_code": None if status is None or status & 0x7F else status >> 8,
-                "command_signal": (status & 0x7F) or None if status is not None else None,
+                "command_exit_code": exit_code,
+                "command_signal": signal,
                 "duration_ns": r.duration_ns,
                 "all": r.all,
                 "interrupted": r.interrupted,

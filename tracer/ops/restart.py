@@ -65,22 +65,19 @@ def capture(pid: int, root: HostRoot | None = None) -> DaemonSpec:
     """Everything needed to start pid again, read through one fd on its /proc directory."""
     root = root or HostRoot()
     try:
-        fd = procfs.open_pinned(root, pid)
-        try:
-            stat = procfs.read_stat(fd)
-            argv = procfs.split_cmdline(procfs.read(fd, "cmdline"))
-            env = _environ(procfs.read(fd, "environ"))
-            cwd = os.readlink("cwd", dir_fd=fd)
-            stdout = _stdout_file(fd, root)
-            cgroup = procfs.read(fd, "cgroup").decode(errors="replace")
-        finally:
-            os.close(fd)
+        with procfs.Pinned(root, pid) as p:
+            ident = p.ident
+            argv = p.argv()
+            env = _environ(p.read("environ"))
+            cwd = p.readlink("cwd")
+            stdout = _stdout_file(p, root)
+            cgroup = p.read("cgroup").decode(errors="replace")
     except OSError as exc:
         raise EngineError(f"cannot read how process {pid} was started: {exc.strerror}") from exc
-    if stat is None or not argv:
+    if not argv:
         raise EngineError(f"cannot read how process {pid} was started: it is gone")
     return DaemonSpec(
-        ident=ProcessId(pid, stat.start_ticks),
+        ident=ident,
         argv=argv,
         env=env,
         cwd=cwd,
@@ -162,9 +159,9 @@ def _environ(raw: bytes) -> dict[str, str]:
     return env
 
 
-def _stdout_file(fd: int, root: HostRoot) -> str | None:
+def _stdout_file(p: procfs.Pinned, root: HostRoot) -> str | None:
     try:
-        target = os.readlink("fd/1", dir_fd=fd)
+        target = p.readlink("fd/1")
     except OSError:
         return None
     return target if target.startswith("/") and os.path.isfile(root.path(target)) else None
@@ -205,17 +202,11 @@ def find_successor(spec: DaemonSpec, root: HostRoot | None = None) -> ProcessId 
         if pid == spec.pid:
             continue
         try:
-            fd = procfs.open_pinned(root, pid)
+            with procfs.Pinned(root, pid) as p:
+                if p.stat.state == "Z" or p.stat.start_ticks < spec.ident.start:
+                    continue
+                if p.argv() == spec.argv:
+                    return p.ident
         except OSError:
             continue
-        try:
-            stat = procfs.read_stat(fd)
-            if stat is None or stat.state == "Z" or stat.start_ticks < spec.ident.start:
-                continue
-            if procfs.split_cmdline(procfs.read(fd, "cmdline")) == spec.argv:
-                return ProcessId(pid, stat.start_ticks)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
     return None

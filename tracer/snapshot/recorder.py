@@ -280,50 +280,35 @@ class Recorder:
         """What /proc says of pid now, if it is still proc. cheap: stat only (its comm says
         whether the rest is wanted)."""
         try:
-            fd = procfs.open_pinned(self.root, pid)
+            with procfs.Pinned(self.root, pid) as p:
+                stat = p.stat
+                if not self._same(proc, stat.start_ticks):
+                    return Sample(None, missing="reused")
+                if proc.start is None:
+                    proc.start = stat.start_ticks
+                if cheap and not self.engine(stat.comm) and stat.comm not in self.cli:
+                    return Sample(None, comm=stat.comm, ppid=stat.ppid, missing="not read")
+                args: tuple[str, ...] | None = None
+                missing = None
+                if argv:
+                    args = p.argv() or None
+                    if args is None:
+                        missing = "zombie" if stat.state == "Z" else "empty"
+                spaces = None
+                if ns and stat.state != "Z":
+                    got = p.namespaces()
+                    spaces = got[0] if got and got[0] else None
+                return Sample(args, stat.comm, stat.ppid, spaces, missing)
         except OSError:
             return Sample(None, missing="gone")
-        try:
-            stat = procfs.read_stat(fd)
-            if stat is None:
-                return Sample(None, missing="gone")
-            if not self._same(proc, stat.start_ticks):
-                return Sample(None, missing="reused")
-            if proc.start is None:
-                proc.start = stat.start_ticks
-            if cheap and not self.engine(stat.comm) and stat.comm not in self.cli:
-                return Sample(None, comm=stat.comm, ppid=stat.ppid, missing="not read")
-            args: tuple[str, ...] | None = None
-            missing = None
-            if argv:
-                args = procfs.split_cmdline(procfs.read(fd, "cmdline")) or None
-                if args is None:
-                    missing = "zombie" if stat.state == "Z" else "empty"
-            spaces = None
-            if ns and stat.state != "Z":
-                got = procfs.read_namespaces(fd)
-                spaces = got[0] if got and got[0] else None
-            return Sample(args, stat.comm, stat.ppid, spaces, missing)
-        except OSError:
-            return Sample(None, missing="gone")
-        finally:
-            os.close(fd)
 
     def _adopt(self, pid: int) -> _Proc | None:
         """A live process the start snapshot missed (it met an error, or started in
         between): read it now and remember it as known."""
         try:
-            fd = procfs.open_pinned(self.root, pid)
+            with procfs.Pinned(self.root, pid) as p:
+                stat, argv = p.stat, p.argv()
         except OSError:
-            return None
-        try:
-            stat = procfs.read_stat(fd)
-            argv = procfs.split_cmdline(procfs.read(fd, "cmdline")) if stat else ()
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        if stat is None:
             return None
         known = Known(pid, stat.ppid, stat.start_ticks, stat.comm, argv)
         self.known[pid] = known

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tracer.errors import CommandError
+from tracer.kernel import connector
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import Topology
 from tracer.model.trace import Known, KnownContainer, Recording
@@ -44,7 +45,7 @@ class Options:
     duration: float | None = None
     grace: float = 0.5
     settle: float = SETTLE
-    buffer: int = 16 << 20
+    buffer: int | None = None  # the socket's receive buffer; None: the connector's default
     stdout_to_stderr: bool = False  # the command's stdout: not into a JSON stream
 
 
@@ -60,7 +61,8 @@ def record(
 ) -> Recording:
     """Trace the command (or until Ctrl-C / the duration) and return what was recorded."""
     host, topo = look()  # before subscribing: asking dockerd's API makes it run helpers
-    rec = Recorder(root, engine, everything=opts.everything, buffer=opts.buffer)
+    buffer = connector.DEFAULT_BUFFER if opts.buffer is None else opts.buffer
+    rec = Recorder(root, engine, everything=opts.everything, buffer=buffer)
     rec.open()
     try:
         now = Walk(root, ()).processes()  # after: every process that runs already

@@ -160,23 +160,16 @@ class Walk:
         """pid's parent, name, argv, state, start time and owner, all read through one fd on
         /proc/<pid> (see tracer/kernel/procfs.py); None if it is gone."""
         try:
-            fd = procfs.open_pinned(self.root, pid)
+            with procfs.Pinned(self.root, pid) as p:
+                stat = p.stat
+                uid = os.fstat(p.fd).st_uid  # the effective uid: /proc/<pid> is owned by it
+                denied = False
+                try:
+                    cmdline = p.argv()
+                except PermissionError:  # hidepid, or a foreign user namespace
+                    cmdline, denied = (), True
         except OSError:
-            return None
-        try:
-            stat = procfs.read_stat(fd)
-            if stat is None:
-                return None
-            uid = os.fstat(fd).st_uid  # the effective uid: /proc/<pid> is owned by it
-            denied = False
-            try:
-                cmdline = procfs.split_cmdline(procfs.read(fd, "cmdline"))
-            except PermissionError:  # hidepid, or a foreign user namespace
-                cmdline, denied = (), True
-        except OSError:
-            return None  # exited while we read it (ESRCH through the pinned fd)
-        finally:
-            os.close(fd)
+            return None  # gone, or exited while we read it (ESRCH through the pinned fd)
         return Proc(
             pid=pid,
             ppid=stat.ppid,
@@ -206,19 +199,12 @@ class Walk:
         """Namespace inodes of proc, read through an fd on /proc/<pid> after checking that it
         is still the process the walk saw; None if it is gone or its PID was reused."""
         try:
-            fd = procfs.open_pinned(self.root, proc.pid)
+            with procfs.Pinned(self.root, proc.pid) as p:
+                if p.stat.start_ticks != proc.start:
+                    return None  # another process holds the PID now
+                return p.namespaces()
         except OSError:
             return None
-        try:
-            try:
-                stat = procfs.read_stat(fd)
-            except OSError:
-                return None
-            if stat is None or stat.start_ticks != proc.start:
-                return None  # another process holds the PID now
-            return procfs.read_namespaces(fd)
-        finally:
-            os.close(fd)
 
     # -- sockets ---------------------------------------------------------------------------
 

@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tracer.kernel.connector import wait_status
-from tracer.kernel.procfs import program
+from tracer.kernel.procfs import program, wait_status
 from tracer.model.trace import Entry, Event, Raw, Recording, Step, Story, Trace
 from tracer.runtimes import cli_programs
 from tracer.runtimes.flags import parse_proxy

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from tracer.model.storage import FsReport, Layer
 from tracer.model.topology import Topology
 from tracer.output.diagram import dot
+from tracer.output.units import size
 
 STYLE = {
     "rw": {"fillcolor": "#fff3bf", "color": "#b08900"},
@@ -32,21 +33,9 @@ def node(kind: str, key: str) -> str:
     return f"{kind}_{hashlib.sha256(key.encode('utf-8', 'surrogateescape')).hexdigest()[:16]}"
 
 
-def size(n: int | None) -> str:
-    """Bytes in binary units, as `fs` prints them (without importing rich here)."""
-    if n is None:
-        return "size unknown"
-    value, unit = float(n), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-
-
 def _layer_label(layer: Layer, users: int | None) -> dot.Label:
     ident = (layer.diff_id or layer.cache_id or layer.path or "?").removeprefix("sha256:")[:12]
-    lines = [f"{layer.role} layer", ident, size(layer.size_bytes)]
+    lines = [f"{layer.role} layer", ident, size(layer.size_bytes, "size unknown")]
     if users is not None and layer.role in ("image", "lower"):
         lines.append(f"used by {dot.plural(users, 'container')}")
     return dot.label(*lines)

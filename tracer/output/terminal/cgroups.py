@@ -10,8 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.model.cgroups import NO_LIMIT, CgroupReport
-from tracer.output.terminal.storage import size
 from tracer.output.terminal.style import STYLE, cmdline, text
+from tracer.output.units import size
 
 # (field, label, how to show the value)
 LIMIT_ROWS = (

@@ -9,21 +9,10 @@ from rich.text import Text
 
 from tracer.model.storage import FsReport, Layer, MountPoint
 from tracer.output.terminal.style import STYLE, text
+from tracer.output.units import size
 
 SHOWN_SHARERS = 5  # a base layer may be shared by hundreds: count them, name a few
 ROLE_STYLE = {"rw": "yellow", "init": "cyan", "image": "green", "lower": "default"}
-
-
-def size(n: int | None) -> str:
-    """Bytes for people: 0 B, 812 B, 1.9 MiB (binary units, as du -h)."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 def short(ident: str | None) -> str:

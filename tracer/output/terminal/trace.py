@@ -61,14 +61,12 @@ def render(t: Trace) -> RenderableType:
 
 def _header(t: Trace) -> tuple[Text, Text]:
     r = t.recording
-    status = r.command_status
     if r.command:
         what = f"trace of `{cmdline(r.command)}`"
         if r.interrupted:
             what += " (interrupted)"
-        elif status is not None:
-            code, signal = (None, status & 0x7F) if status & 0x7F else (status >> 8 & 0xFF, None)
-            what += f" ({_how(code, signal)})"
+        elif r.command_status is not None:
+            what += f" ({_how(*r.command_end)})"
     else:
         what = "trace" + (" (stopped by Ctrl-C)" if r.interrupted else "")
     skipped = "" if r.all else f", {r.skipped} not concerning containers"

@@ -132,7 +132,7 @@ class Feed:
             self.events += 1
             what = self.bursts.see(raw, kind, now)
             if raw.kind == "exit" and raw.pid in self._daemons:
-                status, signal = connector.wait_status(raw.code)
+                status, signal = procfs.wait_status(raw.code)
                 how = f"signal {signal}" if signal else f"exit {status}"
                 told = pages.daemon_event(self._daemons.pop(raw.pid), raw.pid, "ended",
                                           self._wall(raw.ts), how)  # fmt: skip
