@@ -51,23 +51,18 @@ class _Walk:
 
     def _process(self, pid: int) -> None:
         try:
-            fd = procfs.open_pinned(self.root, pid)
-        except OSError:
-            return
-        try:
-            stat = procfs.read_stat(fd)
-            if stat is None or stat.state == "Z":
-                return  # a zombie has left its namespaces
-            uid = os.fstat(fd).st_uid
-            self.scan.procs[pid] = NsProc(pid, stat.start_ticks, stat.comm, uid)
-            mnt = self._tasks(fd, pid, stat.start_ticks)
-            if mnt is not None and mnt not in self.tables_read:
-                self._mounts(fd, pid, mnt)
-            self._fds(fd, pid)
+            with procfs.Pinned(self.root, pid) as p:
+                stat, fd = p.stat, p.fd
+                if stat.state == "Z":
+                    return  # a zombie has left its namespaces
+                uid = os.fstat(fd).st_uid
+                self.scan.procs[pid] = NsProc(pid, stat.start_ticks, stat.comm, uid)
+                mnt = self._tasks(fd, pid, stat.start_ticks)
+                if mnt is not None and mnt not in self.tables_read:
+                    self._mounts(p, mnt)
+                self._fds(fd, pid)
         except OSError:
             return  # gone (ESRCH through the pinned fd): what was read of it stays true
-        finally:
-            os.close(fd)
 
     def _denied(self, pid: int, what: str) -> None:
         self.scan.unreadable.setdefault(pid, [])
@@ -161,12 +156,13 @@ class _Walk:
         finally:
             os.close(tasks)
 
-    def _mounts(self, fd: int, pid: int, mnt: int) -> None:
-        """The nsfs bind mounts of pid's mount namespace (read once per mount namespace)."""
+    def _mounts(self, p: procfs.Pinned, mnt: int) -> None:
+        """The nsfs bind mounts of p's mount namespace (read once per mount namespace)."""
+        fd = p.fd
         try:
-            data = procfs.read(fd, "mountinfo")
+            data = p.read("mountinfo")
         except PermissionError:
-            self._denied(pid, "mounts")
+            self._denied(p.pid, "mounts")
             return
         self.tables_read.add(mnt)
         for row in nsfs.nsfs_mounts(data):
