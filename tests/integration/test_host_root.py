@@ -13,8 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.cli import ROOT
+from tests.support.cli import CLI, ROOT, run_cli
 from tests.support.lab import daemon_of
+from tracer.ops.labconfig import LabPaths
 from tracer.runtimes import observe
 
 PROBE = """
@@ -91,3 +92,30 @@ def test_the_same_host_through_another_root(lab_engine, tmp_path):
         and daemon_of(engine, "dockerd")["live_restore"] is True
     )
     assert {c["name"] for c in engine["containers"]} >= {"lab-web", "lab-sidecar", "lab-stopped"}
+
+
+def test_ns_of_a_container_is_explained_the_same_through_another_root(lab_engine, tmp_path):
+    """`ns CONTAINER` asks the engine why each namespace is shared: through --host-root too
+    (the engine's socket, its daemon.json, under that root), as on the host."""
+    sock = f"unix://{LabPaths().docker_sock}"
+    args = ["ns", "--json", "-H", sock, "lab-web"]
+    here = run_cli(*args, check=True)
+    host = tmp_path / "host"
+    host.mkdir()
+    script = (
+        "set -e; mount --make-rprivate /; "
+        f"mount --rbind / {host}; "
+        "for d in /run /var/lib /proc; do mount -t tmpfs hidden $d; done; "
+        f'exec "$@"'
+    )
+    there = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, "sh", *CLI, "--host-root", str(host), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert there.returncode == 0, there.stderr
+    why = {n["type"]: n["why"] for n in json.loads(here.stdout)["namespaces"]}
+    assert why["net"] and why["pid"]  # lab-sidecar joins lab-web's network and PID namespaces
+    assert {n["type"]: n["why"] for n in json.loads(there.stdout)["namespaces"]} == why
