@@ -11,7 +11,7 @@ import pytest
 from tests.support.topologies import containerd, dockerd, engine, running
 from tracer.kernel.root import HostRoot
 from tracer.ops.survive import restart_policies
-from tracer.runtimes import BY_NAME
+from tracer.runtimes import runtime_of
 
 CID = "c" * 64
 
@@ -63,5 +63,5 @@ def test_fs_and_survive_find_the_same_data_root(
     config_file = flags[1] if flags[:1] == ("--config-file",) else "/etc/docker/daemon.json"
     root = _host(tmp_path, config, where, config_file)
     docker = _docker(*flags)
-    assert BY_NAME["docker"].storage_root(docker, root) == where
+    assert runtime_of(docker).storage_root(docker, root) == where
     assert restart_policies(docker, root) == {CID: "always"}
