@@ -5,8 +5,10 @@ an empty v2 hierarchy); tests/integration/test_cgroup.py checks that against the
 cgroup v2 and the systemd driver are not here: the trees marked RECORDED below are made in the
 test from the documented file names and formats (the kernel's
 Documentation/admin-guide/cgroup-v2.rst "Interface Files"; Docker's engine/containers/runmetrics:
-v2 cgroupfs /sys/fs/cgroup/docker/<id>, v2 systemd /sys/fs/cgroup/system.slice/docker-<id>.scope,
-v1 systemd /sys/fs/cgroup/<controller>/system.slice/docker-<id>.scope), not copied from a host.
+v2 cgroupfs /sys/fs/cgroup/docker/<id>, v2 systemd /sys/fs/cgroup/system.slice/docker-<id>.scope
+(Docker 28/29's default on v2), v1 systemd /sys/fs/cgroup/<controller>/system.slice/
+docker-<id>.scope; kubelet's systemd driver: kubepods.slice/kubepods-<qos>.slice/
+kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope), not copied from a host.
 """
 
 from __future__ import annotations
@@ -210,6 +212,25 @@ def test_v2_systemd_driver_recorded(tmp_path):
     assert doc.why_null["limits.cpu_shares"].startswith("not available: cgroup v2 has cpu.weight")
     assert [(r.device, r.read_bps, r.write_bps) for r in doc.io_limits] == [("8:0", 1048576, None)]
     assert doc.sources["limits.cpus"] == f"/sys/fs/cgroup{scope}/cpu.max"
+    assert [(p.pid, p.role) for p in doc.processes] == [(PID, "init"), (EXEC, "exec")]
+
+
+def test_v2_kubelet_systemd_pod_recorded(tmp_path):
+    """RECORDED: a Kubernetes container on cgroup v2 with kubelet's systemd driver and
+    containerd's CRI (kubelet's cgroup names: kubepods.slice, the QoS class's slice, the pod's
+    slice with the pod UID's dashes as underscores, then containerd's cri-containerd-<id>.scope;
+    containerd's SystemdCgroup = true). The container's own limits are in its scope; the
+    pod's slice above it holds the pod's."""
+    pod = "kubepods-burstable-pod0f3c2a5e_8c1d_4d6e_9b7a_2f1e3d4c5b6a.slice"
+    scope = f"/kubepods.slice/kubepods-burstable.slice/{pod}/cri-containerd-{CID}.scope"
+    tree = v2_tree(tmp_path, scope, **V2_LIMITED)
+    tree.files(f"/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/{pod}",
+               memory__max="134217728\n", cpu__max="100000 100000\n")  # fmt: skip
+    doc = report(tree)
+    assert (doc.version, doc.mode, doc.driver) == (2, "unified", "systemd")
+    assert doc.paths == {"unified": f"/sys/fs/cgroup{scope}"}
+    assert doc.limits["memory_bytes"] == 67108864 and doc.limits["cpus"] == 0.5
+    assert doc.sources["limits.memory_bytes"] == f"/sys/fs/cgroup{scope}/memory.max"
     assert [(p.pid, p.role) for p in doc.processes] == [(PID, "init"), (EXEC, "exec")]
 
 
