@@ -66,6 +66,16 @@ def cli_programs() -> frozenset[str]:
     return frozenset(p for rt in _registered for p in rt.look.cli)
 
 
+def daemon_roles() -> frozenset[str]:
+    """The daemons the registered runtimes chain (dockerd, containerd, kubelet...)."""
+    return frozenset(role for rt in _registered for role in rt.look.chain)
+
+
+def quiet_roles() -> frozenset[str]:
+    """The daemons whose children tell nothing of containers (Look.quiet)."""
+    return frozenset(role for rt in _registered for role in rt.look.quiet)
+
+
 def runtime_of(engine: Engine | str) -> Runtime:
     """The runtime that built an engine (by its name); for a name no runtime here has (a
     snapshot saved by another version), a plain one that draws the engine by its daemons."""

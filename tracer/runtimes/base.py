@@ -53,6 +53,8 @@ class Look:
     edges: Mapping[str, str] = field(default_factory=dict)
     # The programs people drive it with (a trace calls what they run a `cli`).
     cli: frozenset[str] = frozenset()
+    # Its daemons (by role) whose children tell nothing of its containers (dockerd's helpers).
+    quiet: frozenset[str] = frozenset()
 
     def levels(self, engine: Engine) -> list[Daemon | Missing]:
         """The engine's daemons in the chain, top first, and a `Missing` for each one of the

@@ -179,6 +179,7 @@ class DockerRuntime(RuntimeBase):
     usually_shared: Mapping[str, str] = USUALLY_SHARED
     look = Look(
         chain=("dockerd", "containerd"), monitor_parent="containerd", cli=frozenset({"docker"}),
+        quiet=frozenset({"dockerd"}),
         missing={"dockerd": "dockerd not running", "containerd": "containerd not found"},
         edges={"socket": "dockerd -> containerd (gRPC; a listener held by containerd)",
                **containerd.SHIM_EDGES, "forwards": "docker-proxy -> container (-container-ip)"},

@@ -31,6 +31,7 @@ from tracer.model.trace import Known, Raw, Recording
 from tracer.output.web import state as pages
 from tracer.output.web.documents import document
 from tracer.output.web.hub import Hub, Look
+from tracer.runtimes import daemon_roles, quiet_roles
 from tracer.snapshot.recorder import Recorder
 from tracer.snapshot.session import known_containers, known_processes
 from tracer.untrusted import for_terminal
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 POLL = 1.0  # s: the reader wakes this often only to see whether to stop
 CHECK = 5.0  # s: the feed looks this often at the reader's health (loss, failure)
-DAEMONS = frozenset({"dockerd", "containerd"})  # programs whose exit and exec are told at once
 
 
 class Feed:
@@ -71,7 +71,7 @@ class Feed:
         self._topo = Topology(engines=[])
         self._seen: dict[str, set[str]] = {}  # daemon address -> roles of its engine
         self._daemons: dict[int, str] = {}  # pid -> role: daemons running, or started since
-        self._programs = set(DAEMONS)
+        self._programs = set(daemon_roles())  # whose exit and exec are told at once
         self._lost = 0
         self._failed: str | None = None
 
@@ -141,7 +141,7 @@ class Feed:
                 if prog in self._programs:
                     self._daemons[raw.pid] = prog
                     told = pages.daemon_event(prog, raw.pid, "started", self._wall(raw.ts))
-                    if prog == "dockerd":
+                    if prog in quiet_roles():
                         self.bursts.quiet_parents.add(raw.pid)
             if told is not None:
                 self.bursts.urge(now)
@@ -214,10 +214,10 @@ class Feed:
             story = lifecycle.trace(rec)
         with self._cond:
             missing = missing_daemons(topo, self._seen)
-            self._programs = set(DAEMONS) | {d.role for e in topo.engines for d in e.daemons}
+            self._programs = set(daemon_roles()) | {d.role for e in topo.engines for d in e.daemons}
             self._daemons = {d.pid: d.role for e in topo.engines for d in e.daemons}
             self.bursts.quiet_parents = {
-                p for p, role in self._daemons.items() if role == "dockerd"
+                p for p, role in self._daemons.items() if role in quiet_roles()
             }
             self.version += 1
             version = self.version
