@@ -4,7 +4,7 @@
 #   ./run.sh test   install everything, run lint, types and the whole test suite (real engine)
 #   ./run.sh test unit   the fast lane: lint, types and the unit tests (no engine, no browser)
 #   ./run.sh diagrams   install everything, start the lab, redraw diagrams/lab-*.svg from it
-#   ./run.sh bench [serve|trace]  install everything, run a benchmark, write its results in benchmarks/
+#   ./run.sh bench [serve|trace|ns]  install everything, run a benchmark, write its results in benchmarks/
 #   ./run.sh image  install everything, build the container image (needs python:3.11-slim)
 #   ./run.sh busy up|status|down   engines and hundreds of containers the tests did not start
 #                   (benchmarks/busyhost.py): run `./run.sh test` beside them, then take them down
@@ -70,6 +70,7 @@ case "${1:-}" in
         case "${1:-}" in
             serve) shift; .venv/bin/python benchmarks/serve_bench.py "$@" ;;
             trace) shift; .venv/bin/python benchmarks/trace_bench.py "$@" ;;
+            ns) shift; .venv/bin/python benchmarks/ns_bench.py "$@" ;;
             *) .venv/bin/python benchmarks/bench.py "$@" ;;
         esac
         ;;

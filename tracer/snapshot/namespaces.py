@@ -4,7 +4,8 @@ Each process is read through one fd pinned on its /proc/<pid> (tracer/kernel/pro
 that everything learned from it belongs to that process (PID and start ticks) even if the PID
 is reused while the walk goes on:
 1. its tasks: `task/<tid>/ns/<type>` of every thread (a thread may setns on its own: Go
-   daemons do, to work inside a container's network namespace);
+   daemons do, to work inside a container's network namespace), for the types a thread can
+   have of its own (tracer/kernel/nsfs.py PER_THREAD);
 2. its mount table, for the first process met in each mount namespace: the nsfs bind mounts
    there (`ip netns add`, Docker's sandboxes, `unshare --net=FILE`);
 3. its open fds that hold a namespace.
@@ -104,6 +105,7 @@ class _Walk:
         """Every task's namespaces (the process's own first); its mount namespace."""
         mnt = None
         seen: set[int] = set()
+        threads = self._threads(fd, pid)
         for file, kind in _NS_FILES:
             inode = self._link(fd, pid, f"ns/{file}")
             if inode is None:
@@ -114,12 +116,12 @@ class _Walk:
                     held.for_children.append(pid)
                 continue
             held.processes[pid] = start
-            held.tasks += 1
+            held.tasks += 1 if kind in nsfs.PER_THREAD else 1 + len(threads)
             seen.add(inode)
             if kind == "mnt":
                 mnt = inode
-        for tid in self._threads(fd, pid):
-            for kind in nsfs.TYPES:
+        for tid in threads:
+            for kind in nsfs.PER_THREAD:
                 inode = self._link(fd, pid, f"task/{tid}/ns/{kind}")
                 if inode is None:
                     continue
