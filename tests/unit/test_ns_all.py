@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from tracer.kernel import nsfs
+from tracer.kernel.root import HostRoot
 from tracer.model.namespaces import NsFd, NsHeld, NsMount, NsProc, NsScan, NsVerdict
 from tracer.model.topology import Container, Dockerd, Engine, Pod, Process, Topology
 from tracer.output.terminal import namespaces as view
@@ -19,6 +20,7 @@ from tracer.runtimes import netns
 from tracer.snapshot.host import Host, Proc
 from tracer.views.namespaces import inventory
 
+ELSEWHERE = HostRoot("/nonexistent-host")  # another host's /: its mounts are not re-checked
 HOST = {"mnt": 10, "net": 11, "pid": 12, "user": 13, "uts": 14, "ipc": 15, "cgroup": 16, "time": 17}
 
 
@@ -208,10 +210,18 @@ def test_pinned_cni_and_podman_namespaces_with_no_process_are_leaked():
     mine = NsHeld(61, "net", mounts=[NsMount("/run/netns/mine", 10)], confirmed=True)
     busy = NsHeld(62, "net", mounts=[NsMount(cni[:-1] + "c", 10)], processes={5: 5},
                   confirmed=True)  # fmt: skip
-    verdicts = netns.judge(topo, _scan(held, mine, busy), None, host_mnt=10)  # type: ignore[arg-type]
+    verdicts = netns.judge(topo, _scan(held, mine, busy), ELSEWHERE, host_mnt=10)
     assert set(verdicts) == {60}  # `ip netns add mine` is the user's; a busy one is live
     assert verdicts[60].leaked
     assert verdicts[60].release == f"ip netns delete {os.path.basename(cni)}"
+
+
+def test_a_sandbox_mount_gone_by_the_time_it_is_judged_was_being_torn_down():
+    topo, _ = _topo()
+    cni = "/run/netns/cni-0f3e2a1b-1c2d-3e4f-5a6b-7c8d9e0f1a2f"  # not on this host
+    held = NsHeld(63, "net", mounts=[NsMount(cni, 10)], confirmed=True)
+    verdict = netns.judge(topo, _scan(held), HostRoot(), host_mnt=10)[63]
+    assert not verdict.leaked and "torn down" in verdict.why
 
 
 def test_a_docker_sandbox_no_dockerd_uses_is_not_called_leaked():
@@ -220,7 +230,7 @@ def test_a_docker_sandbox_no_dockerd_uses_is_not_called_leaked():
                   confirmed=True)  # fmt: skip
     swarm = NsHeld(71, "net", mounts=[NsMount("/run/lab/netns/1-abcdef0123", 10)],
                    confirmed=True)  # fmt: skip
-    verdicts = netns.judge(topo, _scan(held, swarm), None, host_mnt=10)  # type: ignore[arg-type]
+    verdicts = netns.judge(topo, _scan(held, swarm), ELSEWHERE, host_mnt=10)
     assert set(verdicts) == {70}  # an overlay network's namespace is no sandbox
     assert not verdicts[70].leaked and verdicts[70].why.startswith("cannot ask")
 
@@ -230,7 +240,7 @@ def test_a_mount_in_another_mount_namespace_is_released_from_inside_it():
     held = NsHeld(81, "net", mounts=[NsMount("/run/netns/cni-0f3e2a1b-1c2d-3e4f-5a6b-"
                                              "7c8d9e0f1a2b", 80)], confirmed=True)  # fmt: skip
     topo, _ = _topo()
-    verdict = netns.judge(topo, _scan(inside, held), None, host_mnt=10)[81]  # type: ignore[arg-type]
+    verdict = netns.judge(topo, _scan(inside, held), ELSEWHERE, host_mnt=10)[81]
     assert verdict.release == (
         "nsenter --mount=/proc/900/ns/mnt umount "
         "/run/netns/cni-0f3e2a1b-1c2d-3e4f-5a6b-7c8d9e0f1a2b"
@@ -324,3 +334,18 @@ def test_what_does_not_go_with_all_is_a_usage_error(args):
     result = invoke(*args)
     assert result.exit_code == 2
     one_error_line(result.stderr if hasattr(result, "stderr") else result.output)
+
+
+def test_the_json_holds_every_field_of_a_namespace():
+    """The JSON is written by hand (asdict is slow): it must stay every field, as asdict has."""
+    from dataclasses import asdict
+
+    from tracer.model.namespaces import Namespace, NsContainerRef, NsEngineRef, NsInventory
+
+    n = Namespace(1, "net", [1], [NsMount("/a", 2)], [NsFd(1, 3)], 4, None,
+                  [NsContainerRef("a", "b", "c")], False, True,
+                  [NsEngineRef("e", "docker", [5], True)], ["p"], 2, [7], "sh", "umount",
+                  "why")  # fmt: skip
+    doc = NsInventory([n], {"net": 9}).to_json()
+    assert doc["namespaces"] == [asdict(n)]
+    assert set(doc) == {"schema", "namespaces", "initial", "unreadable", "notes"}

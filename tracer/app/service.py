@@ -15,6 +15,7 @@ The commands and the live page differ only in what they do with the look.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracer.app.environment import Environment
@@ -88,12 +89,12 @@ class Service:
             )
         return choice.url
 
-    def observation(self) -> Observation:
+    def observation(self, meanwhile: Callable[[], object] | None = None) -> Observation:
         """One walk of the host, every engine: the snapshot and its topology (trace's look
         before it subscribes; each of serve's looks)."""
         from tracer.runtimes import observe
 
-        return observe(self.root())
+        return observe(self.root(), meanwhile=meanwhile)
 
     def live(self) -> Topology:
         """This host's topology: the engine the user means, or every engine."""

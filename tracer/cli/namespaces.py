@@ -104,14 +104,16 @@ def _everything(
 
     from tracer.errors import DeniedError, UsageError
     from tracer.kernel.nsfs import TYPES
+    from tracer.snapshot.namespaces import scan
     from tracer.views.namespaces import inventory
 
     if kind is not None and kind not in TYPES:
         raise UsageError(f"--type {kind}: not a namespace type ({TYPES_HELP})")
     root = looking.root()
-    seen = looking.observation()
+    walked = []  # the namespaces, walked while the engines' APIs answer
+    seen = looking.observation(meanwhile=lambda: walked.append(scan(root)))
     inv = inventory.look(
-        root, seen.topology, seen.host, (kind,) if kind else TYPES, leaked_only=leaked
+        root, seen.topology, seen.host, (kind,) if kind else TYPES, leaked, walked[0]
     )
     for line in inv.notes:
         env.note(line)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +91,15 @@ class Observation:
     topology: Topology
 
 
-def observe(root: HostRoot | None = None, only: str | None = None) -> Observation:
+def observe(
+    root: HostRoot | None = None,
+    only: str | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> Observation:
     """Every engine on the host. With only (a unix:// URL), only that engine's API is asked:
-    tracer.views.selection.only_engine then keeps that engine alone."""
+    tracer.views.selection.only_engine then keeps that engine alone. meanwhile() is called
+    after the walk, while the APIs are still answering (`ns --all` walks the namespaces
+    then: on a busy host dockerd takes seconds to list its containers)."""
     root = root or HostRoot()
     asking = _Asking()
 
@@ -106,6 +112,8 @@ def observe(root: HostRoot | None = None, only: str | None = None) -> Observatio
                 asking.ask(rt, daemon.pid, root.path(sock))  # a host path, seen from here
 
     host = take(root, every, on_daemon=ask)
+    if meanwhile is not None:
+        meanwhile()
     return Observation(host, build(host, asking.answers()))
 
 

@@ -91,7 +91,25 @@ def judge(topo: Topology, scan: NsScan, root: HostRoot, host_mnt: int | None) ->
                         release,
                     )
                 break
-    return out
+    return {inode: _still_there(v, scan.namespaces[inode], root, host_mnt)
+            for inode, v in out.items()}  # fmt: skip
+
+
+def _still_there(verdict: Verdict, held: NsHeld, root: HostRoot, host_mnt: int | None) -> Verdict:
+    """A leak is a mount that stays: one gone by the time the engine has answered was a
+    sandbox being torn down (`docker stop` unmounts it after the last process exits)."""
+    if not verdict.leaked or not root.is_own:
+        return verdict
+    for mount in held.mounts:
+        if mount.mount_ns != host_mnt:
+            continue
+        try:
+            if os.stat(mount.path).st_ino == held.inode:
+                return verdict
+        except OSError:
+            pass
+        return Verdict(False, "released while dtrace-tree looked: a sandbox being torn down")
+    return verdict
 
 
 def _live_keys(engine: Engine, topo: Topology, root: HostRoot) -> set[str] | str:

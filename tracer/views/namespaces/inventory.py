@@ -164,14 +164,16 @@ def look(
     host: Host | None,
     kinds: tuple[str, ...] = TYPES,
     leaked_only: bool = False,
+    found: NsScan | None = None,
 ) -> NsInventory:
     """`ns --all` on this host (the one part here that reads): every namespace by the three
-    routes, after `show`'s look at the engines (topo, from host); then the engines asked about
-    the sandbox mounts that nothing else holds (runtimes/netns.py)."""
+    routes (found: walked already, while the engines' APIs answered), after `show`'s look at
+    the engines (topo, from host); then the engines asked about the sandbox mounts that
+    nothing else holds (runtimes/netns.py)."""
     from tracer.runtimes.netns import judge
     from tracer.snapshot.namespaces import scan
 
-    found = scan(root)
+    found = found or scan(root)
     host_mnt = (topo.host.get("namespaces") or {}).get("mnt")
     verdicts = judge(topo, found, root, host_mnt)
     inv = inventory(found, topo, host, verdicts, kinds, leaked_only)
