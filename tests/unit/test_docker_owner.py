@@ -102,3 +102,31 @@ def test_without_evidence_a_lone_dockerd_still_takes_its_namespace_s_shims() -> 
     topo = build(host(600, options=False))
     assert ids(dockerd_engine(topo.engines, 600)) == [ID_A, ID_B, ID_C]
     assert not [x for e in topo.engines for x in e.edges if x.kind == "runtime-root"]
+
+
+def test_a_rootless_dockerd_s_exec_root_is_where_its_managed_containerd_s_config_is() -> None:
+    """Rootless dockerd runs with no --exec-root ($XDG_RUNTIME_DIR/docker); its shim's bundle is
+    in rootlesskit's mount namespace (unreadable from the host); runc's state is readable."""
+    xdg = "/run/user/1001/docker"
+    sock = f"{xdg}/containerd/containerd.sock"
+    h = make_host(
+        proc(1, 0, "systemd", ["/sbin/init"], 1.0),
+        proc(600, 1, "dockerd", ["dockerd"], 10.0),
+        proc(
+            500,
+            600,
+            "containerd",
+            ["containerd", "--config", f"{xdg}/containerd/containerd.toml"],
+            11.0,
+        ),
+        proc(700, 1, "containerd-shim", shim_cmd(ID_A, sock), 20.0),
+        proc(710, 700, "sleep", ["sleep", "1"], 21.0),
+    )
+    h.listeners = {500: {11: sock}, 600: {12: "/run/user/1001/docker.sock"}}
+    h.cwd = {700: f"/run/.ro123/user/1001/docker/containerd/daemon/x/moby/{ID_A}"}
+    h.dirs = {xdg: ("containerd", "runtime-runc"), f"{xdg}/runtime-runc/moby": (ID_A,),
+              "/run/docker": ("runtime-runc",)}  # fmt: skip
+    (engine,) = [e for e in build(h).engines if e.containers]
+    assert ids(engine) == [ID_A] and engine.daemon(Dockerd)
+    (edge,) = [x for x in engine.edges if x.kind == "runtime-root"]
+    assert edge.via == f"{xdg}/runtime-runc/moby/{ID_A} (runc's state)"

@@ -49,8 +49,19 @@ SocketActivated = Annotated[
 ]
 
 
-def _more(second: bool, activated: bool) -> list[str]:
-    return [n for n, on in (("second", second), ("activated", activated)) if on]
+Rootless = Annotated[
+    bool,
+    typer.Option(
+        "--rootless",
+        help="A rootless Docker engine (dockerd-rootless.sh: rootlesskit, slirp4netns) of a "
+        "user the lab creates, with subordinate ids and /dev/net/tun opened to it.",
+    ),
+]
+
+
+def _more(second: bool, activated: bool, rootless: bool) -> list[str]:
+    wanted = (("second", second), ("activated", activated), ("rootless", rootless))
+    return [n for n, on in wanted if on]
 
 
 def _paths(stack: str | None) -> LabPaths:
@@ -87,6 +98,7 @@ def lab_up(
     ] = False,
     second_dockerd: SecondDockerd = False,
     socket_activated: SocketActivated = False,
+    rootless: Rootless = False,
     everything: Annotated[bool, typer.Option("--all", help="All of the above together.")] = False,
     stack: StackName = None,
     as_json: LabJson = False,
@@ -101,7 +113,9 @@ def lab_up(
         progress=env.note,
         podman=podman or everything,
         containerd=containerd or everything,
-        more=_more(second_dockerd or everything, socket_activated or everything),
+        more=_more(
+            second_dockerd or everything, socket_activated or everything, rootless or everything
+        ),
     )
     _print(env, up, as_json)
 
@@ -123,10 +137,11 @@ def lab_down(
     stack: StackName = None,
     second_dockerd: SecondDockerd = False,
     socket_activated: SocketActivated = False,
+    rootless: Rootless = False,
 ) -> None:
     """Remove everything the lab made: containers, daemons, mounts, bridge, sockets, dirs.
-    Without --stack (and no $DTRACE_LAB_STACK): the lab of every stack. With --second-dockerd
-    or --socket-activated: only those, the lab stays."""
+    Without --stack (and no $DTRACE_LAB_STACK): the lab of every stack. With
+    --second-dockerd, --socket-activated or --rootless: only those, the lab stays."""
     from tracer.ops import lab
     from tracer.ops.labconfig import STACK_ENV, STACKS, LabPaths
 
@@ -134,7 +149,7 @@ def lab_down(
     named = stack or env.environ.get(STACK_ENV)
     labs = [_paths(named)] if named else [LabPaths.of(s) for s in STACKS]
     done = lab.Teardown()
-    only = _more(second_dockerd, socket_activated)
+    only = _more(second_dockerd, socket_activated, rootless)
     for paths in labs:
         one = lab.down(paths, progress=env.note, only=only)
         done.removed += one.removed

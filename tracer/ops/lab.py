@@ -46,7 +46,7 @@ from tracer.ops.labconfig import (
     dockerd_argv,
 )
 from tracer.ops.labhost import require_root
-from tracer.ops.stacks import debs, extras
+from tracer.ops.stacks import debs, extras, rootless
 from tracer.runtimes.dockerapi import DockerApi
 
 __all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "require_root", "status", "up"]
@@ -131,6 +131,8 @@ def up(
     if containerd:
         labengines.containerd_up(paths, bins["busybox"], progress)
     extras.up(paths, [n for n in more if n in extras.EXTRAS], bins, progress)
+    if "rootless" in more:
+        rootless.up(paths, bins, progress)
     labhost.write_state(paths.state_json, state)
     return status(paths)
 
@@ -300,7 +302,7 @@ def status(paths: LabPaths | None = None) -> LabStatus:
         ctr=labengines.ctr_status(paths),
         stack=paths.stack,
         versions=versions,
-        extras=extras.status(paths),
+        extras=extras.status(paths) + rootless.status(paths),
         storage=storage,
     )
 
@@ -327,7 +329,11 @@ def down(
     require_root()
     done = Teardown()
     if only:
-        extras.down(paths, done.removed, done.left, progress, names=list(only))
+        named = [n for n in only if n in extras.EXTRAS]
+        if named:
+            extras.down(paths, done.removed, done.left, progress, names=named)
+        if "rootless" in only:
+            rootless.down(paths, done.removed, done.left, progress)
         return done
     state = labhost.read_state(paths.state_json)
 
@@ -346,6 +352,7 @@ def down(
         except EngineError as exc:
             progress(f"API unavailable ({exc.message}); killing the lab's shims instead")
     extras.down(paths, done.removed, done.left, progress)
+    rootless.down(paths, done.removed, done.left, progress)
     labengines.podman_down(paths, done.removed, done.left, progress)
     cri_pid = labengines.containerd_down(paths, done.removed, done.left, progress)
     _stop(done, "dockerd", daemon.identify(d_pid), 30, progress)

@@ -72,6 +72,20 @@ def exec_root(dockerd: Proc | Dockerd) -> str:
     return normalize(flag_value(dockerd.cmdline, "--exec-root") or DEFAULT_EXEC_ROOT)
 
 
+def exec_roots(host: Host, dockerd: Proc) -> set[str]:
+    """Where dockerd's exec root is: --exec-root (or the default), and the directory its
+    managed containerd's config is in (<exec-root>/containerd/containerd.toml), which tells a
+    rootless dockerd's ($XDG_RUNTIME_DIR/docker) without its environment."""
+    roots = {exec_root(dockerd)}
+    for child in host.children(dockerd.pid):
+        config = (
+            flag_value(child.cmdline, "--config", "-c") if child.program == "containerd" else None
+        )
+        if config and config.startswith("/") and config.endswith("/containerd/containerd.toml"):
+            roots.add(normalize(config.rsplit("/", 2)[0]))
+    return roots
+
+
 def data_root(dockerd: Proc | Dockerd, root: HostRoot) -> str:
     """Where dockerd keeps its data, as dockerd decides it: --data-root (or the older -g,
     --graph), else daemon.json's "data-root" (or the older "graph"), else /var/lib/docker.
@@ -200,9 +214,10 @@ class DockerRuntime(RuntimeBase):
         roots = {DEFAULT_EXEC_ROOT} | {exec_root(d) for d in host.running("dockerd")}
         for d in host.running("dockerd"):
             namespace = flag_value(d.cmdline, "--containerd-namespace") or NAMESPACE
-            for entry in read.listdir(exec_root(d)) or []:
-                if entry.startswith("runtime-"):  # runtime-runc, and one per --add-runtime
-                    read.listdir(f"{exec_root(d)}/{entry}/{namespace}")
+            for mine in exec_roots(host, d):
+                for entry in read.listdir(mine) or []:
+                    if entry.startswith("runtime-"):  # runtime-runc, one per --add-runtime
+                        read.listdir(f"{mine}/{entry}/{namespace}")
         for proc, shim in containerd.shims(host):
             containerd.read_options(read, proc)
             if shim.namespace and not containerd.read_bundle(read, proc):
@@ -360,39 +375,26 @@ def _owner(
     evidence: the first that can prove it (with the edge that shows how); else the first that
     cannot be ruled out, unproven (nothing could be read: not root); else none (its dockerd is
     not running: the containers of a dockerd that is down are not another one's)."""
-    unproven = None
+    unproven: list[Engine] = []
     for engine in engines:
         mine, via = _made_by(host, engine, proc, shim)
-        dockerd = engine.daemon(Dockerd)
-        if mine and dockerd is not None:
+        if mine and (dockerd := engine.daemon(Dockerd)) is not None:
             return engine, Edge(dockerd.pid, proc.pid, "runtime-root", via)
-        if mine is None and unproven is None:
-            unproven = engine
-    return (unproven,) if unproven is not None else None
+        unproven += [engine] if mine is None else []
+    return (unproven[0],) if unproven else None
 
 
 def _made_by(
     host: Host, engine: Engine, proc: Proc, shim: containerd.ShimArgs
 ) -> tuple[bool | None, str]:
-    """Did this engine's dockerd make the shim's container, and the evidence: the shim runs
-    runc with a root under dockerd's exec root (its bundle's options.json), or runc keeps the
-    container's state under one of dockerd's runtime roots (<exec-root>/runtime-*/<ns>/<id>).
-    None: neither could be read."""
+    """Did this engine's dockerd make the shim's container (its runtime root is under
+    dockerd's exec root), and the evidence; None: nothing could be read."""
     dockerd = engine.daemon(Dockerd)
-    if dockerd is None:
+    d = host.procs.get(dockerd.pid) if dockerd else None
+    if dockerd is None or d is None:
         return None, ""
-    mine = exec_root(dockerd)
-    root = containerd.runtime_root(host, proc)
-    if root is not None:
-        return root.startswith(mine + "/"), f"{root} (the shim's options.json)"
-    entries = host.dirs.get(mine)
-    if entries is None:
-        return None, ""
-    for entry in entries:
-        states = f"{mine}/{entry}/{dockerd.containerd_namespace}"
-        if entry.startswith("runtime-") and shim.id in host.dirs.get(states, ()):
-            return True, f"{states}/{shim.id} (runc's state)"
-    return False, ""
+    roots = exec_roots(host, d)
+    return containerd.made_under(host, proc, shim.id, roots, dockerd.containerd_namespace)
 
 
 def _namespace(engine: Engine) -> str | None:

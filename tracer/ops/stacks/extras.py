@@ -149,7 +149,7 @@ def up(paths: LabPaths, names: list[str], bins: Any, progress: Progress) -> None
             if e.extra.activated:
                 (e.run / "activate.pid").write_text(f"{started}\n")
         _wait_api(e)  # the first connection is what makes systemd-socket-activate exec dockerd
-        _ensure_demo(e, bins["busybox"], progress)
+        ensure_demo(e.docker_host, e.container, e.extra.title, bins["busybox"], progress)
 
 
 def _wait_api(e: ExtraDockerd, timeout: float = 60) -> None:
@@ -163,24 +163,41 @@ def _wait_api(e: ExtraDockerd, timeout: float = 60) -> None:
         raise WaitTimeoutError(f"{e.extra.title} did not reach the lab's containerd")
 
 
-def _ensure_demo(e: ExtraDockerd, busybox: str, progress: Progress) -> None:
+def ensure_demo(host: str, name: str, title: str, busybox: str, progress: Progress) -> None:
+    """The lab's image and a plain demo container `name` in the engine at host (idempotent)."""
     from tracer.runtimes.dockersdk import Api, tar_image
 
-    with Api(e.docker_host, timeout=60) as api:
+    with Api(host, timeout=60) as api:
         if not api.has_image(IMAGE):
-            progress(f"building image {IMAGE} in {e.extra.title}")
+            progress(f"building image {IMAGE} in {title}")
             files = labhost.busybox_rootfs(busybox)
             api.import_image(tar_image(files, {"www/index.html": 0o644}), IMAGE_REPO, IMAGE_TAG)
-        found = api.inspect(e.container)
+        found = api.inspect(name)
         if found and found["State"]["Running"]:
             return
         if found:
-            api.start(e.container)
+            api.start(name)
             return
-        progress(f"creating {e.container} in {e.extra.title}")
-        api.run(IMAGE, ["sh", "-c", "sleep 2147483647 & wait"], e.container,
-                labels={LABEL: "1", f"{LABEL}.shape": f"plain, in {e.extra.title}"},
+        progress(f"creating {name} in {title}")
+        api.run(IMAGE, ["sh", "-c", "sleep 2147483647 & wait"], name,
+                labels={LABEL: "1", f"{LABEL}.shape": f"plain, in {title}"},
                 environment={"PATH": "/bin"})  # fmt: skip
+
+
+def remove_containers(host: str, title: str, removed: list[str], left: list[str],
+                      progress: Progress) -> None:  # fmt: skip
+    """Remove every container of the engine at host (it may have live-restore on)."""
+    from tracer.runtimes.dockersdk import Api
+
+    try:
+        listed = DockerApi(host.removeprefix("unix://"), timeout=60).containers(all=True)
+        with Api(host, timeout=60) as api:
+            for c in listed:
+                progress(f"removing container {c.name} of {title}")
+                api.remove(c.id)
+                removed.append(f"container {c.name}")
+    except EngineError as exc:
+        left.append(f"the containers of {title} ({exc.message})")
 
 
 def status(paths: LabPaths) -> list[dict[str, Any]]:
@@ -207,20 +224,10 @@ def down(
 ) -> None:
     """Remove these extra dockerds (all by default): containers, daemon, mounts, bridge, dirs.
     Before the lab's containerd stops: their containers are removed through it."""
-    from tracer.runtimes.dockersdk import Api
-
     for e in of(paths, names):
         found = pid(e)
         if found and labhost.connectable(e.docker_sock):
-            try:
-                listed = DockerApi(str(e.docker_sock), timeout=60).containers(all=True)
-                with Api(e.docker_host, timeout=60) as api:
-                    for c in listed:
-                        progress(f"removing container {c.name} of {e.extra.title}")
-                        api.remove(c.id)
-                        removed.append(f"container {c.name}")
-            except EngineError as exc:
-                left.append(f"the containers of {e.extra.title} ({exc.message})")
+            remove_containers(e.docker_host, e.extra.title, removed, left, progress)
         ident = daemon.identify(found)
         if ident is not None:
             progress(f"stopping {e.extra.title} (pid {ident.pid})")

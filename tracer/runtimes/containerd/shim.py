@@ -152,6 +152,26 @@ def runtime_root(host: Host, shim: Proc) -> str | None:
     return normalize(root) if isinstance(root, str) and root.startswith("/") else None
 
 
+def made_under(
+    host: Host, proc: Proc, cid: str, roots: set[str], namespace: str
+) -> tuple[bool | None, str]:
+    """Was the shim's container made by a client whose runtime roots lie under roots (Docker:
+    its exec root), and the evidence: the shim runs runc with a root under one of them (its
+    bundle's options.json), or runc keeps the container's state there (<root>/runtime-*/<ns>/
+    <id>, read with the walk). False: the evidence names another place; None: none was read."""
+    root = runtime_root(host, proc)
+    if root is not None:
+        return any(root.startswith(r + "/") for r in roots), f"{root} (the shim's options.json)"
+    readable = False
+    for mine in sorted(roots):
+        for entry in host.dirs.get(mine, ()):
+            states = f"{mine}/{entry}/{namespace}"
+            if entry.startswith("runtime-") and cid in host.dirs.get(states, ()):
+                return True, f"{states}/{cid} (runc's state)"
+        readable = readable or mine in host.dirs
+    return (False if readable else None), ""
+
+
 # -- a container from its shim -------------------------------------------------------------------
 
 
