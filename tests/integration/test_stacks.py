@@ -104,3 +104,62 @@ def test_a_stack_whose_package_cannot_be_had_exits_5_naming_it_and_leaves_nothin
     assert not (home / "root").exists() and not (home / "debs").exists()
     assert list(Path(home).glob("*.part")) == []
     assert os.path.exists(home / "apt" / "lists")  # only apt's own lists were written
+
+
+def _host_as_the_lab_sees_it(paths: labconfig.LabPaths, user: str) -> dict:
+    """What a lab may change on the host, restricted to what this lab would name (other
+    helpers' engines come and go meanwhile)."""
+
+    def lines(path: str) -> list[str]:
+        text = Path(path).read_text() if os.path.exists(path) else ""
+        return sorted(ln for ln in text.splitlines() if ln.startswith(user + ":"))
+
+    links = subprocess.run(["ip", "-j", "link", "show", "type", "bridge"], capture_output=True,
+                           text=True).stdout  # fmt: skip
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    mounts = Path("/proc/self/mountinfo").read_text()
+    return {
+        "users": lines("/etc/passwd") + lines("/etc/group"),
+        "subids": lines("/etc/subuid") + lines("/etc/subgid"),
+        "tun": oct(os.stat("/dev/net/tun").st_mode),
+        "run user": os.path.isdir("/run/user") and sorted(os.listdir("/run/user")),
+        "bridges": sorted(b["ifname"] for b in json.loads(links)
+                          if b["ifname"].startswith(paths.bridge)),
+        "iptables": [r for r in rules.splitlines() if paths.bridge in r],
+        "mounts": [m for m in mounts.splitlines() if str(paths.run.parent) in m or user in m],
+        "dirs": [p for p in (paths.run, paths.data) if p.exists()],
+        "processes": sorted(
+            p.pid for p in psutil.process_iter(["cmdline", "username"])
+            if p.info["username"] == user or str(paths.run) in " ".join(p.info["cmdline"] or [])
+        ),
+    }  # fmt: skip
+
+
+def test_lab_down_leaves_the_host_as_it_was_after_every_engine_of_a_stack(stack_2026):
+    """A 2026 lab of the test's own, with a second, a socket-activated and a rootless engine:
+    down removes all of it (users, subordinate ranges, /dev/net/tun's mode, mounts, bridges,
+    iptables rules, processes, directories)."""
+    import tempfile
+
+    from tracer.ops.stacks import rootless
+
+    top = Path(tempfile.mkdtemp(prefix="dtl", dir="/tmp"))
+    paths = labconfig.LabPaths(top / "run", top / "data", "dtlabt", "172.29.240.1/24", "2026")
+    user = rootless.RootlessEngine(paths).user
+    before = _host_as_the_lab_sees_it(paths, user)
+    tun = os.stat("/dev/net/tun").st_mode & 0o777
+    try:
+        status = lab.up(paths=paths, more=["second", "activated", "rootless"])
+        assert {x["name"] for x in status.extras} == {"second", "activated", "rootless"}
+        assert all(x["containers"] for x in status.extras)
+        assert os.stat("/dev/net/tun").st_mode & 0o777 == 0o666
+        if tun != 0o666:  # the lab wrote down what it changed, to undo it
+            assert json.loads((paths.data / "rootless.json").read_text())["tun_mode"] == tun
+        during = _host_as_the_lab_sees_it(paths, user)
+        assert during["users"] and during["subids"] and during["processes"]
+        assert len(during["bridges"]) == 3
+    finally:
+        done = lab.down(paths)
+    assert done.left == []
+    assert _host_as_the_lab_sees_it(paths, user) == before
+    top.rmdir()

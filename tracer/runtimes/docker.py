@@ -196,6 +196,7 @@ class DockerRuntime(RuntimeBase):
         quiet=frozenset({"dockerd"}),
         missing={"dockerd": "dockerd not running", "containerd": "containerd not found"},
         edges={"socket": "dockerd -> containerd (gRPC; a listener held by containerd)",
+               "runtime-root": "dockerd -> shim (its runc root is under dockerd's exec root)",
                **containerd.SHIM_EDGES, "forwards": "docker-proxy -> container (-container-ip)"},
     )  # fmt: skip
 

@@ -14,6 +14,7 @@ own; `lab down` takes them down with the lab.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -91,7 +92,11 @@ class ExtraDockerd:
 
     @property
     def bridge_addr(self) -> str:
-        return f"10.213.{8 * list(STACKS).index(self.lab.stack) + self.extra.index}.1/24"
+        """10.213.<n>.1/24: n by stack for the lab of a stack, by its directory for another."""
+        if self.lab.is_default:
+            return f"10.213.{8 * list(STACKS).index(self.lab.stack) + self.extra.index}.1/24"
+        n = int(hashlib.sha256(str(self.lab.run).encode()).hexdigest(), 16) % 60
+        return f"10.214.{4 * n + self.extra.index}.1/24"
 
     @property
     def container(self) -> str:

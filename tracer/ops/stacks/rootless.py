@@ -15,6 +15,7 @@ rootless.json) and undone by `lab down`: the user and its home, its lines in /et
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -50,9 +51,10 @@ class RootlessEngine:
 
     @property
     def user(self) -> str:
-        return (
-            "dtlab-rootless" if self.lab.stack == "2023" else f"dtlab{self.lab.stack[2:]}-rootless"
-        )
+        stack = self.lab.stack
+        if not self.lab.is_default:  # a lab built elsewhere (a test's): a user of its own
+            return f"dtlab-rl-{hashlib.sha256(str(self.lab.run).encode()).hexdigest()[:8]}"
+        return "dtlab-rootless" if stack == "2023" else f"dtlab{stack[2:]}-rootless"
 
     @property
     def title(self) -> str:
