@@ -78,10 +78,8 @@ def exec_roots(host: Host, dockerd: Proc) -> set[str]:
     rootless dockerd's ($XDG_RUNTIME_DIR/docker) without its environment."""
     roots = {exec_root(dockerd)}
     for child in host.children(dockerd.pid):
-        config = (
-            flag_value(child.cmdline, "--config", "-c") if child.program == "containerd" else None
-        )
-        if config and config.startswith("/") and config.endswith("/containerd/containerd.toml"):
+        config = flag_value(child.cmdline, "--config", "-c") or ""
+        if child.program == "containerd" and config.endswith("/containerd/containerd.toml"):
             roots.add(normalize(config.rsplit("/", 2)[0]))
     return roots
 
