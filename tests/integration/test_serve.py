@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.support import schemas
 from tests.support.cli import one_error_line, run_cli
 from tests.support.lab import temporary
 from tests.support.serve import serve_process
@@ -90,7 +91,7 @@ def test_the_json_is_the_commands_and_the_engine_s_truth(served, client):
     for key in ("container", "version", "driver", "paths", "limits"):
         assert web[key] == cli[key], key
     status, _, body = served.get("/api/containers/lab-stopped/cgroup")
-    assert status == 409 and "no process" in json.loads(body)["error"]
+    assert status == 409 and "no process" in schemas.api_error(body)["error"]
 
 
 class Stream:
@@ -123,7 +124,8 @@ class Stream:
                 fields = dict(line.split(": ", 1) for line in frame.decode().splitlines()
                               if ": " in line and not line.startswith(":"))  # fmt: skip
                 if "event" in fields:
-                    self.seen.append((time.time(), fields["event"], json.loads(fields["data"])))
+                    doc = schemas.serve_event(fields["event"], json.loads(fields["data"]))
+                    self.seen.append((time.time(), fields["event"], doc))
 
     def close(self) -> None:
         self.sock.close()

@@ -13,4 +13,6 @@
 - serve: a real `dtrace-tree serve` process and requests to it
 - browser: a real headless Chromium driven over WebDriver
 - cri: a minimal CRI client (real pods on the lab's containerd)
+- schemas: the tool's JSON documents checked against docs/schemas/ (run_cli, invoke and
+  serve's client check every --json document they get)
 """

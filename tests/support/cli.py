@@ -12,22 +12,28 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from tests.support import schemas
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "tracer"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def invoke(*args: str, **env: str) -> Any:
-    """The CLI in this process (typer's CliRunner), without colour."""
+    """The CLI in this process (typer's CliRunner), without colour; what it prints with --json
+    checked against its JSON Schema (tests/support/schemas.py)."""
     from tracer.cli import app
 
-    return CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", **env})
+    result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", **env})
+    schemas.check_output(args, result.stdout)
+    return result
 
 
 def run_cli(
     *args: str, check: bool = False, env: dict[str, str] | None = None, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
-    """The real CLI as a whole process, like a user runs it (no colour, 200 columns)."""
+    """The real CLI as a whole process, like a user runs it (no colour, 200 columns). What it
+    prints with --json is checked against its JSON Schema (tests/support/schemas.py)."""
     proc = subprocess.run(
         [*CLI, *args],
         capture_output=True,
@@ -39,6 +45,8 @@ def run_cli(
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}: {proc.stderr}")
+    if isinstance(proc.stdout, str):
+        schemas.check_output(args, proc.stdout)
     return proc
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 from typing import Any
 
+from tests.support import schemas
 from tests.support.cli import CLI, ROOT
 from tests.support.waiting import read_line
 
@@ -47,7 +48,7 @@ class Served:
     def json(self, path: str) -> Any:
         status, _, body = self.get(path)
         assert status == 200, (path, status, body[:300])
-        return json.loads(body)
+        return schemas.api_answer(path, json.loads(body))
 
 
 def serve_process(*args: str, timeout: float = 60) -> Any:

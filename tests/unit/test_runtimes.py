@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.support import schemas
 from tests.support.hosts import PROXY_CMD, bundle, make_host, proc, shim_cmd
 from tracer.errors import SnapshotFormatError
 from tracer.model.show_json import SCHEMA, SCHEMA_1, from_json
@@ -583,7 +584,7 @@ def test_program_whose_name_starts_with_runc_is_a_container_process() -> None:
 
 
 def test_json_round_trip(topo: Topology) -> None:
-    doc = topo.to_json()
+    doc = schemas.validate(topo.to_json())
     assert doc["schema"] == SCHEMA
     wire = json.loads(json.dumps(doc))
     again = from_json(wire).to_json()
@@ -611,7 +612,7 @@ def test_json_round_trip_with_orphans_and_notes() -> None:
     host.procs[910] = proc(910, 900, "sleep", ["sleep"], 1041.0, NS_B)
     topo = build(host)
     assert topo.orphans and topo.engines[0].notes
-    doc = topo.to_json()
+    doc = schemas.validate(topo.to_json())
     assert from_json(json.loads(json.dumps(doc))).to_json() == doc
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.support import schemas
 from tests.support.cli import invoke, one_error_line
 from tests.support.hosts import SOCK
 from tests.support.recordings import CID, Rec, docker_run
@@ -214,7 +215,7 @@ def test_looks_that_change_nothing_and_call_the_next_are_spaced():
 
 def test_the_state_of_a_look():
     topo = diagram_host()
-    doc = pages.state(topo, 3, 0.0421, {}, {"live": True})
+    doc = pages.state(topo, 3, 0.0421, {}, {"events": 12, "lost": 0, "live": True})
     assert (doc["version"], doc["took_ms"], doc["hostname"]) == (3, 42, "box")
     names = [c["label"] for c in doc["containers"]]
     assert names == ["03" * 6, "side", "web-0", "web-1", "web-2"]  # running ones, as show
@@ -227,7 +228,7 @@ def test_the_state_of_a_look():
         ("containerd", 500, None),
     ]
     assert e["counts"]["running"] == 5 and e["down"] == []
-    json.loads(encode(doc))
+    schemas.validate(json.loads(encode(doc)), pages.SCHEMA)
 
 
 def test_hostile_text_is_made_visible_and_cannot_be_markup():
@@ -261,6 +262,7 @@ def test_a_burst_s_timeline_entry_tells_the_story_and_leaves_the_probes_out():
     after.engines[0].containers.append(numbered(9, "web-9"))
     entry = pages.timeline(trace, compare(before, after), daemons(before, after), 1000.0)
     assert entry is not None
+    schemas.validate_part(entry, pages.SCHEMA, "timeline")
     (story,) = entry["stories"]
     assert story["label"] == "web"
     assert story["what"] == ["shim start", "create", "start", "init exec"]

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.support import schemas
 from tests.support.serve import Served
 from tests.support.topologies import diagram_host, numbered
 from tests.support.waiting import wait_for
@@ -37,7 +38,8 @@ def made_up_host():
 def served():
     hub = Hub(max_clients=2, queue=4)
     topo = made_up_host()
-    hub.show(Look(1, topo, state(topo, 1, 0.01, {}, {"live": True}), document))
+    feed = {"events": 0, "lost": 0, "live": True}
+    hub.show(Look(1, topo, state(topo, 1, 0.01, {}, feed), document))
     httpd = web.bind("127.0.0.1", 0, hub, root=None)  # type: ignore[arg-type]
     port = httpd.server_address[1]
     token = "t0ken-" + "x" * 37
@@ -173,9 +175,9 @@ def test_the_diagram_keeps_hostile_text_text(served):
 
 def test_a_container_s_details_say_what_the_command_would(served):
     status, _, body = served.get(f"/api/containers/{'ab' * 32}/ns")
-    assert status == 404 and "no such container" in json.loads(body)["error"]
+    assert status == 404 and "no such container" in schemas.api_error(body)["error"]
     status, _, body = served.get("/api/containers/old/cgroup")
-    assert status == 409 and json.loads(body)["exit_code"] == 9
+    assert status == 409 and schemas.api_error(body)["exit_code"] == 9
     assert served.get("/api/containers/web-0/bogus")[0] == 404
 
 

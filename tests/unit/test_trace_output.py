@@ -9,6 +9,7 @@ import subprocess
 
 from rich.console import Console
 
+from tests.support import schemas
 from tests.support.recordings import CID, Rec, docker_run
 from tracer.model.trace import Loss
 from tracer.output import jsondoc
@@ -118,7 +119,7 @@ def test_hostile_command_lines_are_valid_json_lines():
     out = io.TextIOWrapper(buf, encoding="utf-8")
     jsondoc.write_lines(hostile_trace().json_lines(), out)
     lines = buf.getvalue().decode("utf-8").splitlines()  # valid UTF-8, or this raises
-    docs = [json.loads(line) for line in lines]
+    docs = [schemas.validate(json.loads(line)) for line in lines]
     init = [d for d in docs[:-1] if d["event"] == "exec" and d["role"] == "container-init"]
     assert init[0]["cmdline"][2].startswith("\x1b]0;pwned\x07")
     assert init[0]["cmdline"][2].endswith("\\xff")  # the undecodable byte, as text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
+from tests.support import schemas
 from tests.support.argv import ARGV
 from tests.support.recordings import CID, CID2, NS_HOST, RUNC_ROOT, Rec, docker_run, ns_of
 from tracer.model.trace import KINDS, ROLES, Known, KnownContainer
@@ -231,7 +232,7 @@ def test_an_empty_recording_gives_an_empty_trace_that_says_so():
 
 def test_json_lines_hold_the_documented_fields():
     t = trace(docker_run(Rec()).recording())
-    lines = list(t.json_lines())
+    lines = [schemas.validate(line) for line in t.json_lines()]
     for line in lines[:-1]:
         assert line["schema"] == "dtrace-tree/trace/1"
         assert line["event"] in KINDS and line["role"] in ROLES

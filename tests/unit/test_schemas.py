@@ -1,0 +1,103 @@
+"""The JSON Schema files of docs/schemas/: each is a valid draft 2020-12 schema, every schema
+name the code writes has one (and no file describes a document nobody writes), the recorded
+snapshots match theirs, and a renamed or missing key is caught."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from tests.support import schemas
+from tracer.model.show_json import from_json
+
+TRACER = Path(__file__).resolve().parents[2] / "tracer"
+DATA = Path(__file__).parent / "data"
+NAMED = re.compile(r"""["'](dtrace-tree/[a-z-]+/\d+)["']""")
+
+
+def names_in_the_code() -> set[str]:
+    """Every `dtrace-tree/<doc>/<version>` string literal under tracer/."""
+    return {m for f in TRACER.rglob("*.py") for m in NAMED.findall(f.read_text())}
+
+
+@pytest.mark.parametrize("path", schemas.every_file(), ids=lambda p: p.name)
+def test_each_schema_file_is_a_valid_draft_2020_12_schema(path: Path):
+    schema = json.loads(path.read_text())
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == path.name
+    assert schemas.file_of(schema["title"]) == path  # its title is the name documents give
+
+
+def test_every_schema_the_code_writes_has_a_file_and_every_file_a_writer():
+    written = names_in_the_code()
+    assert {"dtrace-tree/show/2", "dtrace-tree/trace/1", "dtrace-tree/serve/1"} <= written
+    missing = sorted(n for n in written if not schemas.file_of(n).exists())
+    assert missing == [], f"no schema file in docs/schemas/ for {missing}"
+    described = {schemas.file_of(n) for n in written | set(schemas.UNNAMED.values())}
+    stale = sorted(p.name for p in schemas.every_file() if p not in described)
+    assert stale == [], f"schema files no code writes: {stale}"
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.json")), ids=lambda p: p.name)
+def test_the_recorded_snapshots_match_their_schema_and_read_back_as_show_2(path: Path):
+    doc = schemas.validate(json.loads(path.read_text()))
+    schemas.validate(from_json(doc).to_json(), "dtrace-tree/show/2")
+
+
+SNAPSHOT = json.loads((DATA / "all-runtimes-snapshot.json").read_text())
+
+
+def broken(change) -> dict:
+    doc = copy.deepcopy(SNAPSHOT)
+    change(doc)
+    return doc
+
+
+def _rename(d: dict, old: str, new: str) -> None:
+    d[new] = d.pop(old)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: _rename(d["engines"][2]["containers"][0], "init_pid", "init"), "init_pid"),
+        (lambda d: d["engines"][2]["daemons"][0].pop("api_socket"), "api_socket"),
+        (lambda d: d["engines"][0]["containers"][0]["processes"][0].pop("start"), "start"),
+        (lambda d: d["engines"][0]["edges"][0].update(kind="sibling"), "sibling"),
+        (lambda d: d["engines"][0]["containers"][0].update(init_pid="23341"), "23341"),
+        (lambda d: d["host"].update(namespaces={"net": None}), "None"),
+        (lambda d: d.update(schema="dtrace-tree/show/3"), "'dtrace-tree/show/2' was expected"),
+    ],
+    ids=[
+        "renamed",
+        "missing-daemon-key",
+        "missing-process-key",
+        "unknown-edge-kind",
+        "pid-as-text",
+        "null-inode",
+        "other-version",
+    ],  # fmt: skip
+)
+def test_a_renamed_missing_or_mistyped_key_is_caught(change, words):
+    schemas.validate(copy.deepcopy(SNAPSHOT))  # the recorded one passes
+    with pytest.raises(AssertionError) as caught:
+        schemas.validate(broken(change), "dtrace-tree/show/2")
+    assert words in str(caught.value)
+
+
+def test_the_cli_outputs_are_checked_by_the_command_that_wrote_them():
+    """run_cli and invoke check --json output: by its schema key, else by the command."""
+    matrix = {"host": {}, "host_from": None, "containers": [], "groups": [], "unreadable": []}
+    schemas.check_output(["ns", "--json"], json.dumps(matrix))
+    with pytest.raises(AssertionError, match="unreadable"):
+        schemas.check_output(["ns", "--json"], json.dumps({**matrix, "unreadable": None}))
+    with pytest.raises(AssertionError, match="names no schema"):
+        schemas.check_output(["--debug", "show", "--json"], json.dumps(matrix))
+    schemas.check_output(["ns"], "not JSON: no --json, not checked")
+    schemas.check_output(["trace", "--", "sh", "--json"], "the traced command's --json")
