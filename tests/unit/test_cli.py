@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,36 @@ def test_every_command_and_option_has_help(path, cmd):
             assert (param.help or "").strip(), f"{' '.join(path)} {param.opts} has no help"
     result = invoke(*path, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def example_lines(cmd) -> list[str]:
+    """The command lines of its examples (what each does is indented further)."""
+    return [line.strip() for line in (cmd.epilog or "").splitlines() if line.startswith("  dtr")]
+
+
+@pytest.mark.parametrize(
+    ("path", "cmd"),
+    [(p, c) for p, c in COMMANDS if not hasattr(c, "commands")],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
+)
+def test_every_command_has_examples_that_parse(path, cmd):
+    """`--help` ends with examples of the command itself, and each one is a valid command
+    line: click parses it (options, their values, arguments) as it would parse the user's."""
+    assert (cmd.epilog or "").startswith("Examples:"), f"{' '.join(path)} has no examples"
+    lines = example_lines(cmd)
+    assert lines, f"{' '.join(path)}: no example command line"
+    assert "Examples:" in invoke(*path, "--help").output
+    for line in lines:
+        words = shlex.split(line.split(" | ")[0].split(" > ")[0])
+        assert words[: 1 + len(path)] == ["dtrace-tree", *path], line
+        cmd.make_context(" ".join(path), words[1 + len(path) :])  # raises a UsageError if wrong
+
+
+def test_the_root_help_has_examples_of_the_main_commands():
+    root = get_command(app)
+    lines = example_lines(root)
+    assert {line.split()[1] for line in lines} >= {"show", "ns", "trace", "survive"}
+    assert all(line.split()[1] in root.commands for line in lines)
 
 
 def test_python_dash_m_and_the_console_script_are_the_same_app():

@@ -113,6 +113,13 @@ def fail(env: Environment, line: str, code: int) -> int:
     return int(code)
 
 
+def examples(*pairs: tuple[str, str]) -> str:
+    """A command's epilog: its examples, each command line and what it does, as --help prints
+    them (unwrapped) and docs/manpage.py reads them back for the man page."""
+    lines = [f"  {command}\n      {what}" for command, what in pairs]
+    return "Examples:\n\n\b\n" + "\n".join(lines)
+
+
 app = typer.Typer(
     cls=_Group,
     add_completion=False,
@@ -120,6 +127,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Make Docker's architecture visible on this host: "
     "dockerd -> containerd -> containerd-shim -> container, with real PIDs and namespaces.",
+    epilog=examples(
+        ("dtrace-tree lab up", "start the lab: a private Docker engine with demo containers"),
+        ("dtrace-tree show", "every engine on this host, its daemons, shims and containers"),
+        ("dtrace-tree ns lab-web", "one container's namespaces: what it shares, and why"),
+        (
+            "dtrace-tree trace -- docker run --rm busybox true",
+            "a container's life, from the kernel",
+        ),
+        ("dtrace-tree export", "the same picture as show, drawn (SVG) in diagrams/"),
+        ("dtrace-tree survive", "restart the lab's dockerd; prove every container kept running"),
+        ("dtrace-tree serve", "a live page of this host (http://127.0.0.1:8780/?token=...)"),
+    ),
 )
 
 

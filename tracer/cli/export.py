@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import ContainersArg, FromManyOpt, HostOpt, app, environment, notes, service
+from tracer.cli.core import (
+    ContainersArg,
+    FromManyOpt,
+    HostOpt,
+    app,
+    environment,
+    examples,
+    notes,
+    service,
+)
 
 if TYPE_CHECKING:
     from tracer.app.environment import Environment
@@ -15,7 +24,16 @@ if TYPE_CHECKING:
     from tracer.model.topology import Topology
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        ("dtrace-tree export", "an SVG of every engine, in a new file under diagrams/"),
+        ("dtrace-tree export --ns -o namespaces.png", "the namespaces, as PNG"),
+        (
+            "dtrace-tree export --from before.json --dot -o -",
+            "the DOT source of a saved snapshot, on stdout",
+        ),
+    ),
+)
 def export(
     ctx: typer.Context,
     containers: ContainersArg = None,

@@ -8,10 +8,18 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import HostOpt, JsonOpt, app, environment, service
+from tracer.cli.core import HostOpt, JsonOpt, app, environment, examples, service
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        (
+            "dtrace-tree fs lab-web",
+            "its union root, its layers top first, volumes, binds and tmpfs",
+        ),
+        ("dtrace-tree fs --changes lab-web", "and every file it added, changed or deleted (A/C/D)"),
+    ),
+)
 def fs(
     ctx: typer.Context,
     container: Annotated[str, typer.Argument(help="Name, id, unique id prefix or host PID.")],
@@ -40,7 +48,15 @@ def fs(
     env.print(render.fs(doc))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        (
+            "dtrace-tree cgroup lab-web",
+            "its cgroups, limits and usage, each with the file it came from",
+        ),
+        ("dtrace-tree cgroup --json lab-web", "the same as JSON (schema dtrace-tree/cgroup/1)"),
+    ),
+)
 def cgroup(
     ctx: typer.Context,
     container: Annotated[str, typer.Argument(help="Name, id, unique id prefix or host PID.")],

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import alone, app, environment
+from tracer.cli.core import alone, app, environment, examples
 from tracer.errors import EngineError, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -74,7 +74,21 @@ def _paths(stack: str | None) -> LabPaths:
     return LabPaths.of(stack)
 
 
-@lab_app.command("up")
+@lab_app.command(
+    "up",
+    epilog=examples(
+        ("dtrace-tree lab up", "the lab's dockerd and containerd, and its demo containers"),
+        (
+            "dtrace-tree lab up --all",
+            "also podman, a containerd with CRI and ctr containers, two more dockerds",
+        ),
+        (
+            "dtrace-tree lab up --stack 2026",
+            "the same on Docker 28 and containerd 2 (a lab of its own)",
+        ),
+        ("dtrace-tree lab up --no-live-restore", "for survive's other outcome: containers lost"),
+    ),
+)
 def lab_up(
     ctx: typer.Context,
     live_restore: Annotated[
@@ -120,7 +134,13 @@ def lab_up(
     _print(env, up, as_json)
 
 
-@lab_app.command("status")
+@lab_app.command(
+    "status",
+    epilog=examples(
+        ("dtrace-tree lab status", "what of the lab runs"),
+        ("dtrace-tree lab status --stack 2026 --json", "the 2026 stack's lab, as JSON"),
+    ),
+)
 def lab_status(ctx: typer.Context, stack: StackName = None, as_json: LabJson = False) -> None:
     """Say what of the lab runs. Exits 0 when the lab's API answers, 5 otherwise."""
     from tracer.ops import lab
@@ -131,7 +151,13 @@ def lab_status(ctx: typer.Context, stack: StackName = None, as_json: LabJson = F
         raise typer.Exit(int(ExitCode.ENGINE))
 
 
-@lab_app.command("down")
+@lab_app.command(
+    "down",
+    epilog=examples(
+        ("dtrace-tree lab down", "remove everything the lab of every stack made"),
+        ("dtrace-tree lab down --second-dockerd", "only the second dockerd; the lab stays"),
+    ),
+)
 def lab_down(
     ctx: typer.Context,
     stack: StackName = None,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, environment, service
+from tracer.cli.core import FromOpt, HostOpt, JsonOpt, app, environment, examples, service
 
 if TYPE_CHECKING:
     from tracer.app.environment import Environment
@@ -17,8 +17,15 @@ TYPES_HELP = "mnt, net, pid, uts, ipc, user, cgroup or time"
 
 
 @app.command(
-    epilog="Examples: dtrace-tree ns lab-web; dtrace-tree ns --all; "
-    "dtrace-tree ns --all --type net --leaked --json"
+    epilog=examples(
+        ("dtrace-tree ns", "every running container against each namespace type"),
+        ("dtrace-tree ns lab-web", "one container: each namespace, who shares it, and why"),
+        (
+            "dtrace-tree ns --all",
+            "every namespace on the host, whoever holds it: the user and PID trees",
+        ),
+        ("dtrace-tree ns --all --type net --leaked --json", "leaked network namespaces, as JSON"),
+    ),
 )
 def ns(
     ctx: typer.Context,

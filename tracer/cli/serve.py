@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import app, environment, service
+from tracer.cli.core import app, environment, examples, service
 
 if TYPE_CHECKING:
     from tracer.app.environment import Environment
@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8780
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        ("dtrace-tree serve", "a live page of this host at http://127.0.0.1:8780/?token=..."),
+        ("dtrace-tree serve --port 0 --open", "on any free port, opened in this machine's browser"),
+    ),
+)
 def serve(
     ctx: typer.Context,
     bind: Annotated[

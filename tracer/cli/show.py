@@ -14,12 +14,29 @@ from tracer.cli.core import (
     JsonOpt,
     app,
     environment,
+    examples,
     notes,
     service,
 )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        ("dtrace-tree show", "every engine on this host: daemons, shims, containers, processes"),
+        (
+            "dtrace-tree show -a lab-web 4211",
+            "two containers (a name, any PID of its chain), stopped ones too",
+        ),
+        (
+            "dtrace-tree show -H unix:///run/docker.sock --json > before.json",
+            "one engine, saved as JSON (schema dtrace-tree/show/2)",
+        ),
+        (
+            "dtrace-tree show --from node-a.json --from node-b.json",
+            "several saved hosts side by side, and what the fleet says",
+        ),
+    ),
+)
 def show(
     ctx: typer.Context,
     containers: ContainersArg = None,
@@ -46,7 +63,18 @@ def show(
     env.print(tree.topology(topo, {e.title: counts(e) for e in everything.engines}))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        (
+            "dtrace-tree diff before.json after.json",
+            "which containers kept running (exit 0), which did not (exit 1)",
+        ),
+        (
+            "dtrace-tree diff --json before.json after.json",
+            "the same as JSON (schema dtrace-tree/diff/1)",
+        ),
+    ),
+)
 def diff(
     ctx: typer.Context,
     before: Annotated[str, typer.Argument(help="A snapshot taken before (show --json).")],

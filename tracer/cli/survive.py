@@ -7,11 +7,23 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.core import JsonOpt, app, environment
+from tracer.cli.core import JsonOpt, app, environment, examples
 from tracer.errors import ExitCode
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        ("dtrace-tree survive", "restart the lab's dockerd; prove every container kept running"),
+        (
+            "dtrace-tree survive --daemon containerd --svg survive.svg",
+            "containerd, with a before/after diagram",
+        ),
+        (
+            "dtrace-tree survive -H unix:///run/docker.sock --yes --json",
+            "an engine the lab does not own, reported as JSON",
+        ),
+    ),
+)
 def survive(
     ctx: typer.Context,
     daemon: Annotated[

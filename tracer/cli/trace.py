@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.cli.core import app, environment, service
+from tracer.cli.core import app, environment, examples, service
 
 if TYPE_CHECKING:
     from tracer.app.environment import Environment
@@ -17,7 +17,20 @@ if TYPE_CHECKING:
     from tracer.snapshot.host import Host
 
 
-@app.command(context_settings={"allow_interspersed_args": False})
+@app.command(
+    context_settings={"allow_interspersed_args": False},
+    epilog=examples(
+        (
+            "dtrace-tree trace -- docker run --rm busybox true",
+            "a container's whole life: each process, its role and container",
+        ),
+        ("dtrace-tree trace --duration 30", "whatever happens to containers for 30 seconds"),
+        (
+            "dtrace-tree trace --json -o exec.svg -- docker exec lab-web ps",
+            "JSON lines, and the story drawn",
+        ),
+    ),
+)
 def trace(
     ctx: typer.Context,
     command: Annotated[
