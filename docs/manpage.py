@@ -48,6 +48,10 @@ ENVIRONMENT = [
     ("HOME", "Whose ~/.docker to read the current docker context from."),
     ("DTRACE_DEBUG", "Any non-empty value: as --debug, errors are re-raised with their "
      "traceback."),
+    ("DTRACE_LAB_STACK", "The lab's engine stack when --stack is not given: 2023 (the "
+     "default) or 2026; the tests use it too."),
+    ("DTRACE_TREE_CACHE", "Where lab up --stack 2026 keeps the Debian packages it downloads "
+     "and extracts (default /var/cache/dtrace-tree)."),
     ("NO_COLOR", "Any non-empty value: no colour and no other escape sequence, on a terminal "
      "too."),
     ("COLUMNS", "The width of the terminal output; piped, it is 160 columns unless COLUMNS "
@@ -67,7 +71,9 @@ FILES = [
     ("diagrams/", "Where export writes its diagram when -o is not given (a new file each "
      "time, never one that exists)."),
     ("/run/dtrace-lab/, /var/lib/dtrace-lab/", "The lab's sockets, configuration and data: "
-     "everything lab up makes and lab down removes."),
+     "everything lab up makes and lab down removes (the 2026 stack's lab: "
+     "/run/dtrace-lab-2026/, /var/lib/dtrace-lab-2026/)."),
+    ("/var/cache/dtrace-tree/", "The 2026 stack's packages, downloaded once."),
 ]  # fmt: skip
 
 SEE_ALSO = ["docker(1)", "dockerd(8)", "containerd(8)", "ctr(8)", "podman(1)", "lsns(8)",

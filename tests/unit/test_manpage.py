@@ -98,6 +98,8 @@ def test_every_exit_code_and_every_variable_the_code_reads_is_in_the_page():
         text = f.read_text()
         read |= set(re.findall(r"""(?:environ|env)\.get\(\s*["']([A-Z_]+)["']""", text))
         read |= set(re.findall(r"""envvar=["']([A-Z_]+)["']""", text))
-    assert {"DOCKER_HOST", "DTRACE_HOST_ROOT", "NO_COLOR"} <= read
+        read |= set(re.findall(r"""^[A-Z_]*ENV = ["']([A-Z_]+)["']""", text, re.M))
+    assert {"DOCKER_HOST", "DTRACE_HOST_ROOT", "NO_COLOR", "DTRACE_LAB_STACK"} <= read
+    read -= {"LISTEN_FDS", "LISTEN_PID"}  # read in a dockerd's environment, not the tool's
     environment = page.split(".SH ENVIRONMENT")[1].split(".SH ")[0].replace("\\-", "-")
     assert sorted(v for v in read if v not in environment) == []
