@@ -73,6 +73,9 @@ def _rename(d: dict, old: str, new: str) -> None:
         (lambda d: d["engines"][0]["containers"][0].update(init_pid="23341"), "23341"),
         (lambda d: d["host"].update(namespaces={"net": None}), "None"),
         (lambda d: d.update(schema="dtrace-tree/show/3"), "'dtrace-tree/show/2' was expected"),
+        (lambda d: _rename(d["engines"][0], "namespace", "ns"), "'namespace' is a required"),
+        (lambda d: d["engines"][0].update(facts=["a"]), "['a'] is not of type"),
+        (lambda d: d["engines"][0]["daemons"][0].update(role="crio"), "'kind' is a required"),
     ],
     ids=[
         "renamed",
@@ -82,7 +85,10 @@ def _rename(d: dict, old: str, new: str) -> None:
         "pid-as-text",
         "null-inode",
         "other-version",
-    ],  # fmt: skip
+        "renamed-engine-key",
+        "engine-fact-not-plain",
+        "service-without-its-keys",
+    ],
 )
 def test_a_renamed_missing_or_mistyped_key_is_caught(change, words):
     schemas.validate(copy.deepcopy(SNAPSHOT))  # the recorded one passes
