@@ -227,7 +227,10 @@ def _summary(inv: NsInventory) -> Text:
     words = ", ".join(f"{k} {count[k]}" for k in TYPES if k in count)
     hidden = len(inventory.hidden(inv))
     leaked = sum(1 for n in inv.namespaces if n.leaked)
-    line = f"{len(inv.namespaces)} namespaces ({words or 'none'}); {hidden} with no process"
+    many = len(inv.namespaces)
+    line = (
+        f"{many} namespace{'' if many == 1 else 's'} ({words or 'none'}); {hidden} with no process"
+    )
     if leaked:
         line += f"; {leaked} leaked"
     return text((line, STYLE["dim"]))
