@@ -125,7 +125,7 @@ def check_output(args: tuple[str, ...] | list[str], stdout: str) -> None:
 
 def api_answer(path: str, doc: Any) -> Any:
     """An answer of serve's API (200), checked: /api/state is serve's own document; /api/show,
-    /api/ns and /api/containers/<ref>/<ns|fs|cgroup> are the commands' documents."""
+    /api/ns, /api/namespaces and /api/containers/<ref>/<ns|fs|cgroup> are the commands'."""
     parts = [p for p in path.partition("?")[0].split("/") if p]
     if parts == ["api", "state"]:
         return validate(doc, SERVE)

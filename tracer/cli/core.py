@@ -225,7 +225,7 @@ HostOpt = Annotated[
         "chooses; with none of them, every engine.",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema in the README).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (schema: docs/schemas/).")]
 ContainersArg = Annotated[
     list[str] | None,
     typer.Argument(help="Only these containers: name, id, unique id prefix or host PID."),

@@ -69,7 +69,8 @@ def trace(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="JSON lines: one object per event, then a summary (README schema)."
+            "--json",
+            help="JSON lines: one object per event, then a summary (schema: docs/schemas/).",
         ),
     ] = False,
     svg: Annotated[bool, typer.Option("--svg", help="Also draw the story (SVG), to -o.")] = False,
