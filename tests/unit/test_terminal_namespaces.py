@@ -9,7 +9,7 @@ from rich.console import Console
 
 from tests.support.topologies import lab_topology
 from tracer.output.terminal import namespaces as view
-from tracer.runtimes.docker import USUALLY_SHARED, sharing_flags
+from tracer.runtimes.moby.namespaces import USUALLY_SHARED, sharing_flags
 from tracer.views import namespaces
 
 WIDTHS = [60, 80, 200]

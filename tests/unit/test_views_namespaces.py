@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.support import schemas
 from tests.support.topologies import dockerd, engine, running
 from tracer.model.topology import Container, Process, Topology
-from tracer.runtimes.docker import USUALLY_SHARED, sharing_flags
+from tracer.runtimes.moby.namespaces import USUALLY_SHARED, sharing_flags
 from tracer.views import namespaces as nsview
 
 HOST = {"mnt": 1, "uts": 2, "ipc": 3, "pid": 4, "net": 5, "user": 6, "cgroup": 7, "time": 8}

@@ -34,6 +34,8 @@ from tracer.runtimes.flags import (
     parse_proxy,
     unix_path,
 )
+from tracer.runtimes.moby import rootless
+from tracer.runtimes.moby.namespaces import USUALLY_SHARED, sharing_flags
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
 
@@ -42,23 +44,6 @@ DEFAULT_CONFIG = "/etc/docker/daemon.json"
 DEFAULT_EXEC_ROOT = "/run/docker"
 DEFAULT_DATA_ROOT = "/var/lib/docker"
 NAMESPACE = "moby"  # dockerd's containerd namespace unless --containerd-namespace says otherwise
-
-# Why Docker usually leaves these shared with the host.
-USUALLY_SHARED = {
-    "user": "Docker shares the host's user namespace unless the daemon runs with userns-remap",
-    "time": "Docker never creates time namespaces: containers share the host clock offsets",
-    "time_for_children": "Docker never creates time namespaces",
-    "cgroup": "Docker's default cgroupns mode is 'host' on cgroup v1 (private on cgroup v2)",
-}
-# HostConfig field -> namespace types it governs, and the docker run flag.
-MODES = {
-    "NetworkMode": (("net",), "--network"),
-    "PidMode": (("pid", "pid_for_children"), "--pid"),
-    "IpcMode": (("ipc",), "--ipc"),
-    "UTSMode": (("uts",), "--uts"),
-    "UsernsMode": (("user",), "--userns"),
-    "CgroupnsMode": (("cgroup",), "--cgroupns"),
-}
 
 
 # -- dockerd's configuration ------------------------------------------------------------------
@@ -160,28 +145,6 @@ def live_restore_configured(host: Host, dockerd: Proc) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-# -- namespaces the engine was asked to share -----------------------------------------------------
-
-
-def sharing_flags(
-    host_config: Mapping[str, Any] | None, names: Mapping[str, str]
-) -> dict[str, str]:
-    """Namespace type -> the docker run flag that shared it, from the engine's HostConfig."""
-    out: dict[str, str] = {}
-    for key, (kinds, flag) in MODES.items():
-        mode = str((host_config or {}).get(key) or "")
-        if mode == "host" or mode.startswith("container:"):
-            target = mode.split(":", 1)[1] if ":" in mode else ""
-            shown = (
-                f"{flag} container:{names.get(target, target[:12])}" if target else f"{flag} host"
-            )
-            if key == "CgroupnsMode":  # nobody types it: it is the daemon's default on v1
-                shown = "cgroupns mode host (Docker's default on cgroup v1)"
-            for kind in kinds:
-                out[kind] = shown
-    return out
-
-
 # -- the runtime -------------------------------------------------------------------------------
 
 
@@ -190,7 +153,8 @@ class DockerRuntime(RuntimeBase):
     daemons = frozenset({"dockerd"})
     usually_shared: Mapping[str, str] = USUALLY_SHARED
     look = Look(
-        chain=("dockerd", "containerd"), monitor_parent="containerd", cli=frozenset({"docker"}),
+        chain=("rootlesskit", "network helper", "rootlesskit child", "dockerd", "containerd"),
+        monitor_parent="containerd", cli=frozenset({"docker"}),
         quiet=frozenset({"dockerd"}),
         missing={"dockerd": "dockerd not running", "containerd": "containerd not found"},
         edges={"socket": "dockerd -> containerd (gRPC; a listener held by containerd)",
@@ -201,15 +165,20 @@ class DockerRuntime(RuntimeBase):
     def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
         read.file(config_path(daemon))
 
+    def describe(self, engine: Engine) -> list[str]:
+        return rootless.describe(engine)
+
     def drawn(self, host: Host) -> Iterable[int]:
         """docker-proxy processes (their network namespace is the host's, or not)."""
-        return (p.pid for p in host.procs.values() if p.program == "docker-proxy")
+        yield from (p.pid for p in host.procs.values() if p.program == "docker-proxy")
+        yield from rootless.drawn(host)  # rootlesskit's child: the user namespace
 
     def read_state(self, host: Host, read: Reader) -> None:
         """Whose each shim is: the runtime root in its bundle's options.json, and the
         containers runc keeps state for under each dockerd's runtime roots; runc's state.json
         for shims whose bundle gave no init.pid."""
         read.exists(containerd.SYSTEM_SOCK)  # moby uses it when it exists (containerd_target)
+        rootless.read(host, read)
         roots = {DEFAULT_EXEC_ROOT} | {exec_root(d) for d in host.running("dockerd")}
         for d in host.running("dockerd"):
             namespace = flag_value(d.cmdline, "--containerd-namespace") or NAMESPACE
@@ -294,6 +263,7 @@ class DockerRuntime(RuntimeBase):
         )
         found.claimed.add(d.pid)
         engine = Engine(runtime=self.name, daemons=[dockerd])
+        rootless.decorate(host, engine, d, found.claimed)
         target, how = containerd_target(host, d)
         unknown = [
             pid for pid, (sock, _) in sockets.items() if sock is None and pid not in found.claimed
@@ -347,18 +317,19 @@ class DockerRuntime(RuntimeBase):
     def explain(
         self, engine: Engine, container: Container, names: Mapping[str, str], root: HostRoot
     ) -> dict[str, str]:
-        """The run flags that shared namespaces, from one inspect call."""
-        dockerd = engine.daemon(Dockerd)
+        """The run flags that shared namespaces, from one inspect call (and a rootless
+        engine's own user namespace)."""
+        dockerd, own = engine.daemon(Dockerd), rootless.explain(engine, container)
         if not (dockerd and dockerd.reachable and dockerd.api_socket):
-            return {}
+            return own
         from tracer.errors import ApiError
         from tracer.runtimes.dockerapi import DockerApi
 
         try:
             found = DockerApi(root.path(dockerd.api_socket)).inspect(container.id)
         except ApiError:
-            return {}
-        return sharing_flags(found.get("HostConfig") if found else None, names)
+            return own
+        return sharing_flags(found.get("HostConfig") if found else None, names) | own
 
     def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
         """dockerd's data root (`data_root`); None when dockerd is not running (a running
