@@ -59,9 +59,9 @@ class Environment:
         if self.environ.get("DTRACE_DEBUG"):
             object.__setattr__(self, "debug", True)
 
-    def replace(self, **changes: str | bool | None) -> Environment:
-        """The same run with root options changed (the root callback's --host-root, --debug)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def with_options(self, host_root: str | None, debug: bool) -> Environment:
+        """The same run with the root options the command line gave (--host-root, --debug)."""
+        return dataclasses.replace(self, host_root=host_root, debug=debug)
 
     # -- the terminal ----------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ def _run(group: TyperGroup, args: list[str], env: Environment, prog_name: str) -
     """Parse and run the command; every way it can end, as an exit code (and one line)."""
     args = _debug_first(args)
     if args[:1] == ["--debug"]:
-        env = env.replace(debug=True)
+        env = env.with_options(env.host_root, debug=True)
     try:
         with group.make_context(prog_name, args, obj=env) as ctx:
             group.invoke(ctx)
@@ -209,7 +209,7 @@ def _root(
     ] = None,
 ) -> None:
     env = environment(ctx)
-    ctx.obj = env.replace(debug=env.debug or debug, host_root=host_root or env.host_root)
+    ctx.obj = env.with_options(host_root or env.host_root, env.debug or debug)
     alone(ctx)
 
 
@@ -256,10 +256,11 @@ FromManyOpt = Annotated[
 def main(env: Environment | None = None) -> None:
     """`python -m tracer` and the `dtrace-tree` script: the app, in this process's Environment
     (or the one given)."""
+    env = env or Environment()
     try:
         app(prog_name="dtrace-tree", obj=env)
     finally:
         try:
-            sys.stdout.flush()
+            env.stdout.flush()
         except BrokenPipeError:  # the reader left before the last buffered bytes
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _drop_stdout(env)
