@@ -3,16 +3,18 @@ process, its one-line errors, what a command imports, and the CLI as an unprivil
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from typer.testing import CliRunner
 
 from tests.support import schemas
+from tracer.app.environment import Environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "tracer"]
@@ -27,6 +29,30 @@ def invoke(*args: str, **env: str) -> Any:
     result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", **env})
     schemas.check_output(args, result.stdout)
     return result
+
+
+def an_environment(**environ: str) -> Environment:
+    """An Environment of the CLI's own (HTTPie's MockEnvironment): StringIO streams, these
+    variables and no others. Read what a command wrote with written(env.stdout)."""
+    return Environment(
+        stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ
+    )
+
+
+def run_in(env: Environment, *args: str) -> int:
+    """The CLI in this process, in env: its exit code (nothing raised but with --debug)."""
+    from typer.main import get_command
+
+    from tracer.cli import app
+
+    code: int = get_command(app).main(list(args), standalone_mode=False, obj=env)
+    return code
+
+
+def written(stream: TextIO) -> str:
+    """What was written to a test Environment's stream."""
+    assert isinstance(stream, io.StringIO)
+    return stream.getvalue()
 
 
 def run_cli(

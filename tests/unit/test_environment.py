@@ -4,53 +4,31 @@ reads, and the one error line are in that Environment, not in the process's."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
-from typer.main import get_command
 
-from tests.support.cli import one_error_line
+from tests.support.cli import an_environment as an_env
+from tests.support.cli import one_error_line, written
+from tests.support.cli import run_in as run
 from tests.support.topologies import LAB_SNAPSHOT
-from tracer.app.environment import PIPED_WIDTH, Environment
+from tracer.app.environment import PIPED_WIDTH
 from tracer.app.service import Service
-from tracer.cli import app
 from tracer.errors import DeniedError, ExitCode
-
-
-def run(env: Environment, *args: str) -> int:
-    """The CLI, in this process, in env: its exit code."""
-    return get_command(app).main(list(args), standalone_mode=False, obj=env)
-
-
-def an_env(**environ: str) -> Environment:
-    return Environment(
-        stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ
-    )
-
-
-def out(env: Environment) -> str:
-    assert isinstance(env.stdout, io.StringIO)
-    return env.stdout.getvalue()
-
-
-def err(env: Environment) -> str:
-    assert isinstance(env.stderr, io.StringIO)
-    return env.stderr.getvalue()
 
 
 def test_a_command_writes_to_its_environment_not_to_the_process(capfd):
     env = an_env(NO_COLOR="1")
     assert run(env, "show", "--from", str(LAB_SNAPSHOT), "lab-web") == 0
-    assert "lab-web" in out(env) and "\x1b[" not in out(env)
+    assert "lab-web" in written(env.stdout) and "\x1b[" not in written(env.stdout)
     assert capfd.readouterr() == ("", "")  # nothing went to the real stdout or stderr
 
 
 def test_json_is_compact_in_a_pipe():
     env = an_env()
     assert run(env, "show", "--json", "--from", str(LAB_SNAPSHOT)) == 0
-    text = out(env)
+    text = written(env.stdout)
     assert text.count("\n") == 1  # one compact line: stdout is no terminal
     names = {c["name"] for e in json.loads(text)["engines"] for c in e["containers"]}
     assert {"lab-web", "lab-sidecar"} <= names
@@ -61,21 +39,23 @@ def test_from_stdin_reads_the_environment_s_stdin():
     env.stdin.write(LAB_SNAPSHOT.read_text())
     env.stdin.seek(0)
     assert run(env, "ns", "--from", "-", "lab-sidecar") == 0
-    assert "shared with lab-web" in out(env)
+    assert "shared with lab-web" in written(env.stdout)
 
 
 def test_an_error_is_one_line_on_the_environment_s_stderr(tmp_path: Path):
     env = an_env()
     code = run(env, "show", "--from", str(tmp_path / "missing.json"))
     assert code == ExitCode.USAGE
-    one_error_line(err(env), "--from", "No such file or directory")
-    assert out(env) == ""
+    one_error_line(written(env.stderr), "--from", "No such file or directory")
+    assert written(env.stdout) == ""
 
 
 def test_usage_errors_name_the_command_s_help():
     env = an_env()
     assert run(env, "show", "--no-such-flag") == ExitCode.USAGE
-    one_error_line(err(env), "No such option: --no-such-flag", "(see: dtrace-tree show --help)")
+    one_error_line(
+        written(env.stderr), "No such option: --no-such-flag", "(see: dtrace-tree show --help)"
+    )
 
 
 def blind(top: Path) -> str:
@@ -91,7 +71,7 @@ def test_the_host_root_comes_from_the_environment_s_variables(tmp_path: Path):
     env = an_env(DTRACE_HOST_ROOT=str(tmp_path))
     assert env.host_root == str(tmp_path)
     assert run(env, "show", "--json") == ExitCode.PERMISSION
-    one_error_line(err(env), f"{tmp_path}/proc has no kthreadd", "--pid=host")
+    one_error_line(written(env.stderr), f"{tmp_path}/proc has no kthreadd", "--pid=host")
     with pytest.raises(DeniedError):
         Service(env).root()
 
@@ -99,7 +79,7 @@ def test_the_host_root_comes_from_the_environment_s_variables(tmp_path: Path):
 def test_the_option_outranks_the_variable(tmp_path: Path):
     env = an_env(DTRACE_HOST_ROOT=str(tmp_path))
     assert run(env, "--host-root", str(tmp_path / "nowhere"), "fs", "x") == ExitCode.USAGE
-    one_error_line(err(env), f"--host-root {tmp_path / 'nowhere'}: no such directory")
+    one_error_line(written(env.stderr), f"--host-root {tmp_path / 'nowhere'}: no such directory")
 
 
 def test_debug_from_the_environment_re_raises(tmp_path: Path):
@@ -111,7 +91,7 @@ def test_debug_from_the_environment_re_raises(tmp_path: Path):
 def test_the_engine_the_docker_cli_would_choose_is_the_environment_s():
     env = an_env(DOCKER_HOST="unix:///run/dtrace-lab/docker.sock")
     assert Service(env).chosen_engine() == "unix:///run/dtrace-lab/docker.sock"
-    assert "(from DOCKER_HOST; -H all shows every engine)" in err(env)
+    assert "(from DOCKER_HOST; -H all shows every engine)" in written(env.stderr)
     assert Service(an_env(DOCKER_HOST="unix:///x.sock"), engine="all").chosen_engine() is None
 
 
@@ -125,8 +105,10 @@ def test_a_group_alone_shows_its_help_on_stderr_exit_2():
     for args in ([], ["lab"]):
         env = an_env()
         assert run(env, *args) == ExitCode.USAGE
-        assert err(env).startswith(f"Usage: dtrace-tree {' '.join(args)}".rstrip() + " [OPTIONS]")
-        assert out(env) == ""
+        assert written(env.stderr).startswith(
+            f"Usage: dtrace-tree {' '.join(args)}".rstrip() + " [OPTIONS]"
+        )
+        assert written(env.stdout) == ""
     env = an_env()
     assert run(env, "--debug") == ExitCode.USAGE
-    one_error_line(err(env), "Missing command.")
+    one_error_line(written(env.stderr), "Missing command.")
