@@ -261,7 +261,8 @@ def test_walk_under_churn_never_crashes_or_invents_links(lab_engine):
                         continue
                     init = snap.procs[c.init_pid]
                     for p in c.processes:
-                        assert snap.procs[p.pid].ns.get("pid") == init.ns.get("pid"), (c.id, p)
+                        pid_ns = snap.procs[p.pid].namespaces.get("pid")
+                        assert pid_ns == init.namespaces.get("pid"), (c.id, p)
         assert len(sizes) > 1  # the process table really changed under the walks
     finally:
         stop.set()

@@ -39,7 +39,9 @@ def proc(
 ) -> Proc:
     """A process started create_time seconds after boot (its start ticks follow from it)."""
     start = round(create_time * TICKS)
-    return Proc(pid, ppid, name, tuple(cmdline), create_time, start=start, ns=ns or {}, **kw)
+    return Proc(
+        pid, ppid, name, tuple(cmdline), create_time, start=start, namespaces=ns or {}, **kw
+    )
 
 
 def shim_cmd(cid: str, address: str = SOCK, namespace: str = "moby") -> tuple[str, ...]:

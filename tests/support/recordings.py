@@ -22,18 +22,25 @@ def ns_of(base: int, shared: tuple[str, ...] = ("cgroup", "time", "time_for_chil
     return out
 
 
+def existing(pid: int, ppid: int, start: int, name: str, cmdline: Any,
+          namespaces: dict[str, int] | None = None) -> Any:  # fmt: skip
+    """A process alive when the trace began, as the start snapshot read it (its start ticks)."""
+    from tracer.kernel.procfs import Proc
+
+    return Proc(pid, ppid, name, tuple(cmdline), 0.0, start=start,
+                namespaces=dict(namespaces or {}))  # fmt: skip
+
+
 class Rec:
     """A recording written event by event, times in milliseconds since the trace began, with
     the daemons of an engine already running: containerd 500 and dockerd 600 (children of 1),
     both in the host's namespaces."""
 
     def __init__(self, *known: Any, containers: Any = (), everything: bool = False) -> None:
-        from tracer.model.trace import Known
-
         base = [
-            Known(1, 0, 1, "systemd", ("/sbin/init",), NS_HOST),
-            Known(500, 1, 100, "containerd", ("/usr/bin/containerd",), NS_HOST),
-            Known(600, 1, 110, "dockerd", ("/usr/sbin/dockerd", "-H", "fd://"), NS_HOST),
+            existing(1, 0, 1, "systemd", ("/sbin/init",), NS_HOST),
+            existing(500, 1, 100, "containerd", ("/usr/bin/containerd",), NS_HOST),
+            existing(600, 1, 110, "dockerd", ("/usr/sbin/dockerd", "-H", "fd://"), NS_HOST),
         ]
         self.known = {k.pid: k for k in [*base, *known]}
         self.containers = {c.id: c for c in containers}

@@ -99,8 +99,8 @@ def _container(host: Host, m: Proc) -> Container:
                         address=None, reparented=False, kind="toy-monitor"),
         processes=[Process(pid=p.pid, ppid=p.ppid, cmdline=list(p.cmdline),
                            role="init" if p is init else "child", name=p.name,
-                           namespaces=dict(p.ns), start=p.start) for p in procs if p],
-        namespaces=dict(init.ns) if init else {},
+                           namespaces=dict(p.namespaces), start=p.start) for p in procs if p],
+        namespaces=dict(init.namespaces) if init else {},
     )  # fmt: skip
 
 
@@ -226,7 +226,7 @@ def test_a_trace_calls_toy_s_cli_a_cli(toy: Toy) -> None:
     from tracer.views.lives import Image
     from tracer.views.roles import _by_argv
 
-    toyctl = Image(ts=0, argv=("/usr/bin/toyctl", "run", "web"), comm="toyctl")
+    toyctl = Image(ts=0, cmdline=("/usr/bin/toyctl", "run", "web"), comm="toyctl")
     assert _by_argv(toyctl) == ("cli", None)
 
 
@@ -238,7 +238,7 @@ def test_a_runtime_is_registered_for_as_long_as_the_with_block() -> None:
         name = "other-toy"
         look = replace(ToyRuntime.look, cli=frozenset({"otherctl"}))
 
-    otherctl = Image(ts=0, argv=("otherctl", "ps"), comm="otherctl")
+    otherctl = Image(ts=0, cmdline=("otherctl", "ps"), comm="otherctl")
     with registered(Other()) as other:
         assert runtime_of("other-toy") is other and _by_argv(otherctl) == ("cli", None)
     assert runtime_of("other-toy").name == "unknown" and _by_argv(otherctl) is None

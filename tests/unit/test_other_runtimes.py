@@ -317,7 +317,7 @@ def test_a_schema_1_file_is_still_read() -> None:
 
 
 def image(argv: list[str]) -> Image:
-    return Image(ts=0, argv=tuple(argv), comm=Path(argv[0]).name[:15])
+    return Image(ts=0, cmdline=tuple(argv), comm=Path(argv[0]).name[:15])
 
 
 def test_trace_roles_of_the_other_runtimes() -> None:

@@ -225,7 +225,7 @@ def test_a_vanished_pid_is_skipped():
 
 def test_namespaces_are_read_for_drawn_processes_only():
     snap = take(ROOT, RUNTIMES)
-    assert snap.procs[os.getpid()].ns == {}  # pytest is neither a daemon nor in a container
+    assert snap.procs[os.getpid()].namespaces == {}  # pytest is neither a daemon nor in a container
     assert snap.host_ns  # PID 1 or kthreadd always is
 
 

@@ -46,7 +46,7 @@ def recorded(
 
 def test_a_dockerd_of_docker_service_is_restarted_by_systemctl(tmp_path: Path) -> None:
     spec = restart.capture(PID, recorded(tmp_path))
-    assert spec.ident.start == 777 and spec.argv == DOCKERD
+    assert spec.ident.start == 777 and spec.cmdline == DOCKERD
     assert spec.unit == "docker.service"
     assert spec.manager is not None and spec.manager.evidence == (
         "-H fd://",

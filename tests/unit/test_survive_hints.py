@@ -12,7 +12,7 @@ from tracer.ops.survive import recovery_hint
 
 
 def spec(argv: tuple[str, ...], cwd: str, log: str, unit: str | None = None) -> DaemonSpec:
-    return DaemonSpec(ident=ProcessId(4242, 1), argv=argv, env={}, cwd=cwd, log=log, unit=unit)
+    return DaemonSpec(ident=ProcessId(4242, 1), cmdline=argv, env={}, cwd=cwd, log=log, unit=unit)
 
 
 def pasted(hint: str) -> str:

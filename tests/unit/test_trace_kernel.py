@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tracer.kernel import connector, procfs
 from tracer.kernel.connector import COMM, EXEC, EXIT, FORK, NONE, Event, Loss, parse
 from tracer.kernel.root import HostRoot
-from tracer.snapshot.recorder import CLI, ENGINE, Recorder, _Proc
+from tracer.snapshot.recorder import CLI, ENGINE, Recorder, _Tracked
 from tracer.snapshot.recorder import NONE as UNINTERESTING
 from tracer.views.roles import engine_program
 
@@ -118,18 +118,19 @@ def ev(what, ts, pid, tgid=None, ppid=0, ptgid=0, code=0, comm=""):
 
 def test_an_exec_is_read_at_once_and_a_container_process_gets_its_namespaces(tmp_path):
     rec = recorder(tmp_path)
-    rec._procs = {500: _Proc(None, 100, ENGINE, "containerd")}  # containerd, already there
+    rec._procs = {500: _Tracked(None, 100, ENGINE, "containerd")}  # containerd, already there
     tick = 10_000_000  # 100 Hz
     fake_proc(tmp_path, 900, "runc", ["runc", "init"], start=5, ppid=500, ns={"mnt": 7})
     rec._handle(ev(FORK, 5 * tick, 900, ppid=500, ptgid=500))
     rec._handle(ev(EXEC, 5 * tick + 1000, 900))
     raw = rec.events[-1]
-    assert raw.kind == "exec" and raw.sample.argv == ("runc", "init")
-    assert raw.sample.ns == {"mnt": 7}  # runc init: its namespaces are shown
+    assert raw.kind == "exec" and raw.sample.cmdline == ("runc", "init")
+    assert raw.sample.namespaces == {"mnt": 7}  # runc init: its namespaces are shown
     rec._handle(ev(COMM, 5 * tick + 2000, 900, comm="runc:[2:INIT]"))
     fake_proc(tmp_path, 900, "sleep", ["sleep", "9"], start=5, ppid=500, ns={"mnt": 8})
     rec._handle(ev(EXEC, 5 * tick + 900_000_000, 900))
-    assert rec.events[-1].sample.argv == ("sleep", "9") and rec.events[-1].sample.ns == {"mnt": 8}
+    sample = rec.events[-1].sample
+    assert sample.cmdline == ("sleep", "9") and sample.namespaces == {"mnt": 8}
 
 
 def test_a_reused_pid_lends_neither_argv_nor_namespaces(tmp_path):
@@ -139,7 +140,7 @@ def test_a_reused_pid_lends_neither_argv_nor_namespaces(tmp_path):
     rec._handle(ev(FORK, 50_000_000, 901, ppid=1, ptgid=1))
     rec._handle(ev(EXEC, 50_100_000, 901))
     sample = rec.events[-1].sample
-    assert (sample.argv, sample.ns, sample.missing) == (None, None, "reused")
+    assert (sample.cmdline, sample.namespaces, sample.missing) == (None, None, "reused")
 
 
 def test_a_process_gone_before_its_read_has_no_argv_and_says_why(tmp_path):
@@ -151,7 +152,7 @@ def test_a_process_gone_before_its_read_has_no_argv_and_says_why(tmp_path):
     rec._handle(ev(FORK, 3, 903, ppid=1, ptgid=1))
     rec._handle(ev(EXEC, 4, 903))
     sample = rec.events[-1].sample
-    assert (sample.argv, sample.comm, sample.missing) == (None, "runc", "zombie")
+    assert (sample.cmdline, sample.comm, sample.missing) == (None, "runc", "zombie")
 
 
 def test_an_exec_read_after_a_later_exec_is_dropped(tmp_path):
@@ -163,8 +164,8 @@ def test_an_exec_read_after_a_later_exec_is_dropped(tmp_path):
     rec._handle(ev(EXEC, 1, 904))  # the program "a", already replaced by "b" when read
     rec._handle(ev(EXEC, 2, 904))  # its event came before the read above ended
     first, second = rec.events[-2], rec.events[-1]
-    assert (first.sample.argv, first.sample.missing) == (None, "re-exec")
-    assert second.sample.argv == ("b",)
+    assert (first.sample.cmdline, first.sample.missing) == (None, "re-exec")
+    assert second.sample.cmdline == ("b",)
 
 
 def test_threads_are_folded_and_what_does_not_concern_containers_is_skipped(tmp_path):
@@ -184,7 +185,7 @@ def test_the_tracer_s_own_children_are_the_command(tmp_path):
     rec._handle(ev(FORK, 1, 907, ppid=os.getpid(), ptgid=os.getpid()))
     rec._handle(ev(EXEC, 2, 907))
     assert [r.kind for r in rec.events] == ["fork", "exec"]
-    assert rec._procs[907].kind == CLI and rec.events[-1].sample.argv == ("docker", "ps")
+    assert rec._procs[907].kind == CLI and rec.events[-1].sample.cmdline == ("docker", "ps")
 
 
 class _FailingConnector:

@@ -7,8 +7,17 @@ from hypothesis import given, settings
 
 from tests.support import schemas
 from tests.support.argv import ARGV
-from tests.support.recordings import CID, CID2, NS_HOST, RUNC_ROOT, Rec, docker_run, ns_of
-from tracer.model.trace import KINDS, ROLES, Known, KnownContainer
+from tests.support.recordings import (
+    CID,
+    CID2,
+    NS_HOST,
+    RUNC_ROOT,
+    Rec,
+    docker_run,
+    existing,
+    ns_of,
+)
+from tracer.model.trace import KINDS, ROLES, KnownContainer
 from tracer.views.lifecycle import trace
 from tracer.views.lives import runc_args
 
@@ -100,9 +109,9 @@ def test_exit_codes_signals_and_lifetimes():
 def test_docker_exec_joins_the_namespaces_of_the_container():
     ns = ns_of(4026533000)
     known = [
-        Known(700, 1, 200, "containerd-shim", ("/usr/bin/containerd-shim-runc-v2", "-namespace",
+        existing(700, 1, 200, "containerd-shim", ("/usr/bin/containerd-shim-runc-v2", "-namespace",
               "moby", "-id", CID, "-address", "/run/containerd/containerd.sock"), {}),
-        Known(710, 700, 210, "sleep", ("sleep", "1000"), ns),
+        existing(710, 700, 210, "sleep", ("sleep", "1000"), ns),
     ]  # fmt: skip
     c = KnownContainer(CID, "web", 710, 700, ns)
     rec = Rec(*known, containers=[c])
@@ -154,8 +163,8 @@ def test_docker_stop_kills_then_deletes_a_container_that_was_already_there():
     ns = ns_of(4026533000)
     shim = ("/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-id", CID, "-address",
             "/run/containerd/containerd.sock")  # fmt: skip
-    known = [Known(700, 1, 200, "containerd-shim", shim, {}),
-             Known(710, 700, 210, "sleep", ("sleep", "1000"), ns)]  # fmt: skip
+    known = [existing(700, 1, 200, "containerd-shim", shim, {}),
+             existing(710, 700, 210, "sleep", ("sleep", "1000"), ns)]  # fmt: skip
     rec = Rec(*known, containers=[KnownContainer(CID, "old", 710, 700, ns)])
     delete = ("/usr/bin/containerd-shim-runc-v2", "-namespace", "moby", "-address", "/x",
               "-id", CID, "-bundle", "/b", "delete")  # fmt: skip
@@ -187,7 +196,7 @@ def test_argv_gone_falls_back_to_comm_marked_and_the_tree_gives_the_role():
             i = rec.events.index(ev)
             from dataclasses import replace
 
-            gone = replace(ev.sample, argv=None, comm="runc", missing="zombie")
+            gone = replace(ev.sample, cmdline=None, comm="runc", missing="zombie")
             rec.events[i] = replace(ev, sample=gone)
     t = trace(rec.recording())
     create = by_pid(t, "exec")[1002][0]
@@ -213,7 +222,7 @@ def test_a_reused_pid_is_another_process():
 
 
 def test_the_traced_command_and_its_children_are_cli_and_dockerd_helpers_are_named():
-    rec = Rec(Known(50, 1, 5, "python3", ("python3", "-m", "tracer"), {}))
+    rec = Rec(existing(50, 1, 5, "python3", ("python3", "-m", "tracer"), {}))
     rec.fork(0, 50, 51).exec(0.1, 51, ("sh", "-c", "docker run x; true"))
     rec.fork(1, 51, 52).exec(1.1, 52, ("docker", "run", "x"))
     rec.fork(2, 600, 53).exec(2.1, 53, ("set-ipv6", "/run/docker/netns/1", "all", "false"))

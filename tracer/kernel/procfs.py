@@ -9,6 +9,11 @@ each file by path and, in its Process API, re-reads `stat` to re-check the PID a
 host. The decoding rules below are psutil's, so the fields are the ones psutil would give
 (tests/unit/test_procfs.py compares the two on every live process).
 
+The words are psutil's, everywhere in dtrace-tree (snapshot, trace, serve, and their JSON):
+`pid`, `ppid`, `name` (the kernel's comm, or argv[0]'s basename when comm is cut at 15 bytes),
+`cmdline` (the argv), `create_time`, `status`, plus `namespaces` (type -> inode) and `start`.
+`comm` means only the kernel's own 15-byte field (stat, the connector's comm events).
+
 "The same process" has one definition here, as in psutil (`_get_ident`): a `ProcessId`, the
 PID and the start time in clock ticks after boot (field 22 of stat). The kernel's own integer
 is compared exactly: no tolerance, and no wall-clock arithmetic that an NTP step could shift.
@@ -18,8 +23,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from tracer.kernel.root import HostRoot
 from tracer.untrusted import number
@@ -69,6 +74,36 @@ class ProcessId:
         """Is this very process still running (not a zombie, and its PID not reused)?"""
         now = identify(root, self.pid)
         return now == self
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process as /proc showed it, read through one pinned fd: the record of the host's
+    snapshot (tracer/snapshot/walk.py) and of the processes a trace begins with."""
+
+    pid: int
+    ppid: int
+    name: str
+    cmdline: tuple[str, ...]
+    create_time: float  # seconds since the epoch, as psutil gives it (for people and JSON)
+    start: int = 0  # clock ticks after boot: with the pid, the process's identity
+    uid: int | None = None
+    status: str = "running"
+    namespaces: Mapping[str, int] = field(default_factory=dict)
+    denied: bool = False  # some of it could not be read for lack of privilege
+
+    @property
+    def ident(self) -> ProcessId:
+        return ProcessId(self.pid, self.start)
+
+    @property
+    def program(self) -> str:
+        """What runs: basename of argv[0], or the kernel's (truncated) comm."""
+        return program(self.cmdline) or self.name
+
+    @property
+    def zombie(self) -> bool:
+        return self.status == ZOMBIE
 
 
 @dataclass(frozen=True)
@@ -162,7 +197,7 @@ def ns_inode(link: str) -> int:
 
 class Pinned:
     """One process through an fd on its /proc/<pid> directory, and its stat as read through
-    that fd first: `with Pinned(root, pid) as p: p.stat, p.argv(), ...`. OSError (ESRCH,
+    that fd first: `with Pinned(root, pid) as p: p.stat, p.cmdline(), ...`. OSError (ESRCH,
     ENOENT) if the process is gone when it is opened or while it is read; so every field read
     here belongs to the process whose start ticks are `p.stat.start_ticks`."""
 
@@ -202,7 +237,7 @@ class Pinned:
         finally:
             os.close(file_fd)
 
-    def argv(self) -> tuple[str, ...]:
+    def cmdline(self) -> tuple[str, ...]:
         """Its command line (`split_cmdline`); () for a zombie or a kernel thread."""
         return split_cmdline(self.read("cmdline"))
 

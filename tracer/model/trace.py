@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.kernel.procfs import wait_status
+from tracer.kernel.procfs import Proc, wait_status
 
 SCHEMA = "dtrace-tree/trace/1"
 KINDS = ("fork", "exec", "exit", "comm")
@@ -31,28 +31,16 @@ ROLES = ("cli", "dockerd", "dockerd-helper", "containerd", "shim-start", "shim",
 
 
 @dataclass(frozen=True)
-class Known:
-    """A process that existed when the trace began (read from /proc after subscribing)."""
-
-    pid: int
-    ppid: int
-    start: int  # clock ticks after boot: with the pid, its identity
-    comm: str
-    argv: tuple[str, ...]
-    ns: Mapping[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Sample:
-    """What /proc said of a process at one of its events, read as the event arrived. argv is
+    """What /proc said of a process at one of its events, read as the event arrived. cmdline is
     None when it could not be read: `missing` says why (gone: exited and reaped; zombie;
     reused: another process holds the PID; re-exec: the process exec'd again before it was
     read, so what /proc shows belongs to a later program; empty: runc's memfd re-exec)."""
 
-    argv: tuple[str, ...] | None
-    comm: str | None = None
+    cmdline: tuple[str, ...] | None
+    comm: str | None = None  # the kernel's 15 bytes (stat), not the extended name
     ppid: int | None = None  # the parent at the time of the read (a re-parented child's new one)
-    ns: Mapping[str, int] | None = None
+    namespaces: Mapping[str, int] | None = None
     missing: str | None = None
 
 
@@ -97,7 +85,7 @@ class Recording:
     """Everything the recorder saw: processes alive at the start, the events kept (in order),
     and the counts that say how complete it is."""
 
-    known: dict[int, Known]
+    known: dict[int, Proc]  # the processes alive when it began (their namespaces if read)
     events: list[Raw]
     duration_ns: int
     all: bool = False

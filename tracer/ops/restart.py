@@ -32,7 +32,7 @@ class DaemonSpec:
     """How to start a daemon again: captured from /proc while it runs."""
 
     ident: ProcessId
-    argv: tuple[str, ...]
+    cmdline: tuple[str, ...]
     env: dict[str, str]
     cwd: str
     log: str
@@ -51,14 +51,14 @@ class DaemonSpec:
 
     @property
     def name(self) -> str:
-        return os.path.basename(self.argv[0]) if self.argv else str(self.pid)
+        return os.path.basename(self.cmdline[0]) if self.cmdline else str(self.pid)
 
     def command(self) -> str:
         """A shell line that starts it again (for people; without the environment)."""
         if self.unit:
             return shlex.join([*self.systemctl, "start", self.unit])
         cd = f"cd {shlex.quote(self.cwd)}"
-        return f"{cd} && {shlex.join(self.argv)} >>{shlex.quote(self.log)} 2>&1 &"
+        return f"{cd} && {shlex.join(self.cmdline)} >>{shlex.quote(self.log)} 2>&1 &"
 
 
 def capture(pid: int, root: HostRoot | None = None) -> DaemonSpec:
@@ -67,23 +67,23 @@ def capture(pid: int, root: HostRoot | None = None) -> DaemonSpec:
     try:
         with procfs.Pinned(root, pid) as p:
             ident = p.ident
-            argv = p.argv()
+            cmdline = p.cmdline()
             env = _environ(p.read("environ"))
             cwd = p.readlink("cwd")
             stdout = _stdout_file(p, root)
             cgroup = p.read("cgroup").decode(errors="replace")
     except OSError as exc:
         raise EngineError(f"cannot read how process {pid} was started: {exc.strerror}") from exc
-    if not argv:
+    if not cmdline:
         raise EngineError(f"cannot read how process {pid} was started: it is gone")
     return DaemonSpec(
         ident=ident,
-        argv=argv,
+        cmdline=cmdline,
         env=env,
         cwd=cwd,
-        log=stdout or f"/tmp/dtrace-tree-{os.path.basename(argv[0])}.log",
+        log=stdout or f"/tmp/dtrace-tree-{os.path.basename(cmdline[0])}.log",
         unit=_systemd_unit(cgroup) if root.lexists("/run/systemd/system") else None,
-        manager=manager_of(pid, argv, env, cgroup, root),
+        manager=manager_of(pid, cmdline, env, cgroup, root),
     )
 
 
@@ -138,7 +138,7 @@ def refusal(spec: DaemonSpec, listen: str | None = None) -> RefusedError | None:
         what = f"restart it with: systemctl {'--user ' if m.user else ''}restart {m.unit}"
     elif listen:
         what = f"to restart it: kill {spec.pid}, then start it as it was started: " + shlex.join(
-            ["systemd-socket-activate", "-l", listen, *spec.argv]
+            ["systemd-socket-activate", "-l", listen, *spec.cmdline]
         )
     else:
         what = "restart it with the service manager that started it"
@@ -192,7 +192,7 @@ def start(spec: DaemonSpec) -> None:
         if out.returncode != 0:
             raise EngineError(f"{shlex.join(argv)} failed: {out.stderr.strip()}")
         return
-    daemon.start_detached(list(spec.argv), spec.log, env=spec.env, cwd=spec.cwd)
+    daemon.start_detached(list(spec.cmdline), spec.log, env=spec.env, cwd=spec.cwd)
 
 
 def find_successor(spec: DaemonSpec, root: HostRoot | None = None) -> ProcessId | None:
@@ -205,7 +205,7 @@ def find_successor(spec: DaemonSpec, root: HostRoot | None = None) -> ProcessId 
             with procfs.Pinned(root, pid) as p:
                 if p.stat.state == "Z" or p.stat.start_ticks < spec.ident.start:
                     continue
-                if p.argv() == spec.argv:
+                if p.cmdline() == spec.cmdline:
                     return p.ident
         except OSError:
             continue

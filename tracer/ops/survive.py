@@ -249,7 +249,7 @@ def _how(spec: restart.DaemonSpec, managed_cd: bool) -> RestartHow:
         how = f"with {' '.join(spec.systemctl)} ({spec.unit})"
     else:
         how = "by SIGTERM, then the same command line, environment and directory"
-    return RestartHow(pid=spec.pid, how=how, unit=spec.unit, cmdline=list(spec.argv))
+    return RestartHow(pid=spec.pid, how=how, unit=spec.unit, cmdline=list(spec.cmdline))
 
 
 def _during(engine: Engine, root: HostRoot) -> DownView:

@@ -265,7 +265,7 @@ class PodmanRuntime(RuntimeBase):
                 id=args.id, name=args.name, image=None,
                 state="running" if init else "unknown",
                 init_pid=init.pid if init else None, monitor=_monitor(host, proc),
-                processes=init_tree(host, init), namespaces=dict(init.ns) if init else {},
+                processes=init_tree(host, init), namespaces=dict(init.namespaces) if init else {},
             )  # fmt: skip
             for kid in host.children(proc.pid):  # `podman exec` in conmon's own tree: none
                 if kid is not init and not is_runtime(kid, proc):
@@ -306,7 +306,7 @@ class PodmanRuntime(RuntimeBase):
         if uid:
             pause = [host.procs[pid] for pid in _pauses(host) if host.procs[pid].uid == uid]
             where = (
-                f"user namespace {pause[0].ns.get('user', '?')}, held by its pause process "
+                f"user namespace {pause[0].namespaces.get('user', '?')}, held by its pause process "
                 f"{pause[0].pid}" if pause else "a user namespace (its pause process not found)"
             )  # fmt: skip
             mapped = _uid_map(host.files.get(f"/proc/{pause[0].pid}/uid_map")) if pause else ""

@@ -4,38 +4,13 @@ function of a `Host`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tracer.kernel.procfs import ZOMBIE, ProcessId, program
+from tracer.kernel.procfs import Proc
 
-
-@dataclass(frozen=True)
-class Proc:
-    pid: int
-    ppid: int
-    name: str
-    cmdline: tuple[str, ...]
-    create_time: float  # seconds since the epoch, as psutil gives it (for people and JSON)
-    start: int = 0  # clock ticks after boot: with the pid, the process's identity
-    uid: int | None = None
-    status: str = "running"
-    ns: Mapping[str, int] = field(default_factory=dict)
-    denied: bool = False  # some of it could not be read for lack of privilege
-
-    @property
-    def ident(self) -> ProcessId:
-        return ProcessId(self.pid, self.start)
-
-    @property
-    def program(self) -> str:
-        """What runs: basename of argv[0], or the kernel's (truncated) comm."""
-        return program(self.cmdline) or self.name
-
-    @property
-    def zombie(self) -> bool:
-        return self.status == ZOMBIE
+__all__ = ["Host", "Proc", "is_parent"]  # Proc: the one process record (procfs)
 
 
 T = TypeVar("T")

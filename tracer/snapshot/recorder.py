@@ -39,8 +39,9 @@ from dataclasses import replace
 from tracer.errors import NotRootError, TracerError
 from tracer.kernel import connector, procfs
 from tracer.kernel.connector import COMM, EXEC, EXIT, FORK, Connector
+from tracer.kernel.procfs import Proc
 from tracer.kernel.root import HostRoot
-from tracer.model.trace import Known, Loss, Raw, Recording, Sample
+from tracer.model.trace import Loss, Raw, Recording, Sample
 
 NONE, CLI, ENGINE, CONTAINER = 0, 1, 2, 3  # what a live process concerns
 PRIORITY = -10  # the reader thread's nice value when it cannot be realtime
@@ -49,7 +50,7 @@ CAUGHT_UP = 50_000_000  # ns: a reader whose last event is this fresh is not beh
 RUNC_STAGE = "runc:["  # runc init's stages name themselves runc:[0:PARENT] .. runc:[2:INIT]
 
 
-class _Proc:
+class _Tracked:
     """What the reader keeps of a live process."""
 
     __slots__ = ("born", "start", "kind", "comm", "read_end", "exec_at")
@@ -91,7 +92,7 @@ class Recorder:
         self.conn: Connector | None = None
         self.t0 = 0
         self.events: list[Raw] = []
-        self.known: dict[int, Known] = {}
+        self.known: dict[int, Proc] = {}
         self.threads = self.skipped = 0
         self.last_engine = 0  # monotonic ns of the last event of an engine process
         self.last_ts = 0  # monotonic ns of the last event read
@@ -100,13 +101,15 @@ class Recorder:
         self.reader_cpu_ns = 0  # the CPU time the reader thread used
         self.failure: BaseException | None = None  # what ended the reader early
         self.command_pid: int | None = None
-        self._procs: dict[int, _Proc] = {}
+        self._procs: dict[int, _Tracked] = {}
         self._early: list[connector.Event] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the events list, between the reader and cut()
         self._base = 0  # events taken by cut() so far: exec_at counts from the first ever
         self._thread: threading.Thread | None = None
-        self._tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        self._clk = os.sysconf("SC_CLK_TCK")
+        self._tick = 1_000_000_000 // self._clk
+        self._boot: float | None = None  # the host's boot time, read at the first adoption
         self._quiet_from = 0  # monotonic ns from which quiet counts (the command's exit)
         self._boot_offset = 0  # CLOCK_BOOTTIME - CLOCK_MONOTONIC: start ticks count from boot
 
@@ -131,10 +134,10 @@ class Recorder:
         self.conn = conn
         self._boot_offset = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
 
-    def start(self, known: Mapping[int, Known]) -> None:
+    def start(self, known: Mapping[int, Proc]) -> None:
         """Start reading, with the processes that existed when the subscription began."""
         self.known = dict(known)
-        self._procs = {pid: _Proc(None, k.start, NONE, k.comm) for pid, k in known.items()}
+        self._procs = {pid: _Tracked(None, k.start, NONE, k.name) for pid, k in known.items()}
         for pid in sorted(known, key=lambda p: (known[p].start, p)):
             self._procs[pid].kind = self._kind_at_start(known[pid])
         for ev in self._early:
@@ -142,14 +145,14 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="trace-reader", daemon=True)
         self._thread.start()
 
-    def _kind_at_start(self, k: Known) -> int:
-        prog = procfs.program(k.argv) or k.comm
-        if self.engine(prog) or k.comm.startswith(RUNC_STAGE):
+    def _kind_at_start(self, k: Proc) -> int:
+        prog = k.program
+        if self.engine(prog) or k.name.startswith(RUNC_STAGE):
             return ENGINE
         parent = self.known.get(k.ppid)
         if parent is None or parent.start > k.start:  # no parent, or a reused PID
             return CLI if prog in self.cli else NONE
-        if procfs.program(parent.argv).startswith("containerd-shim"):
+        if procfs.program(parent.cmdline).startswith("containerd-shim"):
             return CONTAINER  # a shim's child that is not runc: a container's process
         above = self._procs.get(k.ppid)
         kind = above.kind if above is not None else NONE
@@ -194,7 +197,7 @@ class Recorder:
                 return
             parent = self._procs.get(ev.ptgid) or self._adopt(ev.ptgid)
             kind = CLI if ev.ptgid == self.me else parent.kind if parent else NONE
-            self._procs[ev.pid] = _Proc(ev.ts, None, kind, parent.comm if parent else "")
+            self._procs[ev.pid] = _Tracked(ev.ts, None, kind, parent.comm if parent else "")
             self._keep(Raw("fork", ev.ts - self.t0, ev.pid, parent=ev.ptgid), kind, ev.ts)
         elif what == EXEC:
             proc = self._procs.get(ev.pid) or self._adopt(ev.pid) or self._stranger(ev.pid)
@@ -221,19 +224,19 @@ class Recorder:
             raw = Raw("exit", ev.ts - self.t0, ev.pid, parent=ev.ptgid, code=ev.code)
             self._keep(raw, kind, ev.ts)
 
-    def _exec(self, ev: connector.Event, proc: _Proc) -> None:
+    def _exec(self, ev: connector.Event, proc: _Tracked) -> None:
         if proc.exec_at >= self._base and ev.ts <= proc.read_end:
             # It exec'd again before the read of its previous exec ended: that read may show
             # this later program. Drop it rather than attach it to the wrong exec.
             at = proc.exec_at - self._base
             old = self.events[at]
-            if old.sample is not None and old.sample.argv is not None:
-                lost = replace(old.sample, argv=None, missing="re-exec")
+            if old.sample is not None and old.sample.cmdline is not None:
+                lost = replace(old.sample, cmdline=None, missing="re-exec")
                 self.events[at] = replace(old, sample=lost)
         wanted = proc.kind or self.everything
         sample = self._sample(ev.pid, proc, argv=True, ns=False, cheap=not wanted)
         proc.read_end = time.monotonic_ns()
-        prog = procfs.program(sample.argv or ()) or sample.comm or ""
+        prog = procfs.program(sample.cmdline or ()) or sample.comm or ""
         before = proc.comm
         proc.comm = sample.comm or proc.comm
         if self.engine(prog):
@@ -244,11 +247,11 @@ class Recorder:
             proc.kind = CLI
         if not wanted and proc.kind and sample.missing == "not read":  # interesting now
             sample = self._sample(ev.pid, proc, argv=True, ns=False)
-        if proc.kind == CONTAINER or (prog == "runc" and (sample.argv or ())[1:2] == ("init",)):
+        if proc.kind == CONTAINER or (prog == "runc" and (sample.cmdline or ())[1:2] == ("init",)):
             # Namespaces only where they are shown (ten readlinks: the argv of the next exec
             # waits meanwhile): a container's process, and runc init.
-            spaces = self._sample(ev.pid, proc, argv=False, ns=True).ns
-            sample = replace(sample, ns=spaces)
+            spaces = self._sample(ev.pid, proc, argv=False, ns=True).namespaces
+            sample = replace(sample, namespaces=spaces)
         if self._keep(Raw("exec", ev.ts - self.t0, ev.pid, sample=sample), proc.kind, ev.ts):
             proc.exec_at = self._base + len(self.events) - 1
 
@@ -265,7 +268,7 @@ class Recorder:
 
     # -- reading /proc ---------------------------------------------------------------------
 
-    def _same(self, proc: _Proc, ticks: int) -> bool:
+    def _same(self, proc: _Tracked, ticks: int) -> bool:
         """Is a process with these start ticks the one we know? Exactly its ticks when known;
         for one forked during the trace, the tick of its fork event (the kernel stamps the
         start a little before it sends the event, so the tick before it too)."""
@@ -276,7 +279,9 @@ class Recorder:
         tick = (proc.born + self._boot_offset) // self._tick
         return tick - 1 <= ticks <= tick
 
-    def _sample(self, pid: int, proc: _Proc, argv: bool, ns: bool, cheap: bool = False) -> Sample:
+    def _sample(
+        self, pid: int, proc: _Tracked, argv: bool, ns: bool, cheap: bool = False
+    ) -> Sample:
         """What /proc says of pid now, if it is still proc. cheap: stat only (its comm says
         whether the rest is wanted)."""
         try:
@@ -291,7 +296,7 @@ class Recorder:
                 args: tuple[str, ...] | None = None
                 missing = None
                 if argv:
-                    args = p.argv() or None
+                    args = p.cmdline() or None
                     if args is None:
                         missing = "zombie" if stat.state == "Z" else "empty"
                 spaces = None
@@ -302,24 +307,34 @@ class Recorder:
         except OSError:
             return Sample(None, missing="gone")
 
-    def _adopt(self, pid: int) -> _Proc | None:
+    def _adopt(self, pid: int) -> _Tracked | None:
         """A live process the start snapshot missed (it met an error, or started in
         between): read it now and remember it as known."""
         try:
             with procfs.Pinned(self.root, pid) as p:
-                stat, argv = p.stat, p.argv()
+                stat, cmdline = p.stat, p.cmdline()
         except OSError:
             return None
-        known = Known(pid, stat.ppid, stat.start_ticks, stat.comm, argv)
+        if self._boot is None:
+            self._boot = self.root.boot_time()
+        known = Proc(
+            pid=pid,
+            ppid=stat.ppid,
+            name=procfs.full_name(stat.comm, cmdline),
+            cmdline=cmdline,
+            create_time=stat.create_time(self._boot, self._clk),
+            start=stat.start_ticks,
+            status=stat.status,
+        )
         self.known[pid] = known
-        proc = _Proc(None, stat.start_ticks, NONE, stat.comm)
+        proc = _Tracked(None, stat.start_ticks, NONE, stat.comm)
         self._procs[pid] = proc
         proc.kind = self._kind_at_start(known)
         return proc
 
-    def _stranger(self, pid: int) -> _Proc:
+    def _stranger(self, pid: int) -> _Tracked:
         """A process with neither a fork event nor a /proc entry (gone already)."""
-        proc = _Proc(None, None, NONE, "")
+        proc = _Tracked(None, None, NONE, "")
         self._procs[pid] = proc
         return proc
 

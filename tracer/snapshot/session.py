@@ -23,14 +23,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tracer.errors import CommandError
 from tracer.kernel import connector
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import Topology
-from tracer.model.trace import Known, KnownContainer, Recording
-from tracer.snapshot.host import Host
+from tracer.model.trace import KnownContainer, Recording
+from tracer.snapshot.host import Host, Proc
 from tracer.snapshot.recorder import Recorder
 from tracer.snapshot.walk import Walk
 
@@ -139,14 +139,14 @@ def _wait(duration: float | None) -> None:
         time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
 
 
-def known_processes(now: Host, looked: Host) -> dict[int, Known]:
+def known_processes(now: Host, looked: Host) -> dict[int, Proc]:
     """The processes running when the trace began, as the recorder and the views know them,
     with the namespaces the look read (of the same process: same start ticks)."""
     out = {}
     for pid, p in now.procs.items():
         seen = looked.procs.get(pid)
-        ns = dict(seen.ns) if seen is not None and seen.start == p.start else {}
-        out[pid] = Known(pid, p.ppid, p.start, p.name, tuple(p.cmdline), ns)
+        ns = dict(seen.namespaces) if seen is not None and seen.start == p.start else {}
+        out[pid] = replace(p, namespaces=ns)
     return out
 
 

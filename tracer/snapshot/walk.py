@@ -145,7 +145,9 @@ class Walk:
         wanted: set[int] = {pid for pid in (1, 2) if pid in host.procs}
         for source in self.sources:
             wanted.update(source.drawn(host))
-        self._add_namespaces(pid for pid in wanted if pid in host.procs and not host.procs[pid].ns)
+        self._add_namespaces(
+            pid for pid in wanted if pid in host.procs and not host.procs[pid].namespaces
+        )
         host.reset()  # procs now hold their namespaces: forget the parent map built from the old
         self._peers()
         host.host_ns, host.host_ns_source = _host_namespaces(host.procs)
@@ -165,7 +167,7 @@ class Walk:
                 uid = os.fstat(p.fd).st_uid  # the effective uid: /proc/<pid> is owned by it
                 denied = False
                 try:
-                    cmdline = p.argv()
+                    cmdline = p.cmdline()
                 except PermissionError:  # hidepid, or a foreign user namespace
                     cmdline, denied = (), True
         except OSError:
@@ -215,7 +217,7 @@ class Walk:
         if not inodes:
             return
         host.sockets[proc.pid] = frozenset(inodes)
-        netns = proc.ns.get("net", 0)
+        netns = proc.namespaces.get("net", 0)
         if netns not in tables:
             tables[netns] = unix.listening(self.root, proc.pid)
         held = {i: tables[netns][i] for i in inodes if i in tables[netns]}
@@ -234,7 +236,7 @@ class Walk:
         netns: dict[int, str | None] = {}
         for pid in host.sockets:
             proc = host.procs.get(pid)
-            inode = proc.ns.get("net", 0) if proc else 0
+            inode = proc.namespaces.get("net", 0) if proc else 0
             # Unknown (not root): this process's own namespace, as good a guess as any.
             netns.setdefault(inode, f"{self.root.pid_dir(pid)}/ns/net" if inode else None)
         peers: dict[int, int] = {}
@@ -249,11 +251,11 @@ def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
     Never our own /proc/self/ns: the tool may itself run in a container with --pid=host.
     """
     init = procs.get(1)
-    if init and len(init.ns) >= 6:
-        return dict(init.ns), "pid 1"
+    if init and len(init.namespaces) >= 6:
+        return dict(init.namespaces), "pid 1"
     kthreadd = procs.get(2)
-    if kthreadd and kthreadd.name == "kthreadd" and kthreadd.ppid == 0 and kthreadd.ns:
-        return dict(kthreadd.ns), "pid 2 (kthreadd)"
+    if kthreadd and kthreadd.name == "kthreadd" and kthreadd.ppid == 0 and kthreadd.namespaces:
+        return dict(kthreadd.namespaces), "pid 2 (kthreadd)"
     return {}, "unknown"
 
 

@@ -54,20 +54,20 @@ def trace(rec: Recording) -> Trace:
             pid=raw.pid,
             ppid=_ppid(raw.kind, raw.parent, life, img),
             comm=lives.comm_at[idx],
-            cmdline=list(img.argv) if img.argv else None,
+            cmdline=list(img.cmdline) if img.cmdline else None,
             role=img.role,
             container=img.container,
             born_ns=life.born,
-            cmdline_from="argv" if img.argv else "comm",
-            missing=None if img.argv else img.missing or "not read",
+            cmdline_from="argv" if img.cmdline else "comm",
+            missing=None if img.cmdline else img.missing or "not read",
             role_inferred=img.inferred,
         )
         if raw.kind == "fork":
             ev.parent_role = _parent_role(life)
         elif raw.kind == "exec":
-            missing += img.argv is None
-            if img.role in SHOWN_NS and img.ns:
-                ev.namespaces = dict(img.ns)
+            missing += img.cmdline is None
+            if img.role in SHOWN_NS and img.namespaces:
+                ev.namespaces = dict(img.namespaces)
                 ev.ns_change = ns_change(life, img, lives.inits, rec.host_ns)
         elif raw.kind == "exit":
             ev.exit_code, ev.signal = wait_status(raw.code)
@@ -99,7 +99,7 @@ def ns_change(
 ) -> dict[str, str] | None:
     """Type -> `new` | `joined:<id>` for each namespace of img that differs from the process
     that forked it (the host's, when that one's are unknown); None when either is unknown."""
-    if not img.ns:
+    if not img.namespaces:
         return None
     base = _parent_ns(life) or host
     if not base:
@@ -112,7 +112,7 @@ def ns_change(
         key=lambda cid: (cid != img.container, cid),
     )
     out: dict[str, str] = {}
-    for kind, inode in sorted(img.ns.items()):
+    for kind, inode in sorted(img.namespaces.items()):
         if kind not in base or base[kind] == inode:
             continue
         who = next((c for c in order if inits[c].get(kind) == inode), None)
@@ -125,8 +125,8 @@ def _parent_ns(life: Life) -> Mapping[str, int] | None:
     parent = life.parent
     while parent is not None:
         for img in reversed(parent.images[: life.parent_image + 1]):
-            if img.ns:
-                return img.ns
+            if img.namespaces:
+                return img.namespaces
         life, parent = parent, parent.parent
     return None
 
@@ -215,8 +215,8 @@ def _entry(life: Life, img: Image) -> Entry:
     return Entry(
         pid=life.pid,
         t_ns=img.ts or 0,
-        cmdline=list(img.argv) if img.argv else [img.comm],
-        namespaces=dict(img.ns) if img.ns else None,
+        cmdline=list(img.cmdline) if img.cmdline else [img.comm],
+        namespaces=dict(img.namespaces) if img.namespaces else None,
         ns_change=None,
         parent_at_exec=img.ppid_at,
     )
@@ -228,13 +228,13 @@ def _step(life: Life, role: str, cid: str) -> Step:
     if role == "runc-init":
         names = [c for _, c, _ in life.comms if c.startswith("runc:[")]
         cmd, origin = ([names[-1]] if names else ["runc", "init"]), "comm"
-    elif execs and execs[0].argv:
-        cmd, origin = list(execs[0].argv), "argv"
+    elif execs and execs[0].cmdline:
+        cmd, origin = list(execs[0].cmdline), "argv"
     elif execs:
         cmd, origin = [execs[0].comm], "comm"
     else:
         img = life.images[0]
-        cmd, origin = (list(img.argv), "argv") if img.argv else ([img.comm], "comm")
+        cmd, origin = (list(img.cmdline), "argv") if img.cmdline else ([img.comm], "comm")
     step = Step(role=role, pid=life.pid, t_ns=_start(life), cmdline=cmd, cmdline_from=origin)
     step.parent = life.parent.pid if life.parent else None
     step.before = life.born is None
@@ -252,19 +252,19 @@ def _step(life: Life, role: str, cid: str) -> Step:
 
 def _detail(role: str, img: Image) -> str | None:
     """A few words of what this step did, from its argv."""
-    if img.argv is None:
+    if img.cmdline is None:
         return None
-    sub, positional = runc_args(img.argv)
+    sub, positional = runc_args(img.cmdline)
     if role == "runc-kill":
         rest = [p for p in positional if not container_id(p)]
         return f"kill {rest[0]}" if rest else "kill"
     if sub is not None:
         return f"runc {sub}"
     if role in ("shim-start", "shim-delete"):
-        return f"{img.program} {img.argv[-1]}"
+        return f"{img.program} {img.cmdline[-1]}"
     if role in ("hook", "shim"):
         return img.program
-    proxy = parse_proxy(img.argv) if role == "docker-proxy" else None
+    proxy = parse_proxy(img.cmdline) if role == "docker-proxy" else None
     if proxy is not None:
         return (
             f"{proxy.proto} {proxy.host_ip}:{proxy.host_port} -> "
@@ -351,7 +351,7 @@ class Bursts:
                 self._quiet.discard(raw.pid)
             return NOISE
         if raw.kind not in ("exec", "exit") or (
-            raw.kind == "exec" and is_probe(raw.sample.argv if raw.sample else None)
+            raw.kind == "exec" and is_probe(raw.sample.cmdline if raw.sample else None)
         ):
             return NOISE
         if kind == ENGINE or (kind == CLI and raw.kind == "exit"):
@@ -364,7 +364,7 @@ class Bursts:
         if raw.kind == "exit":
             self.open.pop(raw.pid, None)
         elif raw.kind == "exec" and kind in (CLI, ENGINE) and raw.pid not in self._quiet:
-            if holds_open(raw.sample.argv if raw.sample else None):
+            if holds_open(raw.sample.cmdline if raw.sample else None):
                 self.open[raw.pid] = now
             else:
                 self.open.pop(raw.pid, None)

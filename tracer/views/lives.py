@@ -4,7 +4,7 @@ A process (`Life`) is keyed by its PID and its fork time (PIDs are reused within
 busy host; a process that existed before the trace is known by its start ticks instead). It
 runs one program after another (`Image`): image 0 is what it ran when the trace met it (its
 parent's program, for a child forked during the trace), and each exec adds one, with what
-/proc said at that moment (argv, comm, namespaces, the parent then). Its name changes (runc
+/proc said at that moment (cmdline, comm, namespaces, the parent then). Its name changes (runc
 init's stages) and its exit are kept with it. Roles are given by tracer/views/roles.py.
 """
 
@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tracer.kernel.procfs import program
-from tracer.model.trace import Known, Raw, Recording
+from tracer.kernel.procfs import Proc, program
+from tracer.model.trace import Raw, Recording
 
 HEX64 = re.compile("[0-9a-f]{64}")
 RUNC_STAGE = "runc:["  # runc init's stages name themselves runc:[0:PARENT] .. runc:[2:INIT]
@@ -32,11 +32,11 @@ class Image:
     """One program a process ran: image 0 is what it ran when the trace met it."""
 
     ts: int | None  # its exec (None: image 0)
-    argv: tuple[str, ...] | None
+    cmdline: tuple[str, ...] | None
     comm: str
-    missing: str | None = None  # why argv is None
-    ns: Mapping[str, int] | None = None
-    ns_from: str | None = None  # "exec" | "comm" (read at its last comm change)
+    missing: str | None = None  # why cmdline is None
+    namespaces: Mapping[str, int] | None = None
+    namespaces_from: str | None = None  # "exec" | "comm" (read at its last comm change)
     ppid_at: int | None = None  # the parent in /proc when it exec'd
     inherited: bool = False  # image 0 of a child forked during the trace: its parent's
     role: str = "other"
@@ -45,7 +45,7 @@ class Image:
 
     @property
     def program(self) -> str:
-        return program(self.argv or ()) or self.comm
+        return program(self.cmdline or ()) or self.comm
 
 
 @dataclass(eq=False)
@@ -54,7 +54,7 @@ class Life:
 
     pid: int
     born: int | None  # ns since the trace began, of its fork; None: it existed before
-    known: Known | None = None
+    known: Proc | None = None
     parent: Life | None = None
     parent_image: int = 0  # the parent's image when it forked this one
     images: list[Image] = field(default_factory=list)
@@ -68,7 +68,7 @@ class Life:
     def staged(self) -> bool:
         """Did it go through runc init's stages (a runc:[ name, or an exec of runc init)?"""
         return any(c.startswith(RUNC_STAGE) for _, c, _ in self.comms) or any(
-            img.ts is not None and runc_args(img.argv)[0] == "init" for img in self.images
+            img.ts is not None and runc_args(img.cmdline)[0] == "init" for img in self.images
         )
 
 
@@ -124,7 +124,8 @@ def build(rec: Recording) -> Lives:
         k = rec.known.get(pid)
         if k is None:
             return None
-        life = Life(pid, None, known=k, images=[Image(None, k.argv or None, k.comm, ns=k.ns)])
+        image = Image(None, k.cmdline or None, k.name, namespaces=k.namespaces)
+        life = Life(pid, None, known=k, images=[image])
         known_lives[pid] = life
         parent = rec.known.get(k.ppid)
         if parent is not None and parent.start <= k.start and k.ppid != pid:
@@ -146,7 +147,7 @@ def build(rec: Recording) -> Lives:
                 src = parent.images[-1]
                 # It runs its parent's program until it execs (its namespaces may already
                 # be new ones: runc's stages are cloned into them).
-                life.images.append(Image(None, src.argv, current_comm(parent), inherited=True))
+                life.images.append(Image(None, src.cmdline, current_comm(parent), inherited=True))
                 parent.children.append(life)
             else:
                 life.images.append(Image(None, None, "", missing="parent unknown"))
@@ -163,14 +164,14 @@ def build(rec: Recording) -> Lives:
                 life.first = raw.ts
             s = raw.sample
             if raw.kind == "exec":
-                argv = s.argv if s else None
+                argv = s.cmdline if s else None
                 comm = (s.comm if s else None) or program(argv or ())  # "": unknown
-                ns, ns_from = (s.ns, "exec") if s and s.ns else _comm_ns(life)
+                ns, ns_from = (s.namespaces, "exec") if s and s.namespaces else _comm_ns(life)
                 life.images.append(Image(raw.ts, argv, comm, missing=s.missing if s else "not read",
-                                         ns=ns, ns_from=ns_from,
+                                         namespaces=ns, namespaces_from=ns_from,
                                          ppid_at=s.ppid if s else None))  # fmt: skip
             elif raw.kind == "comm":
-                life.comms.append((raw.ts, raw.comm, s.ns if s else None))
+                life.comms.append((raw.ts, raw.comm, s.namespaces if s else None))
             elif raw.kind == "exit":
                 life.exit = raw
                 live.pop(raw.pid, None)

@@ -90,8 +90,8 @@ class _Roles:
             self.exec_role(life, i)
         self.first_role(life)
         for img in life.images:
-            if img.role in ("container-init", "docker-init") and img.container and img.ns:
-                self.lives.inits.setdefault(img.container, img.ns)
+            if img.role in ("container-init", "docker-init") and img.container and img.namespaces:
+                self.lives.inits.setdefault(img.container, img.namespaces)
 
     def exec_role(self, life: Life, i: int) -> None:
         img = life.images[i]
@@ -108,7 +108,7 @@ class _Roles:
                 img.role = "runc-init"
             return
         own = _by_argv(img)
-        if own is None and img.argv is None:
+        if own is None and img.cmdline is None:
             own = _without_argv(prole, img, life)
         if own is None:
             img.role = _inherit(prole, life)
@@ -117,7 +117,7 @@ class _Roles:
         img.container = cid or img.container
         if img.role == "docker-proxy" and life.pid in self.by_pid:  # show's proxy -> container
             img.container = container_id(self.by_pid[life.pid].id)
-        if img.role == "runc" and img.argv is None:
+        if img.role == "runc" and img.cmdline is None:
             self.infer_runc(life, img)
 
     def first_role(self, life: Life) -> None:
@@ -141,7 +141,7 @@ class _Roles:
                 img.role = _inherit(prole, life)
             if life.pid in self.by_pid:
                 img.container = container_id(self.by_pid[life.pid].id)
-            if img.role == "runc" and img.argv is None:
+            if img.role == "runc" and img.cmdline is None:
                 self.infer_runc(life, img)
             return
         if prole in STARTERS and life.staged:
@@ -170,7 +170,7 @@ class _Roles:
         if staged:
             known = self.lives.inits.get(img.container or "") or {}
             joined = "mnt" in known and any(
-                i.ts is not None and i.ns and i.ns.get("mnt") == known["mnt"]
+                i.ts is not None and i.namespaces and i.namespaces.get("mnt") == known["mnt"]
                 for c in staged
                 for i in c.images
             )
@@ -236,14 +236,14 @@ def _stage_named_before(life: Life, ts: int | None) -> bool:
 
 
 def _is_runc_init(img: Image) -> bool:
-    if img.argv is None:
+    if img.cmdline is None:
         return img.comm in ("runc", "exe") or img.comm.startswith(RUNC_STAGE)
-    return runc_args(img.argv)[0] == "init"
+    return runc_args(img.cmdline)[0] == "init"
 
 
 def _by_argv(img: Image) -> tuple[str, str | None] | None:
     """The role (and container id) argv alone gives, or None."""
-    argv = img.argv
+    argv = img.cmdline
     if argv is None:
         if img.comm.startswith(RUNC_STAGE):
             return "runc-init", None
@@ -280,7 +280,7 @@ def _without_argv(prole: str, img: Image, life: Life) -> tuple[str, str | None] 
     if prole in ("shim", "shim-delete", "conmon"):
         return "runc", None
     if prole == "containerd":  # by what it ran in turn: the shim, or runc delete
-        argvs = [i.argv for c in life.children for i in c.images[1:] if i.argv]
+        argvs = [i.cmdline for c in life.children for i in c.images[1:] if i.cmdline]
         for a in argvs:
             shim = parse_shim(a)
             if shim is not None and not shim.transient:

@@ -93,7 +93,7 @@ def _how(code: int | None, signal: int | None) -> str:
     return f"signal {signal}" if signal else f"exit {code}"
 
 
-class _Proc:
+class _Row:
     """The events of one process (pid, fork time), and which of them its fork's line shows."""
 
     def __init__(self) -> None:
@@ -109,9 +109,9 @@ def timeline(events: list[Event]) -> list[Text]:
     """One line per process forked during the trace (with how long it lived and how it
     ended), plus its later execs and renames, and the end of each process that was there
     before the trace."""
-    procs: dict[tuple[int, int | None], _Proc] = {}
+    procs: dict[tuple[int, int | None], _Row] = {}
     for ev in events:
-        p = procs.setdefault((ev.pid, ev.born_ns), _Proc())
+        p = procs.setdefault((ev.pid, ev.born_ns), _Row())
         if ev.event == "fork":
             p.fork = ev
         elif ev.event == "exec":
@@ -150,7 +150,7 @@ def timeline(events: list[Event]) -> list[Text]:
     return out
 
 
-def _start(ev: Event, p: _Proc, depth: int) -> Text:
+def _start(ev: Event, p: _Row, depth: int) -> Text:
     if p.merged is not None:
         what = _cmd(p.merged, short=bool(p.merged.ns_change))
     elif p.named:

@@ -27,7 +27,7 @@ from tracer.errors import EngineError
 from tracer.kernel import connector, procfs
 from tracer.kernel.root import HostRoot
 from tracer.model.topology import Dockerd, Topology
-from tracer.model.trace import Known, Raw, Recording
+from tracer.model.trace import Raw, Recording
 from tracer.output.web import state as pages
 from tracer.output.web.documents import document
 from tracer.output.web.hub import Hub, Look
@@ -67,7 +67,7 @@ class Feed:
         self._thread: threading.Thread | None = None
         self._rec: Recorder | None = None
         self._epoch = 0.0  # wall-clock seconds at the recorder's t = 0
-        self._known: dict[int, Known] = {}
+        self._known: dict[int, procfs.Proc] = {}
         self._topo = Topology(engines=[])
         self._seen: dict[str, set[str]] = {}  # daemon address -> roles of its engine
         self._daemons: dict[int, str] = {}  # pid -> role: daemons running, or started since
@@ -136,8 +136,8 @@ class Feed:
                 how = f"signal {signal}" if signal else f"exit {status}"
                 told = pages.daemon_event(self._daemons.pop(raw.pid), raw.pid, "ended",
                                           self._wall(raw.ts), how)  # fmt: skip
-            elif raw.kind == "exec" and raw.sample is not None and raw.sample.argv:
-                prog = procfs.program(raw.sample.argv)
+            elif raw.kind == "exec" and raw.sample is not None and raw.sample.cmdline:
+                prog = procfs.program(raw.sample.cmdline)
                 if prog in self._programs:
                     self._daemons[raw.pid] = prog
                     told = pages.daemon_event(prog, raw.pid, "started", self._wall(raw.ts))

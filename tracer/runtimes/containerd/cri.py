@@ -79,7 +79,7 @@ def pod_containers(host: Host, proc: Proc, shim: sh.ShimArgs) -> tuple[list[Cont
                 shim_pid=proc.pid,
                 monitor=monitor,
                 processes=sh.init_tree(host, init),
-                namespaces=dict(init.ns) if init else {},
+                namespaces=dict(init.namespaces) if init else {},
                 pod=Pod(
                     id=shim.id,
                     name=ann.get(SANDBOX_NAME),
@@ -93,8 +93,8 @@ def pod_containers(host: Host, proc: Proc, shim: sh.ShimArgs) -> tuple[list[Cont
     for k in kids:  # `crictl exec`: a child of the shim in one container's namespaces
         if k.pid in inits:
             continue
-        home = next((c for c in out if c.namespaces and c.namespaces.get("mnt") == k.ns.get("mnt")
-                     and k.ns.get("mnt")), None)  # fmt: skip
+        mnt = k.namespaces.get("mnt")
+        home = next((c for c in out if mnt and c.namespaces.get("mnt") == mnt), None)
         if home is None:
             pod = out[0].name or shim.id[:12]
             notes.append(f"process {k.pid} under pod {pod}'s shim is in no container's mounts")

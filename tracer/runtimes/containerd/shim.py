@@ -241,7 +241,7 @@ def as_process(proc: Proc, role: str) -> Process:
         name=proc.name,
         uid=proc.uid,
         create_time=proc.create_time,
-        namespaces=dict(proc.ns),
+        namespaces=dict(proc.namespaces),
         start=proc.start,
     )
 
@@ -295,7 +295,7 @@ def container(host: Host, proc: Proc, shim: ShimArgs) -> Container:
         shim_pid=proc.pid,
         monitor=monitor(host, proc, shim),
         processes=container_processes(host, proc, init),
-        namespaces=dict(init.ns) if init else {},
+        namespaces=dict(init.namespaces) if init else {},
     )
 
 

@@ -69,7 +69,7 @@ def decorate(host: Host, engine: Engine, dockerd: Proc, claimed: set[int]) -> No
     engine.owner = uid
     user = _user(host.files.get("/etc/passwd", ""), uid)
     mapped = uid_map(host.files.get(f"/proc/{kit.child.pid}/uid_map"))
-    userns = kit.child.ns.get("user")
+    userns = kit.child.namespaces.get("user")
     engine.daemons += [
         Service(kit.parent.pid, list(kit.parent.cmdline), kind="rootlesskit"),
         Service(kit.child.pid, list(kit.child.cmdline), kind="rootlesskit child"),
