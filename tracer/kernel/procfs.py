@@ -241,6 +241,27 @@ class Pinned:
         """Its command line (`split_cmdline`); () for a zombie or a kernel thread."""
         return split_cmdline(self.read("cmdline"))
 
+    def proc(self, boot: float, clk: int) -> Proc:
+        """The process as one record: its stat, owner and command line (boot: the host's boot
+        time, clk: clock ticks per second, for create_time)."""
+        stat = self.stat
+        denied = False
+        try:
+            cmdline = self.cmdline()
+        except PermissionError:  # hidepid, or a foreign user namespace
+            cmdline, denied = (), True
+        return Proc(
+            pid=self.pid,
+            ppid=stat.ppid,
+            name=full_name(stat.comm, cmdline),
+            cmdline=cmdline,
+            create_time=stat.create_time(boot, clk),
+            start=stat.start_ticks,
+            uid=os.fstat(self.fd).st_uid,  # the effective uid: /proc/<pid> is owned by it
+            status=stat.status,
+            denied=denied,
+        )
+
     def readlink(self, name: str) -> str:
         return os.readlink(name, dir_fd=self.fd)
 

@@ -310,24 +310,15 @@ class Recorder:
     def _adopt(self, pid: int) -> _Tracked | None:
         """A live process the start snapshot missed (it met an error, or started in
         between): read it now and remember it as known."""
-        try:
-            with procfs.Pinned(self.root, pid) as p:
-                stat, cmdline = p.stat, p.cmdline()
-        except OSError:
-            return None
         if self._boot is None:
             self._boot = self.root.boot_time()
-        known = Proc(
-            pid=pid,
-            ppid=stat.ppid,
-            name=procfs.full_name(stat.comm, cmdline),
-            cmdline=cmdline,
-            create_time=stat.create_time(self._boot, self._clk),
-            start=stat.start_ticks,
-            status=stat.status,
-        )
+        try:
+            with procfs.Pinned(self.root, pid) as p:
+                known, comm = p.proc(self._boot, self._clk), p.stat.comm
+        except OSError:
+            return None
         self.known[pid] = known
-        proc = _Tracked(None, stat.start_ticks, NONE, stat.comm)
+        proc = _Tracked(None, known.start, NONE, comm)
         self._procs[pid] = proc
         proc.kind = self._kind_at_start(known)
         return proc

@@ -163,26 +163,9 @@ class Walk:
         /proc/<pid> (see tracer/kernel/procfs.py); None if it is gone."""
         try:
             with procfs.Pinned(self.root, pid) as p:
-                stat = p.stat
-                uid = os.fstat(p.fd).st_uid  # the effective uid: /proc/<pid> is owned by it
-                denied = False
-                try:
-                    cmdline = p.cmdline()
-                except PermissionError:  # hidepid, or a foreign user namespace
-                    cmdline, denied = (), True
+                return p.proc(self._boot, self._clk)
         except OSError:
             return None  # gone, or exited while we read it (ESRCH through the pinned fd)
-        return Proc(
-            pid=pid,
-            ppid=stat.ppid,
-            name=procfs.full_name(stat.comm, cmdline),
-            cmdline=cmdline,
-            create_time=stat.create_time(self._boot, self._clk),
-            start=stat.start_ticks,
-            uid=uid,
-            status=stat.status,
-            denied=denied,
-        )
 
     def _add_namespaces(self, pids: Iterable[int]) -> None:
         procs = self.host.procs
