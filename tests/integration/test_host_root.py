@@ -27,22 +27,30 @@ print(json.dumps(observe(root).topology.to_json()))
 """
 
 
-def _through(tmp_path: Path) -> dict:
+def _elsewhere(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """argv run in a mount namespace of its own where the host's / is also at <tmp>/host and
+    the host's /run, /var/lib and /proc are hidden (empty) at their usual places: only
+    through <tmp>/host can it see them. `{host}` in argv stands for that path."""
     host = tmp_path / "host"
     host.mkdir()
     script = (
         "set -e; mount --make-rprivate /; "
         f"mount --rbind / {host}; "
         "for d in /run /var/lib /proc; do mount -t tmpfs hidden $d; done; "
-        f'exec {sys.executable} -c "$0" {host}'
+        'exec "$@"'
     )
-    out = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script, PROBE],
+    argv = tuple(a.replace("{host}", str(host)) for a in argv)
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, "sh", *argv],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=120,
     )
+
+
+def _through(tmp_path: Path) -> dict:
+    out = _elsewhere(tmp_path, sys.executable, "-c", PROBE, "{host}")
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -100,21 +108,7 @@ def test_ns_of_a_container_is_explained_the_same_through_another_root(lab_engine
     sock = f"unix://{LabPaths().docker_sock}"
     args = ["ns", "--json", "-H", sock, "lab-web"]
     here = run_cli(*args, check=True)
-    host = tmp_path / "host"
-    host.mkdir()
-    script = (
-        "set -e; mount --make-rprivate /; "
-        f"mount --rbind / {host}; "
-        "for d in /run /var/lib /proc; do mount -t tmpfs hidden $d; done; "
-        f'exec "$@"'
-    )
-    there = subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script, "sh", *CLI, "--host-root", str(host), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+    there = _elsewhere(tmp_path, *CLI, "--host-root", "{host}", *args)
     assert there.returncode == 0, there.stderr
     why = {n["type"]: n["why"] for n in json.loads(here.stdout)["namespaces"]}
     assert why["net"] and why["pid"]  # lab-sidecar joins lab-web's network and PID namespaces

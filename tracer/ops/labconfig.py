@@ -277,19 +277,26 @@ class LabPaths:
 
 def containerd_config(paths: LabPaths) -> str:
     root = paths.data / "containerd"
-    return f"""# dtrace-tree lab containerd: its own socket, root and state
+    top = 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+    return _containerd_toml("", root, paths.containerd_dir, paths.containerd_sock, top)
+
+
+def _containerd_toml(
+    what: str, root: Path, state: Path | str, sock: Path, top: str = "", plugins: str = ""
+) -> str:
+    """A lab containerd's config.toml: its own socket, root and state (what: its kind)."""
+    return f"""# dtrace-tree lab containerd{what}: its own socket, root and state
 version = 2
 root = "{root}"
-state = "{paths.containerd_dir}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
+state = "{state}"
+{top}
 [grpc]
-  address = "{paths.containerd_sock}"
+  address = "{sock}"
   uid = 0
   gid = 0
 
 [ttrpc]
-  address = "{paths.containerd_sock}.ttrpc"
+  address = "{sock}.ttrpc"
 
 [debug]
   address = ""
@@ -299,7 +306,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{root}/opt"
-"""
+{plugins}"""
 
 
 def daemon_config(live_restore: bool, paths: LabPaths) -> dict[str, Any]:
@@ -333,28 +340,7 @@ def cri_config(paths: LabPaths) -> str:
     """The lab's second containerd: its own socket, root and state, the CRI plugin on (no CNI
     is configured: pods use the host's network), the sandbox image the lab builds."""
     root = paths.data / "cri"
-    return f"""# dtrace-tree lab containerd with CRI: its own socket, root and state
-version = 2
-root = "{root}"
-state = "{paths.cri_dir}/state"
-
-[grpc]
-  address = "{paths.cri_sock}"
-  uid = 0
-  gid = 0
-
-[ttrpc]
-  address = "{paths.cri_sock}.ttrpc"
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{root}/opt"
-
+    plugins = f"""
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "docker.io/{PAUSE_IMAGE}"
   # root here lacks CAP_SYS_RESOURCE: a sandbox's oom_score_adj of -998 would fail in runc
@@ -364,3 +350,5 @@ state = "{paths.cri_dir}/state"
     bin_dir = "{root}/cni/bin"
     conf_dir = "{root}/cni/conf"
 """
+    state = f"{paths.cri_dir}/state"
+    return _containerd_toml(" with CRI", root, state, paths.cri_sock, plugins=plugins)

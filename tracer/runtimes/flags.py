@@ -7,7 +7,7 @@ Go's flag package accepts `-flag value`, `--flag value`, `-flag=value` and `--fl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 
 from tracer.kernel.procfs import program
@@ -27,10 +27,8 @@ __all__ = [
 ]
 
 
-def flag_values(argv: Sequence[str], *names: str) -> list[str]:
-    """Every value given to any of names (e.g. "-H", "--host"), in order."""
-    wanted = {n.lstrip("-") for n in names}
-    values = []
+def _given(argv: Sequence[str], wanted: Container[str]) -> Iterator[tuple[str, str]]:
+    """(name without dashes, value) of each wanted flag given a value, in order, up to `--`."""
     i = 1
     while i < len(argv):
         arg = argv[i]
@@ -40,33 +38,22 @@ def flag_values(argv: Sequence[str], *names: str) -> list[str]:
             key, eq, value = arg.lstrip("-").partition("=")
             if key in wanted:
                 if eq:
-                    values.append(value)
+                    yield key, value
                 elif i + 1 < len(argv):
-                    values.append(argv[i + 1])
+                    yield key, argv[i + 1]
                     i += 1
         i += 1
-    return values
+
+
+def flag_values(argv: Sequence[str], *names: str) -> list[str]:
+    """Every value given to any of names (e.g. "-H", "--host"), in order."""
+    return [value for _, value in _given(argv, {n.lstrip("-") for n in names})]
 
 
 def flag_dict(argv: Sequence[str], *names: str) -> dict[str, str]:
     """The last value of each of names that is given, in one pass: {"-id": "abc", ...}."""
     wanted = {n.lstrip("-"): n for n in names}
-    values: dict[str, str] = {}
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            break
-        if arg.startswith("-") and len(arg) > 1:
-            key, eq, value = arg.lstrip("-").partition("=")
-            if key in wanted:
-                if eq:
-                    values[wanted[key]] = value
-                elif i + 1 < len(argv):
-                    values[wanted[key]] = argv[i + 1]
-                    i += 1
-        i += 1
-    return values
+    return {wanted[key]: value for key, value in _given(argv, wanted)}
 
 
 def flag_value(argv: Sequence[str], *names: str) -> str | None:
