@@ -12,7 +12,6 @@ stops the lab's dockerd is the last one, and brings it back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ import docker
 import pytest
 
 from tests.support.cli import ROOT, one_error_line, run_as_nobody, run_cli
-from tests.support.lab import live
+from tests.support.lab import chain_ids, live
 from tests.support.waiting import wait_for
 from tracer.ops import daemon, lab
 
@@ -54,15 +53,6 @@ def inspect_sized(client, cid: str) -> dict[str, Any]:
 
 def layerdb(rel: str) -> str:
     return Path(f"{LAYERDB}/{rel}").read_text().strip()
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    """Base first, as moby's layer.CreateChainID computes them."""
-    out: list[str] = []
-    for diff in diff_ids:
-        out.append(diff if not out else "sha256:" + hashlib.sha256(
-            f"{out[-1]} {diff}".encode()).hexdigest())  # fmt: skip
-    return out
 
 
 @dataclass

@@ -12,7 +12,6 @@ brings it back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ import docker
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.lab import LAB_IMAGE, live
+from tests.support.lab import LAB_IMAGE, chain_ids, live
 from tracer.ops import daemon, lab, labconfig
 from tracer.ops.stacks import debs
 
@@ -58,14 +57,6 @@ def human(n: int) -> str:
     while value >= 1024 and i < len(units) - 1:
         value, i = value / 1024, i + 1
     return f"{value:.1f} {units[i]}"
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    out: list[str] = []
-    for diff in diff_ids:
-        out.append(diff if not out else "sha256:" + hashlib.sha256(
-            f"{out[-1]} {diff}".encode()).hexdigest())  # fmt: skip
-    return out
 
 
 @dataclass

@@ -5,6 +5,7 @@ stop things are in tests/integration/conftest.py; what they hand out is describe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -142,3 +143,13 @@ class Rootless:
     name: str
     store: str
     run: list[str]  # podman as that user
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """The chain ids of an image's layers, base first, as moby's layer.CreateChainID
+    computes them (written here, not taken from tracer: the truth the tests compare with)."""
+    out: list[str] = []
+    for diff in diff_ids:
+        out.append(diff if not out else "sha256:" + hashlib.sha256(
+            f"{out[-1]} {diff}".encode()).hexdigest())  # fmt: skip
+    return out
