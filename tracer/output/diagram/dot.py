@@ -37,15 +37,26 @@ FONT = "DejaVu Sans"
 WRAP = 40  # characters per label line of a command line
 LARGE = 50  # containers: from here dot's layout work is bounded (see graph)
 
+# The colours of every diagram, so that a daemon, a container's init or a runc step look the
+# same in each (fill, line).
+PALETTE = {
+    "blue": {"fillcolor": "#cfe2ff", "color": "#1f5fbf"},  # daemons
+    "teal": {"fillcolor": "#d3f3f1", "color": "#117a75"},
+    "purple": {"fillcolor": "#f3d9f1", "color": "#a1329b"},  # monitors (shims, conmon)
+    "green": {"fillcolor": "#d8f5d0", "color": "#2b8a3e"},  # a container's own
+    "white": {"fillcolor": "#ffffff", "color": "#4d4d4d"},
+    "yellow": {"fillcolor": "#fff3bf", "color": "#b08900"},  # entered, written
+    "grey": {"fillcolor": "#eeeeee", "color": "#777777"},  # the host's
+}
 NODE_STYLE = {
-    "dockerd": {"fillcolor": "#cfe2ff", "color": "#1f5fbf", "penwidth": "2"},
-    "containerd": {"fillcolor": "#d3f3f1", "color": "#117a75", "penwidth": "2"},
-    "shim": {"fillcolor": "#f3d9f1", "color": "#a1329b"},
-    "init": {"fillcolor": "#d8f5d0", "color": "#2b8a3e"},
-    "child": {"fillcolor": "#ffffff", "color": "#4d4d4d"},
-    "exec": {"fillcolor": "#fff3bf", "color": "#b08900"},
+    "dockerd": PALETTE["blue"] | {"penwidth": "2"},
+    "containerd": PALETTE["teal"] | {"penwidth": "2"},
+    "shim": PALETTE["purple"],
+    "init": PALETTE["green"],
+    "child": PALETTE["white"],
+    "exec": PALETTE["yellow"],
     "proxy": {"fillcolor": "#e3ecfa", "color": "#1f5fbf"},
-    "host": {"fillcolor": "#eeeeee", "color": "#777777", "shape": "ellipse"},
+    "host": PALETTE["grey"] | {"shape": "ellipse"},
     "missing": {"fillcolor": "#fbe3e3", "color": "#c92a2a", "style": "dashed,filled"},
     "stopped": {"fillcolor": "#f1f3f5", "color": "#868e96", "style": "dashed,rounded,filled"},
     "container": {"fillcolor": "#f8f9fa", "color": "#495057"},

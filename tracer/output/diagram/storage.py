@@ -19,12 +19,12 @@ from tracer.output.diagram import dot
 from tracer.output.units import size
 
 STYLE = {
-    "rw": {"fillcolor": "#fff3bf", "color": "#b08900"},
-    "init": {"fillcolor": "#d3f3f1", "color": "#117a75"},
-    "image": {"fillcolor": "#d8f5d0", "color": "#2b8a3e"},
-    "lower": {"fillcolor": "#eeeeee", "color": "#777777"},
-    "volume": {"fillcolor": "#cfe2ff", "color": "#1f5fbf", "shape": "cylinder"},
-    "bind": {"fillcolor": "#ffffff", "color": "#4d4d4d", "shape": "folder"},
+    "rw": dot.PALETTE["yellow"],
+    "init": dot.PALETTE["teal"],
+    "image": dot.PALETTE["green"],
+    "lower": dot.PALETTE["grey"],
+    "volume": dot.PALETTE["blue"] | {"shape": "cylinder"},
+    "bind": dot.PALETTE["white"] | {"shape": "folder"},
 }
 
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import graphviz
 
 from tracer.model.trace import Entry, Step, Story, Trace
-from tracer.output.diagram.dot import FONT, cluster, label, wrapped
+from tracer.output.diagram.dot import FONT, PALETTE, cluster, label, wrapped
 
 STYLE = {
-    "engine": {"fillcolor": "#f3d9f1", "color": "#a1329b"},
-    "runc": {"fillcolor": "#fff3bf", "color": "#b08900"},
-    "hook": {"fillcolor": "#d3f3f1", "color": "#117a75"},
-    "daemon": {"fillcolor": "#cfe2ff", "color": "#1f5fbf", "penwidth": "2"},
-    "entry": {"fillcolor": "#d8f5d0", "color": "#2b8a3e", "shape": "note"},
+    "engine": PALETTE["purple"],
+    "runc": PALETTE["yellow"],
+    "hook": PALETTE["teal"],
+    "daemon": PALETTE["blue"] | {"penwidth": "2"},
+    "entry": PALETTE["green"] | {"shape": "note"},
 }
 TRANSIENT = "rounded,filled,dashed"
 RUNNING = "rounded,filled"
