@@ -25,7 +25,7 @@ import docker
 import pytest
 
 from tests.support.cli import ROOT, one_error_line, run_as_nobody, run_cli
-from tests.support.lab import chain_ids, live
+from tests.support.lab import chain_ids, live, remove_made
 from tests.support.waiting import wait_for
 from tracer.ops import daemon, lab
 
@@ -109,11 +109,7 @@ def stack(client, tmp_path_factory):
         exec_pid = wait_for(lambda: client.api.exec_inspect(exec_id)["Pid"], 20, "the exec's pid")
         yield Stack(a, b, volume, bind, shm_bind, exec_pid)
     finally:
-        for c in reversed(containers):
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            client.images.remove(IMAGE, force=True)
+        remove_made(client, containers, IMAGE)
         for v in volumes:
             with contextlib.suppress(docker.errors.NotFound):
                 v.remove(force=True)

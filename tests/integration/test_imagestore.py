@@ -11,7 +11,6 @@ brings it back.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import docker
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.lab import LAB_IMAGE, chain_ids, live
+from tests.support.lab import LAB_IMAGE, chain_ids, live, remove_made
 from tracer.ops import daemon, lab, labconfig
 from tracer.ops.stacks import debs
 
@@ -102,11 +101,7 @@ def made():
         assert a.exec_run(["sh", "-c", script]).exit_code == 0
         yield Made(client, a, b, stopped, builder.id)
     finally:
-        for c in reversed(containers):
-            with contextlib.suppress(docker.errors.NotFound):
-                c.remove(force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            client.images.remove(IMAGE, force=True)
+        remove_made(client, containers, IMAGE)
         client.close()
 
 

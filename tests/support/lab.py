@@ -153,3 +153,13 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
         out.append(diff if not out else "sha256:" + hashlib.sha256(
             f"{out[-1]} {diff}".encode()).hexdigest())  # fmt: skip
     return out
+
+
+def remove_made(client: docker.DockerClient, containers: list[Any], image: str) -> None:
+    """Take down what a module made: its containers (last made first), then its image;
+    whatever is gone already (the test removed it) is no error."""
+    for c in reversed(containers):
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.images.remove(image, force=True)
