@@ -12,7 +12,7 @@ set -eu
 cd "$(dirname "$0")"
 COMMAND="$0 $*"
 
-PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc strace time forkstat python3 python3-venv podman conmon crun catatonit uidmap chromium chromium-driver"
+PACKAGES="docker.io busybox-static graphviz iproute2 util-linux psmisc strace time forkstat python3 python3-venv podman conmon crun catatonit uidmap rootlesskit slirp4netns systemd chromium chromium-driver"
 
 install() {
     if [ "$(id -u)" != 0 ]; then

@@ -155,23 +155,32 @@ def test_rootless_podman_is_its_user_s_engine_in_its_user_namespace(rootless_pod
 
 def test_ctr_containers_are_an_engine_of_their_own(lab_runtimes):
     doc = show_json("-H", "all")
-    (engine,) = engines(doc, "containerd", namespace="dtrace-lab")
+    (engine,) = engines(doc, "containerd", namespace=PATHS.ctr_namespace)
     (cd,) = engine["daemons"]
     assert cd["role"] == "containerd" and cd["pid"] == labengines.containerd_pid(PATHS)
     assert cd["socket"] == str(PATHS.cri_sock) and cd["proven"] is True
-    assert engine["name"] == f"{PATHS.cri_sock} [dtrace-lab]"
-    truth = ctr_tasks(str(PATHS.cri_sock), "dtrace-lab")
+    assert engine["name"] == f"{PATHS.cri_sock} [{PATHS.ctr_namespace}]"
+    truth = ctr_tasks(str(PATHS.cri_sock), PATHS.ctr_namespace)
     got = {c["id"]: c for c in engine["containers"]}
     assert {cid: c["init_pid"] for cid, c in got.items()} == truth
     for cid, c in got.items():
         assert c["name"] == cid  # ctr's ids are the names people give
         shim = c["monitor"]
-        assert shim["kind"] == "containerd-shim" and shim["namespace"] == "dtrace-lab"
+        assert shim["kind"] == "containerd-shim" and shim["namespace"] == PATHS.ctr_namespace
         assert shim["address"] == str(PATHS.cri_sock) and c["shim_pid"] == shim["pid"]
         assert psutil.Process(c["init_pid"]).ppid() == shim["pid"]
     # `ctr task exec`: a further child of the same shim, in the container's namespaces
     ps = subprocess.run(
-        ["ctr", "-a", str(PATHS.cri_sock), "-n", "dtrace-lab", "tasks", "ps", "lab-ctr-exec"],
+        [
+            "ctr",
+            "-a",
+            str(PATHS.cri_sock),
+            "-n",
+            PATHS.ctr_namespace,
+            "tasks",
+            "ps",
+            "lab-ctr-exec",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -261,7 +270,7 @@ def test_show_draws_each_runtime_s_chain_at_once(cri_pod, ctr_beside_docker):
     assert f"dockerd {lab.dockerd_pid(PATHS)}  api {PATHS.docker_sock}" in text
     assert f"podman  no daemon  storage {PATHS.podman_root}" in text
     c_pid = labengines.containerd_pid(PATHS)
-    assert f"containerd {c_pid}  {PATHS.cri_sock}  namespace dtrace-lab" in text
+    assert f"containerd {c_pid}  {PATHS.cri_sock}  namespace {PATHS.ctr_namespace}" in text
     assert f"containerd {c_pid}  {PATHS.cri_sock}  namespace k8s.io  CRI" in text
     assert "pod rt-ns/rt-pod  one shim for its 3 containers" in text
     podman = podman_inspect("lab-pm-plain")

@@ -88,7 +88,8 @@ def test_the_same_host_through_another_root(lab_engine, tmp_path):
     lab = [
         e
         for e in there["engines"]
-        if daemon_of(e, "dockerd") and "dtrace-lab" in daemon_of(e, "dockerd")["api_socket"]
+        if daemon_of(e, "dockerd")
+        and daemon_of(e, "dockerd")["api_socket"] == str(LabPaths().docker_sock)
     ]
     (engine,) = lab
     # Proven through the root: the listener, the connected socket pair, the API's names.

@@ -303,3 +303,16 @@ def test_a_long_wait_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(tmp_pat
     assert "drawing 62 containers with Graphviz's dot (svg)" in on_a_terminal
     piped = subprocess.run(cmd.split(), capture_output=True, text=True, timeout=120)
     assert "drawing 62 containers with Graphviz" not in piped.stderr
+
+
+def test_lab_up_without_an_extra_starts_none(monkeypatch):
+    """`lab up` alone starts no extra dockerd (an empty list is none, not all)."""
+    from tracer.ops.labconfig import LabPaths
+    from tracer.ops.stacks import extras
+
+    assert extras.of(LabPaths(), []) == []
+    assert [e.extra.name for e in extras.of(LabPaths())] == list(extras.EXTRAS)
+    started = []
+    monkeypatch.setattr(extras.daemon, "start_detached", lambda *a, **k: started.append(a))
+    extras.up(LabPaths(), [], bins=None, progress=lambda _m: None)
+    assert started == []

@@ -272,6 +272,8 @@ class LabPaths:
         clean-up deletes the first's container)."""
         if self.run == RUN_DIR:  # the 2023 lab's
             return CTR_NAMESPACE
+        if self.is_default:  # another stack's lab
+            return f"{CTR_NAMESPACE}-{self.stack}"
         return f"{CTR_NAMESPACE}-{hashlib.sha256(str(self.run).encode()).hexdigest()[:8]}"
 
 

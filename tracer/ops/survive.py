@@ -111,8 +111,8 @@ def pick_engine(topo: Topology, host: str | None) -> tuple[Engine, bool]:
 
         (engine,) = only_engine(topo, host).engines[:1]
         return engine, owned(engine)
-    for e in topo.engines:
-        if e.daemon(Dockerd) and owned(e):
+    for e in topo.engines:  # the lab's own dockerd (its extra ones share its containerd)
+        if (d := e.daemon(Dockerd)) and d.address == str(paths.docker_sock):
             return e, True
     raise EngineError(
         "the lab is not running, so there is nothing of dtrace-tree's to restart",

@@ -104,7 +104,8 @@ class ExtraDockerd:
 
 
 def of(paths: LabPaths, names: list[str] | None = None) -> list[ExtraDockerd]:
-    return [ExtraDockerd(paths, EXTRAS[n]) for n in (names or list(EXTRAS))]
+    """These extras of the lab (None: every one; [] none)."""
+    return [ExtraDockerd(paths, EXTRAS[n]) for n in (list(EXTRAS) if names is None else names)]
 
 
 def dockerd_argv(e: ExtraDockerd, dockerd: str, activate: str | None) -> list[str]:
