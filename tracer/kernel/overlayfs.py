@@ -3,7 +3,9 @@
 A container's changes live in its upper dir (Documentation/filesystems/overlayfs.rst): a new or
 modified file is there whole (copied up), a deleted one is a *whiteout* (a character device
 0/0), and a directory that replaced a lower one is *opaque* (xattr `trusted.overlay.opaque=y`),
-hiding what the lower layers hold under it.
+hiding what the lower layers hold under it. An overlay mounted in a user namespace (rootless
+Docker's, with the `userxattr` option, Linux 5.11+) keeps its own xattrs in the user.* namespace
+instead: `user.overlay.opaque=y`.
 
 `scan` lists the changes the way `docker diff` does on these machines: moby compares the
 container's tree with its image's (archive.ChangesDirs, its "naive" diff; dockerd 20.10 here
@@ -30,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 OPAQUE = "trusted.overlay.opaque"
+USER_OPAQUE = "user.overlay.opaque"  # with the mount option userxattr (a user namespace's)
 MAX_ENTRIES = 1_000_000  # a bound on one scan: a writable layer larger than this is cut
 
 
@@ -59,11 +62,17 @@ def is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_opaque(path: str) -> bool | None:
+def opaque_xattr(super_options: Sequence[str]) -> str:
+    """The xattr that marks an opaque directory in the upper dir of a mount with these
+    options: user.overlay.opaque with `userxattr`, else trusted.overlay.opaque."""
+    return USER_OPAQUE if "userxattr" in super_options else OPAQUE
+
+
+def is_opaque(path: str, xattr: str = OPAQUE) -> bool | None:
     """Does this directory hide every lower directory of its name? None if the xattr cannot be
     read (trusted.* needs CAP_SYS_ADMIN)."""
     try:
-        return os.getxattr(path, OPAQUE, follow_symlinks=False) == b"y"
+        return os.getxattr(path, xattr, follow_symlinks=False) == b"y"
     except OSError as exc:
         if exc.errno in (61, 95):  # ENODATA: no such xattr; EOPNOTSUPP
             return False
@@ -79,10 +88,15 @@ def size(top: str) -> tuple[int | None, str | None]:
 
 
 def scan(
-    upper: str, lowers: Sequence[str], list_changes: bool = False, classify: bool = True
+    upper: str,
+    lowers: Sequence[str],
+    list_changes: bool = False,
+    classify: bool = True,
+    opaque: str = OPAQUE,
 ) -> Scan:
     """The upper dir read whole, depth first in name order. lowers: the lower dirs, top first
-    (the container's init layer, then its image's layers)."""
+    (the container's init layer, then its image's layers). opaque: the xattr that marks an
+    opaque directory (`opaque_xattr` of the mount's options)."""
     out = Scan(changes=[] if list_changes else None)
     try:
         top = os.lstat(upper)
@@ -92,7 +106,7 @@ def scan(
     if not stat.S_ISDIR(top.st_mode):
         out.errors.append(f"{upper}: not a directory")
         return out
-    below = Lowers(lowers)
+    below = Lowers(lowers, opaque)
     found: dict[str, str] = {}  # path -> A | C | D
     seen_inodes: set[int] = set()
     disk_inodes = {top.st_ino}
@@ -144,9 +158,9 @@ def _classify(
     if _differs(old, st) or _capability(below.where(path)) != _capability(upper + path):
         found[path] = "C"
     if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(old.st_mode):
-        opaque = is_opaque(upper + path)
+        opaque = is_opaque(upper + path, below.opaque)
         if opaque is None:
-            out.errors.append(f"{upper + path}: xattr {OPAQUE} not readable")
+            out.errors.append(f"{upper + path}: xattr {below.opaque} not readable")
         elif opaque:  # what the lower layers hold here is gone, unless made again above
             for name in below.listdir(path):
                 child = f"{path.rstrip('/')}/{name}"
@@ -191,7 +205,8 @@ class Lowers:
     whiteout hides the name below it, a file hides what lies below it, an opaque directory
     hides the directories below it. Each directory's layers are found once."""
 
-    def __init__(self, lowers: Sequence[str]) -> None:
+    def __init__(self, lowers: Sequence[str], opaque: str = OPAQUE) -> None:
+        self.opaque = opaque
         self._dirs: dict[str, list[str]] = {"/": list(lowers)}  # dir -> the layers merged there
 
     def _layers(self, directory: str) -> list[str]:
@@ -205,7 +220,7 @@ class Lowers:
                 if is_whiteout(st) or not stat.S_ISDIR(st.st_mode):
                     break
                 merged.append(layer)
-                if is_opaque(f"{layer}{directory}"):
+                if is_opaque(f"{layer}{directory}", self.opaque):
                     break
             self._dirs[directory] = merged
         return self._dirs[directory]

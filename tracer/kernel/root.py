@@ -125,6 +125,33 @@ class HostRoot:
         return os.uname().nodename
 
 
+def seen_by(root: HostRoot, pid: int) -> HostRoot | None:
+    """The file system as process pid sees it, when its mount namespace is not the host's
+    (a rootless engine's is RootlessKit's: /etc and /run copied up, its containers' mounts made
+    there): its paths are then opened through <proc>/<pid>/root, symlinks resolved inside it.
+    None when it is the host's namespace, or that cannot be told (then the host's view it is)."""
+    try:
+        mine = os.readlink(f"{root.pid_dir(pid)}/ns/mnt")
+    except OSError:
+        return None
+    host = host_namespace(root, "mnt")
+    if host is None or mine == host:
+        return None
+    return HostRoot(f"{root.pid_dir(pid)}/root", root.proc)
+
+
+def host_namespace(root: HostRoot, kind: str) -> str | None:
+    """The host's namespace of that kind (`mnt:[4026531841]`): PID 1's, or kthreadd's (PID 2,
+    which never leaves the initial namespaces) where PID 1's link cannot be read; None if
+    neither can."""
+    for pid in (1, 2):
+        try:
+            return os.readlink(f"{root.pid_dir(pid)}/ns/{kind}")
+        except OSError:
+            continue
+    return None
+
+
 CONTAINER_MARKS = ("/.dockerenv", "/run/.containerenv")  # Docker's, podman's
 HOST_MOUNT = "/host"  # where the DaemonSet and the README's `docker run` mount the host's /
 

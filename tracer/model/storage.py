@@ -94,6 +94,9 @@ class FsReport:
     changes: Changes | None
     mounts: list[MountPoint] | None  # None: not running (no mount table to read)
     notes: list[str] = field(default_factory=list)
+    # Where the host reaches the paths above (/proc/<pid>/root), when they are in the engine's
+    # own mount namespace (rootless Docker's, RootlessKit's); None: the host's own paths.
+    seen_from: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -77,24 +77,32 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def pid_from(pidfile: Path, program: str, marker: str) -> int | None:
-    """The running `program` whose command line holds marker: the PID in pidfile, or else
-    found in the process table (the daemon may have been restarted by someone else, e.g.
-    `survive`), in which case the pidfile is brought up to date."""
+def pid_from(pidfile: Path, program: str, marker: str, uid: int | None = None) -> int | None:
+    """The running `program` whose command line holds marker (and, given uid, whose real uid
+    it is): the PID in pidfile, or else found in the process table (the daemon may have been
+    restarted by someone else, e.g. `survive`), in which case the pidfile is brought up to
+    date."""
+
+    def mine(cmd: list[str], status: str, uids: Any) -> bool:
+        return (
+            status != psutil.STATUS_ZOMBIE
+            and marker in cmd
+            and (uid is None or (uids is not None and uids.real == uid))
+        )
+
     try:
         pid = int(pidfile.read_text().strip())
         proc = psutil.Process(pid)
-        if proc.status() != psutil.STATUS_ZOMBIE and marker in proc.cmdline():
+        if mine(proc.cmdline(), proc.status(), proc.uids()):
             return pid
     except (OSError, ValueError, psutil.Error):
         pass
-    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+    for proc in psutil.process_iter(["pid", "cmdline", "status", "uids"]):
         cmd = proc.info["cmdline"] or []
         if (
             cmd
             and os.path.basename(cmd[0]) == program
-            and marker in cmd
-            and proc.info["status"] != psutil.STATUS_ZOMBIE
+            and mine(cmd, proc.info["status"], proc.info["uids"])
         ):
             if pidfile.parent.is_dir():
                 pidfile.write_text(f"{proc.info['pid']}\n")

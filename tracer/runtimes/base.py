@@ -109,6 +109,10 @@ class Runtime(Source, Protocol):
         """Where this engine keeps its images, layers and volumes (Docker's data root), for
         a container whose storage is not mounted (stopped); None when it cannot be told."""
 
+    def storage_view(self, engine: Engine) -> int | None:
+        """A process in the mount namespace where the engine mounts its containers' storage
+        and sees its data root (a rootless dockerd's: RootlessKit's); None: the host's."""
+
     def describe(self, engine: Engine) -> list[str]:
         """What to say of one of its engines beside its head (podman: its storage root and
         user), from the facts it set on the engine (Engine.facts)."""
@@ -148,6 +152,9 @@ class RuntimeBase:
         return {}
 
     def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
+        return None
+
+    def storage_view(self, engine: Engine) -> int | None:
         return None
 
     def describe(self, engine: Engine) -> list[str]:

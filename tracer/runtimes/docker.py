@@ -34,7 +34,7 @@ from tracer.runtimes.flags import (
     parse_proxy,
     unix_path,
 )
-from tracer.runtimes.moby import rootless
+from tracer.runtimes.moby import dataroot, rootless
 from tracer.runtimes.moby.namespaces import USUALLY_SHARED, sharing_flags
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
@@ -42,7 +42,6 @@ from tracer.snapshot.walk import Reader
 DEFAULT_SOCK = "/run/docker.sock"
 DEFAULT_CONFIG = "/etc/docker/daemon.json"
 DEFAULT_EXEC_ROOT = "/run/docker"
-DEFAULT_DATA_ROOT = "/var/lib/docker"
 NAMESPACE = "moby"  # dockerd's containerd namespace unless --containerd-namespace says otherwise
 
 
@@ -71,17 +70,11 @@ def exec_roots(host: Host, dockerd: Proc) -> set[str]:
 
 def data_root(dockerd: Proc | Dockerd, root: HostRoot) -> str:
     """Where dockerd keeps its data, as dockerd decides it: --data-root (or the older -g,
-    --graph), else daemon.json's "data-root" (or the older "graph"), else /var/lib/docker.
-    The one definition: `fs` finds the layers and `survive` the restart policies with it."""
-    flag = flag_value(dockerd.cmdline, "--data-root", "-g", "--graph")
-    if flag:
-        return flag
-    doc = _config(root.read_text(config_path(dockerd)))
-    for key in ("data-root", "graph"):
-        value = doc.get(key)
-        if isinstance(value, str) and value.startswith("/"):
-            return value
-    return DEFAULT_DATA_ROOT
+    --graph), else daemon.json's "data-root" (or the older "graph"), else /var/lib/docker, or
+    for a rootless dockerd (under RootlessKit) ~/.local/share/docker
+    (tracer/runtimes/moby/dataroot.py). The one definition: `fs` finds the layers and
+    `survive` the restart policies with it."""
+    return dataroot.find(dockerd, root).path
 
 
 def daemon_json(host: Host, dockerd: Proc) -> dict[str, Any]:
@@ -336,6 +329,13 @@ class DockerRuntime(RuntimeBase):
         container's mount says where its storage is, tracer/runtimes/storage.py)."""
         dockerd = engine.daemon(Dockerd)
         return data_root(dockerd, root) if dockerd else None
+
+    def storage_view(self, engine: Engine) -> int | None:
+        """dockerd, which mounts its containers' layers in its own mount namespace; for a
+        rootless one, rootlesskit's child, which holds that namespace while dockerd is down."""
+        child = [d.pid for d in engine.daemons if d.role == "rootlesskit child"]
+        dockerd = engine.daemon(Dockerd)
+        return child[0] if child else (dockerd.pid if dockerd else None)
 
 
 def _owner(

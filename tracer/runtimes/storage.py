@@ -1,27 +1,24 @@
 """A container's storage, read from the host: its union root, its layers, its other mounts.
 
-The kernel says what is mounted (the init's /proc/<pid>/mountinfo; the host's, for where the
+The kernel says what is mounted (the init's /proc/<pid>/mountinfo; the engine's, for where the
 merged view and each source are). Docker's graph drivers say what the directories are, in files
-under its data root (moby's layer/ and daemon/graphdriver/overlay2/):
-
-- `image/<driver>/layerdb/sha256/<chain-id>/{cache-id,diff,size,parent}`: each image layer by
-  its chain id (layer 1's is its diff id; layer n's is sha256("<chain n-1> <diff n>")), the
-  driver's directory for it (cache id), its diff id and size, the chain id below it;
-- `image/<driver>/layerdb/mounts/<container-id>/{mount-id,init-id,parent}`: the container's
-  writable layer, its init layer (`<mount-id>-init`: /etc/hosts, resolv.conf, /dev
-  placeholders) and the top of its image;
-- overlay2: `overlay2/<cache-id>/{diff,link,lower,work,merged}`, and `overlay2/l/<link>`, a
-  short symlink to `../<cache-id>/diff` (the mount's lowerdir names these, to stay under a page);
-- `volumes/<name>/_data` (named local volumes) and `containers/<id>/` (resolv.conf, hostname,
-  hosts that Docker generates and binds into the container).
+under its data root (tracer/runtimes/moby/layerdb.py: layerdb, overlay2, vfs), with
+`volumes/<name>/_data` (named local volumes) and `containers/<id>/` (resolv.conf, hostname,
+hosts that Docker generates and binds into the container).
 
 Everything is read through the HostRoot and works with dockerd down: the data root comes from
 the mount itself (`<data-root>/overlay2/...`), or, for a stopped container, from the engine
-(`Runtime.storage_root`: dockerd's --data-root or daemon.json). containerd's overlayfs
-snapshotter (Docker's containerd image store, ctr and CRI containers) is read from containerd's
-own files (tracer/runtimes/containerd/imagestore.py), a mount under `<data-root>/rootfs/
-overlayfs/<id>`. Another storage (fuse-overlayfs, vfs) is shown as its mount says, the rest
-marked unknown. tracer/views/storage.py makes the report from what `read` gathered.
+(`Runtime.storage_root`: dockerd's --data-root, daemon.json, or a rootless one's home).
+containerd's overlayfs snapshotter (Docker's containerd image store, ctr and CRI containers) is
+read from containerd's own files (tracer/runtimes/containerd/imagestore.py), a mount under
+`<data-root>/rootfs/overlayfs/<id>`. Another storage (fuse-overlayfs) is shown as its mount
+says, the rest marked unknown. tracer/views/storage.py makes the report from what `read`
+gathered.
+
+An engine whose mount namespace is not the host's (`Runtime.storage_view`: rootless Docker's is
+RootlessKit's) mounts its containers' roots and binds' sources there: the merged dir and each
+source are found in that namespace's mount table, and its files are read through
+/proc/<pid>/root, the engine's own view, paths as the engine (and `docker inspect`) names them.
 """
 
 from __future__ import annotations
@@ -31,26 +28,15 @@ from dataclasses import dataclass, field
 
 from tracer.kernel import mountinfo, overlayfs
 from tracer.kernel.mountinfo import Mount
-from tracer.kernel.root import HostRoot
+from tracer.kernel.root import HostRoot, host_namespace, seen_by
 from tracer.model.topology import Container, Containerd, Dockerd, Topology
 from tracer.runtimes.containerd import imagestore
 from tracer.runtimes.containerd.imagestore import ImageStore, Snapshot
 from tracer.runtimes.containerd.shim import configured_mounts
+from tracer.runtimes.moby.layerdb import HEX, OVERLAY2, VFS, LayerRecord, Store, overlay2_root
 
-OVERLAY2 = "overlay2"
+__all__ = ["HEX", "OVERLAY2", "VFS", "LayerRecord", "StorageRead", "merged_dir", "read", "read_in"]
 SNAPSHOTTER = "overlayfs"  # containerd's overlayfs snapshotter (`docker info`: Driver overlayfs)
-HEX = frozenset("0123456789abcdef")
-
-
-@dataclass(frozen=True)
-class LayerRecord:
-    """One image layer in layerdb."""
-
-    chain_id: str
-    diff_id: str | None
-    cache_id: str | None
-    size: int | None
-    parent: str | None
 
 
 @dataclass
@@ -61,8 +47,11 @@ class StorageRead:
     union: Mount | None = None  # the container's root mount
     union_from: str | None = None
     mounts: list[Mount] | None = None  # the init's whole mount table (None: not running)
-    host: list[Mount] = field(default_factory=list)
+    host: list[Mount] = field(default_factory=list)  # the engine's mount table (the host's)
     host_from: str = "unknown"
+    # The process whose mount namespace (not the host's) the engine's paths are in; None: the
+    # host's. Its files are read through /proc/<pid>/root.
+    view_pid: int | None = None
     data_root: str | None = None
     data_root_from: str | None = None
     driver: str | None = None
@@ -92,6 +81,8 @@ def read_in(
 
     engine = topo.engine_of(container)
     where = runtime_of(engine).storage_root(engine, root) if engine else None
+    view = runtime_of(engine).storage_view(engine) if engine else None
+    seen = seen_by(root, view) if view is not None else None
     # Docker's containers are Docker's whether dockerd runs or not: with dockerd down, its
     # containerd is an engine of its own, in Docker's namespace, and the storage is still
     # dockerd's (layerdb, overlay2), found from the container's mount.
@@ -102,8 +93,9 @@ def read_in(
         dockerd = engine.daemon(Dockerd)
         namespace = container.shim.namespace if container.shim else None
         namespace = namespace or (dockerd.containerd_namespace if dockerd else engine.namespace)
-        snapshots = (imagestore.root_of(root, cd.cmdline) if cd else None, namespace)
-    return read(root, container, where, list_changes, layerdb=docker, snapshots=snapshots)
+        snapshots = (imagestore.root_of(seen or root, cd.cmdline) if cd else None, namespace)
+    return read(root, container, where, list_changes, layerdb=docker, snapshots=snapshots,
+                view=view if seen is not None else None)  # fmt: skip
 
 
 def read(
@@ -113,14 +105,16 @@ def read(
     list_changes: bool = False,
     layerdb: bool = True,
     snapshots: tuple[str | None, str | None] | None = None,
+    view: int | None = None,
 ) -> StorageRead:
     """What the container's mount and its engine's storage say. layerdb: the storage may be
     Docker's (layerdb, overlay2). snapshots: (containerd's root, the namespace) where a
-    container not mounted may have its snapshots. Layers in containerd's overlayfs snapshotter
-    are read from its files; any other storage (podman's containers/storage) as the mount
-    names them."""
+    container not mounted may have its snapshots. view: a process in the engine's mount
+    namespace, when it is not the host's. Layers in containerd's overlayfs snapshotter are
+    read from its files; any other storage (podman's containers/storage) as the mount names
+    them."""
     out = StorageRead(container.id)
-    out.host, out.host_from = mountinfo.host_table(root)
+    files = _engine_table(root, out, view)
     if container.init_pid is not None:
         try:
             out.mounts = mountinfo.read(root, container.init_pid)
@@ -139,17 +133,53 @@ def read(
             f"the mount is under {from_mount}, the engine's data root is {storage_root} "
             "(userns-remap?): the mount's is used"
         )
-    if _read_snapshots(root, out, snapshots, list_changes):
+    opaque = _opaque_xattr(root, out, view)
+    if _read_snapshots(files, out, snapshots, list_changes, opaque):
         pass
     elif out.data_root is not None and layerdb:
-        store = Store(root, out.data_root)
+        store = Store(files, out.data_root)
         out.driver = store.driver_of(container.id, out.union)
         if out.driver is not None:
-            _read_layers(store, out, list_changes)
+            _read_layers(store, out, list_changes, opaque)
         out.errors += store.errors
     if out.driver is None and out.union is not None and out.union.fstype == "overlay":
-        _scan_mount(root, out, list_changes)
+        _scan_mount(files, out, list_changes, opaque)
     return out
+
+
+def _engine_table(root: HostRoot, out: StorageRead, view: int | None) -> HostRoot:
+    """The mount table the engine's paths are in (the engine's namespace's, else the host's),
+    and the root its files are read through."""
+    seen = seen_by(root, view) if view is not None else None
+    if seen is not None and view is not None:
+        try:
+            out.host = mountinfo.read(root, view)
+        except OSError as exc:
+            out.errors.append(
+                f"/proc/{view}/mountinfo: {_why(exc)}: the engine's mount namespace could not "
+                "be read; the host's is used, where its containers' mounts are not"
+            )
+        else:
+            out.host_from, out.view_pid = f"mountinfo of pid {view} (the engine's)", view
+            return seen
+    out.host, out.host_from = mountinfo.host_table(root)
+    return root
+
+
+def _opaque_xattr(root: HostRoot, out: StorageRead, view: int | None) -> str:
+    """The xattr of an opaque directory in the writable layer: as the mount says (userxattr:
+    an overlay mounted in a user namespace); not mounted, user.* when the engine runs in a
+    user namespace of its own (rootless: Linux 5.11+ mounts its overlays with userxattr)."""
+    if out.union is not None:
+        return overlayfs.opaque_xattr(out.union.super_options)
+    if view is None:
+        return overlayfs.OPAQUE
+    try:
+        mine = os.readlink(f"{root.pid_dir(view)}/ns/user")
+    except OSError:
+        return overlayfs.OPAQUE
+    host = host_namespace(root, "user")
+    return overlayfs.USER_OPAQUE if host is not None and mine != host else overlayfs.OPAQUE
 
 
 def _read_snapshots(
@@ -157,6 +187,7 @@ def _read_snapshots(
     out: StorageRead,
     hint: tuple[str | None, str | None] | None,
     list_changes: bool,
+    opaque: str = overlayfs.OPAQUE,
 ) -> bool:
     """The container's layers in containerd's overlayfs snapshotter, if they are there: its
     mount's upperdir is a snapshot's (`<containerd root>/io.containerd.snapshotter.v1.
@@ -193,11 +224,11 @@ def _read_snapshots(
     out.snapshots = store.chain(top) if store.snapshots is not None else []
     out.sharing = store.users() if store.snapshots is not None else None
     if out.union is not None:
-        _scan_mount(root, out, list_changes)
+        _scan_mount(root, out, list_changes, opaque)
     elif out.snapshots and out.snapshots[0].kind == "active":
         upper = f"{store.directory(out.snapshots[0].id)}/fs"
         lowers = [root.path(f"{store.directory(s.id)}/fs") for s in out.snapshots[1:]]
-        out.scan = overlayfs.scan(root.path(upper), lowers, list_changes=list_changes)
+        out.scan = overlayfs.scan(root.path(upper), lowers, list_changes, opaque=opaque)
         out.sizes[upper] = out.scan.disk_bytes if not out.scan.errors else None
         out.errors += out.scan.errors[:5]
     return True
@@ -215,7 +246,9 @@ def _sibling_snapshots(host: list[Mount], data_root: str) -> str | None:
     return None
 
 
-def _scan_mount(root: HostRoot, out: StorageRead, list_changes: bool) -> None:
+def _scan_mount(
+    root: HostRoot, out: StorageRead, list_changes: bool, opaque: str = overlayfs.OPAQUE
+) -> None:
     """Any other overlay mount (a containerd snapshotter, say): its upper dir read with the
     overlayfs rules alone, its lower dirs as the mount names them."""
     assert out.union is not None
@@ -223,7 +256,7 @@ def _scan_mount(root: HostRoot, out: StorageRead, list_changes: bool) -> None:
     if not upper or not upper.startswith("/"):
         return
     lowers = [root.path(p) for p in mountinfo.overlay_dirs(out.union.option("lowerdir"))]
-    out.scan = overlayfs.scan(root.path(upper), lowers, list_changes=list_changes)
+    out.scan = overlayfs.scan(root.path(upper), lowers, list_changes, opaque=opaque)
     if out.scan.errors:
         out.sizes[upper] = None
     else:  # as the snapshotter counts it (disk blocks), or as docker ps -s does
@@ -231,7 +264,7 @@ def _scan_mount(root: HostRoot, out: StorageRead, list_changes: bool) -> None:
     out.errors += out.scan.errors[:5]
 
 
-def _read_layers(store: Store, out: StorageRead, list_changes: bool) -> None:
+def _read_layers(store: Store, out: StorageRead, list_changes: bool, opaque: str) -> None:
     record = store.mount_record(out.driver or "", out.container_id)
     if record is not None:
         out.mount_id, out.init_id, out.image_top = record
@@ -252,7 +285,7 @@ def _read_layers(store: Store, out: StorageRead, list_changes: bool) -> None:
     if upper:
         seen = [store.root.path(d) for d in lower_dirs if d]
         upper = store.absolute(upper)
-        out.scan = overlayfs.scan(store.root.path(upper), seen, list_changes=list_changes)
+        out.scan = overlayfs.scan(store.root.path(upper), seen, list_changes, opaque=opaque)
         out.sizes[upper] = out.scan.size_bytes if not out.scan.errors else None
         out.errors += out.scan.errors[:5]
     if out.init_id:
@@ -268,13 +301,11 @@ def data_root_of(union: Mount | None, host: list[Mount]) -> str | None:
     `<root>/overlay2/<id>/merged`)."""
     if union is None or union.fstype != "overlay":
         return None
-    candidates = [union.option("upperdir") or ""]
     merged = merged_dir(union, host)
-    candidates.append(merged or "")
-    for path in candidates:
-        parts = path.split("/")
-        if path.startswith("/") and len(parts) >= 4 and parts[-3] == OVERLAY2:
-            return "/".join(parts[:-3]) or "/"
+    for path in (union.option("upperdir"), merged):
+        found = overlay2_root(path)
+        if found:
+            return found
     parts = (merged or "").split("/")  # the containerd image store: <root>/rootfs/overlayfs/<id>
     if len(parts) >= 5 and parts[-3:-1] == ["rootfs", SNAPSHOTTER] and parts[0] == "":
         return "/".join(parts[:-3]) or "/"
@@ -289,138 +320,6 @@ def merged_dir(union: Mount | None, host: list[Mount]) -> str | None:
         if m.device == union.device and m.fstype == union.fstype and m.root == union.root:
             return m.point
     return None
-
-
-class Store:
-    """One Docker data root, read through the host root; each file once."""
-
-    def __init__(self, root: HostRoot, data_root: str) -> None:
-        self.root = root
-        self.data_root = os.path.normpath(data_root)
-        self.errors: list[str] = []
-        self._records: dict[tuple[str, str], LayerRecord | None] = {}
-
-    def text(self, rel: str) -> str | None:
-        """A small file under the data root (None if it cannot be read; why in errors)."""
-        path = f"{self.data_root}/{rel}"
-        try:
-            with open(self.root.path(path), "rb") as f:
-                return os.fsdecode(f.read(1 << 16)).strip()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            self._error(f"{path}: {_why(exc)}")
-            return None
-
-    def _error(self, line: str) -> None:
-        if line not in self.errors:
-            self.errors.append(line)
-
-    def absolute(self, path: str) -> str:
-        """A path from a mount's options: Docker mounts with paths relative to
-        <data-root>/overlay2 when the absolute ones would not fit in a page."""
-        return path if path.startswith("/") else f"{self.data_root}/{OVERLAY2}/{path}"
-
-    def layer_dir(self, cache_id: str) -> str:
-        return f"{self.data_root}/{OVERLAY2}/{cache_id}/diff"
-
-    def driver_of(self, cid: str, union: Mount | None) -> str | None:
-        """The graph driver whose layerdb records this container (overlay2 when its mount is
-        under <data-root>/overlay2); None if none does."""
-        if union is not None and data_root_of(union, []) == self.data_root:
-            return OVERLAY2
-        try:
-            drivers = sorted(os.listdir(self.root.path(f"{self.data_root}/image")))
-        except OSError as exc:
-            self._error(f"{self.data_root}/image: {_why(exc)}")
-            return None
-        for name in drivers:
-            if self.root.lexists(f"{self.data_root}/image/{name}/layerdb/mounts/{cid}"):
-                return name
-        return None
-
-    def mount_record(self, driver: str, cid: str) -> tuple[str | None, str | None, str | None]:
-        base = f"image/{driver}/layerdb/mounts/{cid}"
-        return (
-            self.text(f"{base}/mount-id"),
-            self.text(f"{base}/init-id"),
-            self.text(f"{base}/parent"),
-        )
-
-    def record(self, driver: str, chain_id: str) -> LayerRecord | None:
-        key = (driver, chain_id)
-        if key not in self._records:
-            hexa = chain_id.removeprefix("sha256:")
-            if not (len(hexa) == 64 and set(hexa) <= HEX):  # a file's text: never a path
-                self._records[key] = None
-                return None
-            base = f"image/{driver}/layerdb/sha256/{hexa}"
-            size = self.text(f"{base}/size")
-            self._records[key] = LayerRecord(
-                chain_id=f"sha256:{hexa}",
-                diff_id=self.text(f"{base}/diff"),
-                cache_id=self.text(f"{base}/cache-id"),
-                size=int(size) if size and size.isascii() and size.isdigit() else None,
-                parent=self.text(f"{base}/parent") or None,
-            )
-        return self._records[key]
-
-    def chain(self, driver: str, top: str) -> list[LayerRecord]:
-        """The image's layers from top to base (a loop in the records stops it)."""
-        out: list[LayerRecord] = []
-        seen: set[str] = set()
-        here: str | None = top
-        while here and here not in seen:
-            seen.add(here)
-            rec = self.record(driver, here)
-            if rec is None:
-                self._error(f"layerdb has no layer {here}")
-                break
-            out.append(rec)
-            here = rec.parent
-        return out
-
-    def link_target(self, entry: str) -> str | None:
-        """The cache id behind one lowerdir entry: `<data-root>/overlay2/l/<link>` (absolute
-        or relative) is a symlink to `../<cache-id>/diff`; an entry naming a layer's diff
-        directly is taken as it is."""
-        path = self.absolute(entry)
-        parent, name = os.path.split(path)
-        if parent == f"{self.data_root}/{OVERLAY2}/l":
-            try:
-                target = os.readlink(os.path.join(self.root.path(parent), name))
-            except OSError as exc:
-                self._error(f"{path}: {_why(exc)}")
-                return None
-            parts = target.split("/")
-            if len(parts) == 3 and parts[0] == ".." and parts[2] == "diff" and parts[1]:
-                return parts[1]
-            self._error(f"{path} points to {target}, not ../<cache-id>/diff")
-            return None
-        parts = path.split("/")
-        if parent.startswith(f"{self.data_root}/{OVERLAY2}/") and parts[-1] == "diff":
-            return parts[-2]
-        return None
-
-    def sharing(self, driver: str) -> dict[str, list[str]] | None:
-        """chain id -> every container (by id) whose image holds that layer, from each
-        container's layerdb record: running or not, dockerd up or down."""
-        base = f"{self.data_root}/image/{driver}/layerdb/mounts"
-        try:
-            ids = sorted(os.listdir(self.root.path(base)))
-        except OSError as exc:
-            self._error(f"{base}: {_why(exc)}")
-            return None
-        tops: dict[str, list[str]] = {}
-        for cid in ids:
-            top = self.text(f"image/{driver}/layerdb/mounts/{cid}/parent")
-            if top:
-                tops.setdefault(top, []).append(cid)
-        out: dict[str, list[str]] = {}
-        for top, users in tops.items():  # each image's chain walked once
-            for rec in self.chain(driver, top):
-                out.setdefault(rec.chain_id, []).extend(users)
-        return out
 
 
 def _why(exc: OSError) -> str:

@@ -7,7 +7,7 @@ layer's role comes from the driver's records (layerdb), never from its place in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from tracer.kernel import mountinfo
 from tracer.kernel.mountinfo import Mount
@@ -24,12 +24,15 @@ from tracer.model.storage import (
 from tracer.model.topology import Container, Topology
 from tracer.runtimes.containerd.imagestore import SNAPSHOTTER as SNAPSHOTTER_DIR
 from tracer.runtimes.containerd.imagestore import chain_id
-from tracer.runtimes.storage import HEX, OVERLAY2, LayerRecord, StorageRead, merged_dir
+from tracer.runtimes.storage import HEX, OVERLAY2, VFS, LayerRecord, StorageRead, merged_dir
 
 # Mounts every OCI runtime makes for a container (runc's default spec and Docker's masked and
 # read-only paths): shown as "system", not as the user's.
 SYSTEM_FS = frozenset({"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs"})
 DOCKER_INIT = "/sbin/docker-init"  # where `docker run --init` binds docker-init
+# The devices runc makes in every container (its default devices); in a user namespace (rootless)
+# it may not mknod them, and binds the host's instead: mounts no configuration asked for.
+RUNC_DEVICES = frozenset(f"/dev/{d}" for d in ("null", "zero", "full", "tty", "random", "urandom"))
 
 
 def report(container: Container, found: StorageRead, names: Mapping[str, str]) -> FsReport:
@@ -49,6 +52,13 @@ def report(container: Container, found: StorageRead, names: Mapping[str, str]) -
         changes = Changes(s.added, s.changed, s.deleted, files, s.truncated)
         if s.truncated:
             notes.append(f"the writable layer holds more than {s.entries} entries: cut there")
+    if found.view_pid is not None:
+        notes.append(
+            f"the engine mounts its containers' storage in a mount namespace of its own (pid "
+            f"{found.view_pid}'s; rootless Docker's is RootlessKit's): paths are as the engine "
+            f"and docker inspect name them; the host reaches them under /proc/{found.view_pid}"
+            "/root"
+        )
     if container.init_pid is None:
         notes.append(
             f"{container.name or container.short_id} is {container.state}: it has no mounts "
@@ -70,6 +80,7 @@ def report(container: Container, found: StorageRead, names: Mapping[str, str]) -
         changes=changes,
         mounts=_mounts(container, found),
         notes=notes,
+        seen_from=f"/proc/{found.view_pid}/root" if found.view_pid is not None else None,
     )
 
 
@@ -154,15 +165,7 @@ def _layers(
         out.append(Layer("rw", path, cache_id=cache, size_bytes=size,
                          shared_with=[] if known else None))  # fmt: skip
     elif found.driver is not None:  # another graph driver: what layerdb says
-        out.append(Layer("rw", None, cache_id=found.mount_id, shared_with=[] if known else None))
-        if found.init_id:
-            out.append(Layer("init", None, cache_id=found.init_id, shared_with=[]))
-        out += [_image(r, None, sharers(r.chain_id)) for r in found.chain]
-        notes.append(
-            f"storage driver {found.driver}: its layers are listed from layerdb; their "
-            "directories are only resolved for overlay2"
-        )
-        return out
+        return _other_driver(found, sharers, notes, known)
     by_cache = {r.cache_id: r for r in found.chain if r.cache_id}
     used: list[str] = []
     for entry, cache in found.links.items() if found.links else _raw(found):
@@ -191,6 +194,38 @@ def _layers(
         notes.append(
             "not Docker's overlay2: layers are listed as the mount names them; their roles, "
             "ids, sizes and sharing are unknown"
+        )
+    return out
+
+
+def _other_driver(
+    found: StorageRead,
+    sharers: Callable[[str | None], list[str] | None],
+    notes: list[str],
+    known: bool,
+) -> list[Layer]:
+    """A graph driver other than overlay2, from layerdb: vfs's directories (`vfs/dir/<id>`),
+    each a whole copy of the layer below with its own changes, so the writable layer's
+    changes are not in a directory of their own; another driver's ids alone."""
+    data, driver = found.data_root, found.driver
+    where = (lambda d: f"{data}/{VFS}/dir/{d}" if d else None) if data and driver == VFS else None
+    out = [Layer("rw", where(found.mount_id) if where else None, cache_id=found.mount_id,
+                 shared_with=[] if known else None)]  # fmt: skip
+    if found.init_id:
+        path = where(found.init_id) if where else None
+        out.append(Layer("init", path, cache_id=found.init_id, shared_with=[]))
+    out += [_image(r, where(r.cache_id) if where else None, sharers(r.chain_id))
+            for r in found.chain]  # fmt: skip
+    if driver == VFS:
+        notes.append(
+            "storage driver vfs: no union: each layer's directory is a whole copy of the one "
+            "below it plus its own changes (sizes are layerdb's, of the changes); the writable "
+            "layer's changes are docker diff's comparison of two whole trees, not read here"
+        )
+    else:
+        notes.append(
+            f"storage driver {driver}: its layers are listed from layerdb; their directories "
+            "are only resolved for overlay2 and vfs"
         )
     return out
 
@@ -354,6 +389,8 @@ def classify(
             return "generated", None
     if m.point == DOCKER_INIT:
         return "init", None
+    if configured == "none" and m.point in RUNC_DEVICES:
+        return "system", None  # runc's own bind of a device, in a user namespace
     if configured == "bind":
         return "bind", None
     if configured == "tmpfs" or (configured is None and m.fstype == "tmpfs" and not host_path):

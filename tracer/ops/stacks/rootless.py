@@ -170,12 +170,14 @@ def _config(entry: pwd.struct_passwd, paths: LabPaths) -> None:
 
 
 def pid(r: RootlessEngine) -> int | None:
-    """Its rootlesskit (the parent of all of it)."""
+    """Its rootlesskit (the parent of all of it): the user's, with the network the lab's
+    engine has. (Docker 20.10's dockerd-rootless.sh passes rootlesskit no --state-dir: the
+    user, which is the lab's own, is what tells it.)"""
     entry = r.account()
     if entry is None:
         return None
-    marker = f"--state-dir={r.xdg(entry.pw_uid)}/dockerd-rootless"
-    return labhost.pid_from(r.lab.run / "rootlesskit.pid", "rootlesskit", marker)
+    pidfile = r.lab.run / "rootlesskit.pid"
+    return labhost.pid_from(pidfile, "rootlesskit", "--net=slirp4netns", uid=entry.pw_uid)
 
 
 def status(paths: LabPaths) -> list[dict[str, Any]]:

@@ -50,6 +50,8 @@ def _root(doc: FsReport) -> list[RenderableType]:
     if r is None:
         return [text(("root: not seen (no mount, no driver record)", "red"))]
     where = f"mounted at {r.merged}" if r.merged else "not mounted"
+    if r.merged and doc.seen_from:  # in the engine's own mount namespace (rootless)
+        where += f" in the engine's mount namespace (the host: under {doc.seen_from})"
     out: list[RenderableType] = [
         text("root ", (r.fstype or "overlay", "bold"), f" {where}", (f"  (from {r.source})", "dim"))
     ]

@@ -358,18 +358,17 @@ def configured_mounts(root: HostRoot, container: Container) -> dict[str, str] | 
     """destination -> type, from the OCI spec in the container's bundle (what `docker inspect`
     Mounts and `podman inspect` say, in the runtime-neutral form every runtime hands runc: a
     volume or a bind is "bind" (or options rbind/bind), --tmpfs is "tmpfs"). The bundle is
-    the shim's working directory, or conmon's -b."""
+    the shim's working directory (opened through /proc/<pid>/cwd: a rootless engine's shim
+    has it in RootlessKit's mount namespace, not the host's), or conmon's -b."""
     m = container.monitor
     if m is None:
         return None
     bundle = flag_value(m.cmdline, "-b", "--bundle") if m.kind != SHIM else None
-    if bundle is None:
-        try:
-            bundle = os.readlink(f"{root.proc}/{m.pid}/cwd")
-        except OSError:
-            return None
+    spec_path = (
+        root.path(f"{bundle}/config.json") if bundle else f"{root.proc}/{m.pid}/cwd/config.json"
+    )
     try:
-        with open(root.path(f"{bundle}/config.json"), "rb") as f:
+        with open(spec_path, "rb") as f:
             spec = json.loads(f.read(4 << 20))
     except (OSError, ValueError):
         return None
