@@ -53,7 +53,7 @@ class CgroupReport:
     container: CgroupSubject
     version: int | None  # 1 (legacy or hybrid) | 2 (unified)
     mode: str | None  # legacy | hybrid | unified
-    driver: str  # cgroupfs | systemd | unknown
+    driver: str  # cgroupfs | systemd | none (no cgroup of its own: rootless on v1) | unknown
     cgroupns: str | None  # host | private (the container's cgroup namespace) | None: unknown
     paths: dict[str, str]  # controller (or "unified") -> the cgroup's directory on the host
     limits: dict[str, int | float | str | None]

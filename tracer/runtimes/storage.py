@@ -204,6 +204,9 @@ def _read_snapshots(
     store = imagestore.load(root, croot, namespace, found[1] if found else None)
     if found is None and store.snapshots is not None and out.container_id not in store.snapshots:
         return False  # not this containerd's: Docker's layerdb, say
+    if found is None and store.snapshots is None:  # no snapshotter to ask: layerdb's, perhaps
+        out.errors += [e for e in store.errors if "no such file" not in e]
+        return False
     out.store, out.driver = store, SNAPSHOTTER
     out.errors += store.errors
     top = out.container_id

@@ -23,7 +23,7 @@ from tracer.model.cgroups import (
     CgroupSubject,
     IoLimit,
 )
-from tracer.model.topology import Container, Topology
+from tracer.model.topology import Container, Daemon, Topology
 
 V1_IO = ("read_bps", "write_bps", "read_iops", "write_iops")
 V2_IO = {"rbps": "read_bps", "wbps": "write_bps", "riops": "read_iops", "wiops": "write_iops"}
@@ -353,6 +353,10 @@ def report_for(topo: Topology, me: Container, root: HostRoot) -> CgroupReport:
             f"start it with: docker start {me.label}",
         )
     found = cgroupfs.read(root, me.init_pid)
+    if found.members and (held := _engine_s(topo, me, found, root)) is not None:
+        engine = topo.engine_of(me)
+        kit = engine is not None and any(d.role == "rootlesskit" for d in engine.daemons)
+        return borrowed(me, found, held, host_namespaces(topo), rootless=kit)
     if not found.members:
         why = "; ".join(found.errors) or "no cgroup listed"
         if "permission denied" in why:
@@ -362,3 +366,69 @@ def report_for(topo: Topology, me: Container, root: HostRoot) -> CgroupReport:
             "it may have just exited; run the command again",
         )
     return report(me, found, host_namespaces(topo))
+
+
+def _engine_s(topo: Topology, me: Container, found: CgroupRead, root: HostRoot) -> Daemon | None:
+    """The daemon of the container's engine whose cgroups, every one, its init is in, when
+    none is named for the container: then it has no cgroup of its own (a rootless engine on
+    cgroup v1, or a runtime with the cgroup driver `none`)."""
+    if any(driver(me.id, m.path) != "unknown" for m in found.members):
+        return None
+    engine = topo.engine_of(me)
+    mine = {(m.hierarchy, m.path) for m in found.members}
+    for d in engine.daemons if engine else []:
+        try:
+            with open(f"{root.pid_dir(d.pid)}/cgroup", encoding="utf-8") as f:
+                theirs = cgroupfs.parse_proc_cgroup(f)
+        except (OSError, UnicodeDecodeError):
+            continue
+        if {(m.hierarchy, m.path) for m in theirs} == mine:
+            return d
+    return None
+
+
+def borrowed(
+    container: Container,
+    found: CgroupRead,
+    held: Daemon,
+    host_namespaces: Mapping[str, int],
+    rootless: bool = False,
+) -> CgroupReport:
+    """`cgroup` of a container that has no cgroup of its own: its init is in its engine's
+    daemon's cgroups. Their limits and usage are the engine's (and of whatever else shares
+    them), never reported as the container's."""
+    v1 = any(m.hierarchy != 0 for m in found.members)
+    why = (
+        "rootless Docker on cgroup v1 makes none (docker info: Cgroup Driver none): an "
+        "unprivileged user may not create cgroups in v1 hierarchies (on cgroup v2, with systemd "
+        "delegating a subtree to the user, it does)"
+        if v1 and rootless
+        else "its runtime made none (a cgroup driver of none)"
+    )
+    where = ", ".join(f"{k} {v}" for k, v in sorted(found.dirs.items()))
+    because = "not available: the container has no cgroup of its own (see the notes)"
+    cg_ns, host_ns = container.namespaces.get("cgroup"), host_namespaces.get("cgroup")
+    return CgroupReport(
+        container=CgroupSubject(container.id, container.name, container.init_pid),
+        version=(1 if v1 else 2),
+        mode=found.mode,
+        driver="none",
+        cgroupns=None if None in (cg_ns, host_ns) else ("host" if cg_ns == host_ns else "private"),
+        paths={},
+        limits=dict.fromkeys(LIMITS),
+        usage=dict.fromkeys(USAGE),
+        io_limits=[],
+        processes=[],
+        why_null={
+            f"{kind}.{f}": because
+            for kind, fields in (("limits", LIMITS), ("usage", USAGE))
+            for f in fields
+        },  # fmt: skip
+        notes=[
+            f"{container.label} has no cgroup of its own: {why}",
+            f"its init (pid {container.init_pid}) is in the very cgroups of its engine's "
+            f"{held.role} {held.pid} ({where or '?'}): their limits and usage are not the "
+            "container's, and those given to docker run (--memory, --cpus, --pids-limit) are "
+            "kept in its HostConfig but enforced by nothing",
+        ],
+    )

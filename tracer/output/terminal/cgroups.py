@@ -52,6 +52,11 @@ def cgroup(doc: CgroupReport) -> RenderableType:
             "  cgroupns ",
             (doc.cgroupns or "?", "bold"),
         ),
+    ]
+    if doc.driver == "none":  # no cgroup of its own: nothing to tabulate (the notes say why)
+        parts.append(text(("no cgroup of its own: no limits, no usage (see the notes)", "bold")))
+        return Group(*parts)
+    parts += [
         _paths(doc),
         _values(doc, "limits", LIMIT_ROWS),
         _io(doc),
