@@ -199,6 +199,9 @@ RUNTIME_NAME = "podman"
 
 
 class PodmanRuntime(RuntimeBase):
+    """Daemonless: no daemon to read. Explains no shared namespace: `podman inspect` would
+    say, and its state is not read without the API."""
+
     name = RUNTIME_NAME
     daemons: frozenset[str] = frozenset()
     look = Look(
@@ -214,9 +217,6 @@ class PodmanRuntime(RuntimeBase):
         "time_for_children": "podman never creates time namespaces",
         "cgroup": "podman's default cgroupns is 'host' on cgroup v1 (private on cgroup v2)",
     }
-
-    def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
-        return None
 
     def drawn(self, host: Host) -> Iterable[int]:
         """What each conmon runs, and rootless podman's pause processes (their user
@@ -315,11 +315,6 @@ class PodmanRuntime(RuntimeBase):
                 f"on the host{mapped}"
             )
         return engine
-
-    def explain(
-        self, engine: Engine, container: Container, names: Mapping[str, str], root: HostRoot
-    ) -> dict[str, str]:
-        return {}  # `podman inspect` would say; its state is not read without the API
 
     def describe(self, engine: Engine) -> list[str]:
         owner = engine.owner

@@ -15,7 +15,7 @@ is the client (`--container-runtime-endpoint`).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import ApiView, Container, Edge, Engine, Kubelet, Pod
@@ -116,6 +116,10 @@ def kubelet_of(host: Host, socket: str) -> Proc | None:
 
 
 class CriRuntime(RuntimeBase):
+    """Reads nothing of kubelet's own (its sockets, read by the walk, prove its link to
+    containerd) and draws nothing (containerd's runtime draws every shim's descendants);
+    no storage root: snapshots are shown as the container's mount says (runtimes/storage.py)."""
+
     name = "cri"
     daemons = frozenset({"kubelet"})
     look = Look(
@@ -133,12 +137,6 @@ class CriRuntime(RuntimeBase):
         "time": "CRI never creates time namespaces",
         "time_for_children": "CRI never creates time namespaces",
     }
-
-    def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
-        return None  # kubelet: its sockets (read by the walk) prove its link to containerd
-
-    def drawn(self, host: Host) -> Iterable[int]:
-        return ()  # containerd's: every shim's descendants
 
     def read_state(self, host: Host, read: Reader) -> None:
         """Each non-Docker shim's OCI spec; for a pod's shim, the bundles beside it."""
@@ -224,9 +222,6 @@ class CriRuntime(RuntimeBase):
             if mine and mine == theirs:
                 out[kind] = f"pod {container.pod.name or '?'}: joins its sandbox {sandbox}"
         return out
-
-    def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
-        return None  # snapshots are shown as the container's mount says (runtimes/storage.py)
 
 
 def _pod_order(c: Container) -> tuple[str, str, bool, str, str]:

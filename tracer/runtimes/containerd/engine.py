@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from tracer.kernel.root import HostRoot
-from tracer.model.topology import ApiView, Container, Engine
+from tracer.model.topology import ApiView, Engine
 from tracer.runtimes.base import Found, Look, RuntimeBase
 from tracer.runtimes.containerd import shim as sh
 from tracer.snapshot.host import Host, Proc
@@ -24,6 +23,9 @@ NERDCTL_NAME = "nerdctl/name"  # nerdctl's annotation (its ids are 64 hex digits
 
 
 class ContainerdRuntime(RuntimeBase):
+    """Explains no shared namespace (containerd keeps no options that would) and names no
+    storage root: snapshots are shown as the container's mount says (runtimes/storage.py)."""
+
     name = "containerd"
     daemons = frozenset({"containerd"})
     look = Look(
@@ -137,14 +139,6 @@ class ContainerdRuntime(RuntimeBase):
                 f"ctr -n {namespace} containers ls"
             )
         return engine
-
-    def explain(
-        self, engine: Engine, container: Container, names: Mapping[str, str], root: HostRoot
-    ) -> dict[str, str]:
-        return {}
-
-    def storage_root(self, engine: Engine, root: HostRoot) -> str | None:
-        return None  # snapshots are shown as the container's mount says (runtimes/storage.py)
 
 
 RUNTIME = ContainerdRuntime()
