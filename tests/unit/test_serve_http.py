@@ -44,8 +44,7 @@ def served():
     port = httpd.server_address[1]
     token = "t0ken-" + "x" * 37
     guard = Guard.at(token, "127.0.0.1", port)
-    index = web.page("index.html").replace(b"__TOKEN__", token.encode())
-    thread = threading.Thread(target=web.serve, args=(httpd, guard, index), daemon=True)
+    thread = threading.Thread(target=web.serve, args=(httpd, guard), daemon=True)
     thread.start()
     s = Served(None, f"http://127.0.0.1:{port}/?token={token}")  # type: ignore[arg-type]
     s.hub = hub  # type: ignore[attr-defined]
@@ -58,7 +57,7 @@ def served():
 
 PATHS = ["/", "/static/app.js", "/api/show", "/api/ns", "/api/state", "/api/diagram.svg",
          "/api/events", f"/api/containers/{'01' * 32}/ns", "/nothing-here", "/namespaces",
-         "/static/namespaces.js", "/api/namespaces"]  # fmt: skip
+         "/static/namespaces.js", "/static/common.js", "/api/namespaces"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -81,12 +80,17 @@ def test_with_the_token_the_page_and_its_files(served):
     assert scripts and all(" src=" in s for s in scripts)  # no inline script
     assert re.search(r"\son[a-z]+=", html) is None  # no inline handler
     assert "http" not in html.replace("http-equiv", "")  # no other origin: works offline
-    for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+    for name, kind in (
+        ("common.js", "text/javascript"),
+        ("app.js", "text/javascript"),
+        ("style.css", "text/css"),
+    ):
         status, headers, body = served.get(f"/static/{name}")
         assert status == 200 and headers["content-type"].startswith(kind) and body
-    js = served.get("/static/app.js")[2].decode()
-    assert "innerHTML" not in js and "eval(" not in js and "new Function" not in js
-    assert "http://" not in js.replace('"http://www.w3.org/2000/svg"', "")
+    for name in ("common.js", "app.js"):
+        js = served.get(f"/static/{name}")[2].decode()
+        assert "innerHTML" not in js and "eval(" not in js and "new Function" not in js
+        assert "http://" not in js.replace('"http://www.w3.org/2000/svg"', "")
 
 
 def test_every_namespace_has_a_page_of_its_own(served):
@@ -95,7 +99,8 @@ def test_every_namespace_has_a_page_of_its_own(served):
     html = body.decode()
     assert f'<meta name="dtrace-token" content="{served.token}">' in html
     assert re.findall(r"<script[^>]*>", html) == [
-        f'<script src="/static/namespaces.js?token={served.token}" defer>'
+        f'<script src="/static/common.js?token={served.token}" defer>',
+        f'<script src="/static/namespaces.js?token={served.token}" defer>',
     ]
     assert re.search(r"\son[a-z]+=", html) is None
     status, headers, js = served.get("/static/namespaces.js")

@@ -79,7 +79,6 @@ def serve(
     token = guards.new_token()
     names = (socket.gethostname(), socket.getfqdn())
     guard = guards.Guard.at(token, address, port, names)
-    index = web.page("index.html").replace(b"__TOKEN__", token.encode())
     url = f"http://{_url_host(address)}:{port}/?token={token}"
     if not guards.is_loopback(address):
         env.note(
@@ -102,7 +101,7 @@ def serve(
         env.note(f"serving the host's container architecture at {url} (Ctrl-C stops)")
         if open_:
             _open(env, url)
-        web.serve(httpd, guard, index)
+        web.serve(httpd, guard)
     except KeyboardInterrupt:
         pass
     finally:

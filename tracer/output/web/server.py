@@ -30,7 +30,18 @@ from tracer.output.web.hub import Hub, encode
 MAX_CONNECTIONS = 64  # at once; beyond, a connection is closed unanswered
 TIMEOUT = 10.0  # s: a peer that sends or takes nothing this long is dropped
 MAX_ENGINES = 8  # engines named in one diagram request
-STATIC = {"app.js": "text/javascript", "namespaces.js": "text/javascript", "style.css": "text/css"}
+STATIC = {
+    "common.js": "text/javascript",
+    "app.js": "text/javascript",
+    "namespaces.js": "text/javascript",
+    "style.css": "text/css",
+}
+# The pages, by path: (title, script, body). Each is the one shell (static/page.html: the
+# token, the stylesheet, common.js, then its own script) around its body.
+PAGES = {
+    "": ("live architecture", "app.js", "architecture.html"),
+    "namespaces": ("every namespace", "namespaces.js", "namespaces.html"),
+}
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -57,6 +68,14 @@ def page(name: str) -> bytes:
     return resources.files("tracer.output.web").joinpath("static", name).read_bytes()
 
 
+def html(path: str, token: str) -> bytes:
+    """The page at path (a key of PAGES), its links and scripts carrying the token."""
+    title, script, body = PAGES[path]
+    shell = page("page.html").replace(b"__TITLE__", title.encode())
+    shell = shell.replace(b"__SCRIPT__", script.encode()).replace(b"__BODY__", page(body))
+    return shell.replace(b"__TOKEN__", token.encode())
+
+
 class Server(ThreadingHTTPServer):
     """At most MAX_CONNECTIONS threads; daemon threads (a stream never holds up the exit)."""
 
@@ -69,7 +88,6 @@ class Server(ThreadingHTTPServer):
         self.hub = hub
         self.root = root
         self.guard: Guard | None = None  # set once the port is known
-        self.index = b""
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, Handler)
 
@@ -165,14 +183,11 @@ class Handler(BaseHTTPRequestHandler):
         hub = self.server.hub
         look = hub.look
         try:
-            if not parts:
-                self._answer(HTTPStatus.OK, self.server.index, "text/html; charset=utf-8")
+            if "/".join(parts) in PAGES:  # the architecture; every namespace of the host
+                body = html("/".join(parts), self.server.guard.token if self.server.guard else "")
+                self._answer(HTTPStatus.OK, body, "text/html; charset=utf-8")
             elif parts[0] == "static" and len(parts) == 2 and parts[1] in STATIC:
                 self._answer(HTTPStatus.OK, page(parts[1]), STATIC[parts[1]] + "; charset=utf-8")
-            elif parts == ["namespaces"]:  # every namespace of the host, a page of its own
-                token = self.server.guard.token if self.server.guard else ""
-                body = page("namespaces.html").replace(b"__TOKEN__", token.encode())
-                self._answer(HTTPStatus.OK, body, "text/html; charset=utf-8")
             elif parts == ["api", "events"]:
                 self._events()
             elif look is None:
@@ -246,8 +261,7 @@ class Handler(BaseHTTPRequestHandler):
             hub.leave(client)
 
 
-def serve(server: Server, guard: Guard, index: bytes) -> None:
+def serve(server: Server, guard: Guard) -> None:
     """Answer until shutdown() is called (from another thread)."""
     server.guard = guard
-    server.index = index
     server.serve_forever(poll_interval=0.5)

@@ -3,8 +3,8 @@
 // and stripped to an allow-list of elements and attributes before it is adopted, so that
 // nothing in it can run or load anything (and the Content-Security-Policy forbids it anyway).
 "use strict";
+// TOKEN, api() and el() are common.js's (loaded first).
 
-const TOKEN = document.querySelector('meta[name="dtrace-token"]').content;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const TIMELINE_MAX = 200;
 const SVG_ELEMENTS = new Set(["svg", "g", "title", "text", "tspan", "path", "polygon",
@@ -20,23 +20,6 @@ const page = {
   box: null, natural: null, fitted: true, daemons: new Map(), fresh: new Set(), known: null,
   focus: null,
 };
-
-function api(path) {
-  return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
-}
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(typeof child === "string" || typeof child === "number" ? String(child) : child);
-  }
-  return node;
-}
 
 function clock(ms) {
   if (ms === null || ms === undefined) return "";

@@ -1,26 +1,9 @@
 // dtrace-tree serve: every namespace of the host (`ns --all`), leaks highlighted. Everything
 // from the host is put in the page as text (textContent), never as markup.
 "use strict";
+// TOKEN, api() and el() are common.js's (loaded first).
 
-const TOKEN = document.querySelector('meta[name="dtrace-token"]').content;
 const state = { doc: null, version: -1, busy: false };
-
-function api(path) {
-  return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(TOKEN);
-}
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(typeof child === "string" || typeof child === "number" ? String(child) : child);
-  }
-  return node;
-}
 
 function usedBy(n) {
   const parts = [];
