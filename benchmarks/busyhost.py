@@ -176,8 +176,18 @@ def _containers(dockerd: Dockerd, n: int) -> None:
             options += ["-p", "127.0.0.1::80"]
         if i % 20 == 11:
             dockerd.docker("create", *options, IMAGE, *command)
-        else:
-            dockerd.docker("run", "-d", *options, IMAGE, *command)
+            return
+        for _ in range(5):
+            try:
+                dockerd.docker("run", "-d", *options, IMAGE, *command)
+                return
+            except SystemExit as exc:
+                # Every dockerd hands out host ports from the same range, unaware of the
+                # others: the port it chose may be another engine's.
+                if "address already in use" not in str(exc):
+                    raise
+                dockerd.docker("rm", "-f", name, check=False)
+        dockerd.docker("run", "-d", *options, IMAGE, *command)
 
     say(f"{dockerd.name}: {n} containers ({len(have)} there already)")
     with ThreadPoolExecutor(4) as pool:

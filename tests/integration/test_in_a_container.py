@@ -20,7 +20,8 @@ from tests.support.lab import daemon_of
 from tracer.ops import lab
 
 LAB = f"unix://{lab.LabPaths().docker_sock}"
-LIBS = ["/lib", "/lib64", "/usr/lib", sys.base_prefix, str(ROOT)]
+# The Python that runs the tests (a venv), its base, and this checkout (whichever worktree).
+LIBS = ["/lib", "/lib64", "/usr/lib", sys.base_prefix, sys.prefix, str(ROOT)]
 SHOW_CAPS = ["SYS_PTRACE"]
 PROBE = f"dtrace-probe-{os.getpid()}"  # the container the tool runs in
 
@@ -37,7 +38,8 @@ def in_container(
     cmd += ["-v", "/:/host:ro"]
     for path in LIBS:
         cmd += ["-v", f"{path}:{path}:ro"]
-    cmd += [lab.IMAGE, f"{ROOT}/.venv/bin/python", "-m", "tracer", *args]
+    cmd += ["-e", f"PYTHONPATH={ROOT}"]
+    cmd += [lab.IMAGE, f"{sys.prefix}/bin/python", "-m", "tracer", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
