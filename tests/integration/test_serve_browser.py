@@ -50,6 +50,8 @@ def shot(browser: Browser, tmp_path: Path, name: str) -> Path:
 
 
 NODE = "return document.querySelector(`#diagram g[data-container='${arguments[0]}']`) !== null"
+TOLD = ("return Array.from(document.querySelectorAll('#timeline li.daemon .line'))"
+        ".some(line => line.textContent.startsWith(arguments[0]))")  # fmt: skip
 
 
 def test_the_page_draws_the_lab_and_a_click_shows_namespaces(browser, page, client, tmp_path):
@@ -119,22 +121,23 @@ def test_a_dockerd_restart_shows_the_daemon_down_and_back_with_the_containers_ke
     browser, page, client, tmp_path
 ):
     before = {c.id: c.attrs["State"]["Pid"] for c in client.containers.list()}
-    old = lab.dockerd_pid(PATHS)
-    assert old
+    old, containerd = lab.dockerd_pid(PATHS), lab.containerd_pid(PATHS)
+    assert old and containerd
+    # The lab's engine is the row of its containerd (or of its new dockerd): other engines of
+    # the host may have daemons down or starting meanwhile.
+    lab_down = ("const row = Array.from(document.querySelectorAll('#engines .engine')).find("
+                "r => Array.from(r.querySelectorAll('.badge')).some(b => b.textContent ==="
+                " arguments[0]));"
+                "const down = row && row.querySelector("
+                "'.badge.down[data-down][data-role=dockerd]');"
+                "return down ? down.textContent : null;")  # fmt: skip
     try:
         assert daemon.stop(daemon.identify(old), timeout=30)
-        browser.wait("return Array.from(document.querySelectorAll('#timeline li.daemon'))"
-                     ".some(li => li.dataset.role === 'dockerd' && li.dataset.what === 'ended')",
-                     what="dockerd's end in the timeline")  # fmt: skip
-        browser.wait(
-            "return document.querySelector('#engines .badge.down[data-down][data-role=dockerd]')"
-            " !== null",
-            what="dockerd down in the header",
-        )
+        browser.wait(TOLD, f"dockerd {old} ended", what=f"dockerd {old}'s end in the timeline")
+        down = browser.wait(lab_down, f"containerd {containerd}",
+                            what="the lab's dockerd down in the header")  # fmt: skip
         for cid in before:  # every container still drawn, under its shim
             browser.wait(NODE, cid, what=f"{cid[:12]} while dockerd is down")
-        down = browser.js("return document.querySelector('#engines .badge.down[data-down]"
-                          "[data-role=dockerd]').textContent")  # fmt: skip
         assert down.startswith("dockerd down: ") and "containers running on" in down
         browser.painted()
         shot(browser, tmp_path, "serve-dockerd-down.png")
@@ -142,14 +145,13 @@ def test_a_dockerd_restart_shows_the_daemon_down_and_back_with_the_containers_ke
         run_cli("lab", "up", check=True)
     new = lab.dockerd_pid(PATHS)
     assert new and new != old
-    browser.wait("return Array.from(document.querySelectorAll('#timeline li.daemon'))"
-                 ".some(li => li.dataset.role === 'dockerd' && li.dataset.what === 'started')",
-                 what="dockerd's start in the timeline")  # fmt: skip
+    browser.wait(TOLD, f"dockerd {new} started", what=f"dockerd {new}'s start in the timeline")
     browser.wait(
-        "return document.querySelector('#engines .badge.down[data-down]') === null &&"
-        " Array.from(document.querySelectorAll('#engines .badge.ok'))"
-        f".some(b => b.textContent === 'dockerd {new}')",
-        what="dockerd back",
+        "return Array.from(document.querySelectorAll('#engines .engine')).some(r =>"
+        " Array.from(r.querySelectorAll('.badge.ok')).some(b => b.textContent === arguments[0])"
+        " && r.querySelector('.badge.down[data-down]') === null)",
+        f"dockerd {new}",
+        what=f"the lab's engine back, with dockerd {new}",
         timeout=60,
     )
     state = page.json("/api/state")
