@@ -125,11 +125,10 @@ def test_a_dockerd_restart_shows_the_daemon_down_and_back_with_the_containers_ke
     assert old and containerd
     # The lab's engine is the row of its containerd (or of its new dockerd): other engines of
     # the host may have daemons down or starting meanwhile.
-    lab_down = ("const row = Array.from(document.querySelectorAll('#engines .engine')).find("
+    lab_down = ("const down = Array.from(document.querySelectorAll('#engines .engine')).filter("
                 "r => Array.from(r.querySelectorAll('.badge')).some(b => b.textContent ==="
-                " arguments[0]));"
-                "const down = row && row.querySelector("
-                "'.badge.down[data-down][data-role=dockerd]');"
+                " arguments[0])).map(r => r.querySelector("
+                "'.badge.down[data-down][data-role=dockerd]')).find(b => b);"
                 "return down ? down.textContent : null;")  # fmt: skip
     try:
         assert daemon.stop(daemon.identify(old), timeout=30)
