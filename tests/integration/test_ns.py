@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.lab import LAB_HOST as LAB
 from tests.support.lab import ns_inodes, temporary
 from tracer.ops import daemon, lab
 
@@ -17,7 +18,9 @@ LSNS_TYPES = ("mnt", "net", "pid", "uts", "ipc", "user", "cgroup", "time")
 
 
 def ns_json(*args: str) -> dict:
-    return json.loads(run_cli("ns", "--json", *args, check=True).stdout)
+    """`ns --json` of the lab (other engines of the host may have containers of the same
+    names: another lab, say)."""
+    return json.loads(run_cli("ns", "-H", LAB, "--json", *args, check=True).stdout)
 
 
 def readlink_ns(pid: int) -> dict[str, int]:
@@ -74,7 +77,7 @@ def test_exec_process_is_in_the_same_namespaces_as_init(client):
     init, ex = roles["init"], roles["exec"]
     assert ex["same_as_init"] is True
     assert ex["namespaces"] == readlink_ns(ex["pid"]) == readlink_ns(init["pid"])
-    text = run_cli("ns", "lab-exec", check=True).stdout
+    text = run_cli("ns", "-H", LAB, "lab-exec", check=True).stdout
     assert f"{ex['pid']} exec" in text and "same namespaces as init" in text
 
 
@@ -108,7 +111,7 @@ def test_matrix_lists_every_running_container_and_groups(client):
     groups = {(g["type"], tuple(g["containers"])) for g in doc["groups"]}
     assert ("net", ("lab-sidecar", "lab-web")) in groups
     assert ("pid", ("lab-sidecar", "lab-web")) in groups
-    text = run_cli("ns", check=True, env={"COLUMNS": "80"}).stdout
+    text = run_cli("ns", "-H", LAB, check=True, env={"COLUMNS": "80"}).stdout
     (web,) = [line for line in text.splitlines() if line.startswith("lab-web ")]
     (side,) = [line for line in text.splitlines() if line.startswith("lab-sidecar ")]
     letters = {line.split()[0] for line in text.splitlines() if " 40265" in line}
@@ -123,7 +126,7 @@ def test_addressable_by_id_prefix_and_host_pid(client):
 
 
 def test_errors_are_one_line_with_their_exit_codes(client):
-    out = run_cli("ns", "lab-wbe")
+    out = run_cli("ns", "-H", LAB, "lab-wbe")
     assert (out.returncode, out.stderr.strip()) == (
         2,
         "dtrace-tree: error: no such container: 'lab-wbe' (did you mean lab-web?)",
@@ -134,7 +137,7 @@ def test_errors_are_one_line_with_their_exit_codes(client):
         f"dtrace-tree: error: PID {os.getpid()} is not a process of any container or engine on "
         "this host"
     )
-    out = run_cli("ns", "lab-stopped")
+    out = run_cli("ns", "-H", LAB, "lab-stopped")
     assert out.returncode == 9
     assert out.stderr.strip() == (
         "dtrace-tree: error: lab-stopped is exited: a stopped container has no process, "
@@ -153,7 +156,7 @@ def test_ambiguous_prefix_lists_the_candidates(client):
             if prefix:
                 break
             made.append(client.containers.create("dtrace-lab/busybox:latest", ["true"]))
-        out = run_cli("ns", prefix)
+        out = run_cli("ns", "-H", LAB, prefix)
         assert out.returncode == 2
         (line,) = out.stderr.strip().splitlines()
         assert line.startswith(f"dtrace-tree: error: '{prefix}' is ambiguous: it matches ")

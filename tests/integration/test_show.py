@@ -12,14 +12,23 @@ import psutil
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.lab import daemon_of, lab_engine_json, live, ns_inodes, show_json, temporary
+from tests.support.lab import (
+    LAB_HOST,
+    daemon_of,
+    lab_engine_json,
+    live,
+    ns_inodes,
+    show_json,
+    temporary,
+)
 from tracer import runtimes
 from tracer.kernel.root import HostRoot
-from tracer.ops import daemon, lab
+from tracer.ops import daemon, lab, labconfig
 from tracer.snapshot import walk
 from tracer.snapshot.host import is_parent
 
 PATHS = lab.LabPaths()
+DEMOS = [d.name for d in labconfig.demos(0) if d.running]  # the lab's running demo containers
 HOSTILE = (
     "\x1b]0;pwned\x07[bold]markup[/bold]\x1b[2J\x1b[31mRED\x9b1m\u202eevil <script>x</script>"
     ' "quoted" ]]> {braces} &amp;'
@@ -53,8 +62,9 @@ def test_show_json_matches_ground_truth(client):
     }
     assert _ss_connected(lab.dockerd_pid(PATHS), lab.containerd_pid(PATHS))
     by_id = {c["id"]: c for c in engine["containers"]}
-    running = client.containers.list()
-    assert len(running) == 5
+    # The lab's own running demos (other tests may run containers of their own in the lab)
+    running = [c for c in client.containers.list() if c.name in DEMOS]
+    assert sorted(c.name for c in running) == sorted(DEMOS)
     for ctr in running:
         truth = client.api.inspect_container(ctr.id)
         got = by_id[ctr.id]
@@ -136,7 +146,7 @@ def test_stopped_containers_only_with_all(client):
 def test_filters_by_name_id_prefix_and_pid(client):
     web = client.api.inspect_container("lab-web")
     for query in ("lab-web", web["Id"], web["Id"][:6], str(web["State"]["Pid"])):
-        engine = lab_engine_json(show_json(query))
+        engine = lab_engine_json(show_json("-H", LAB_HOST, query))
         assert [c["name"] for c in engine["containers"]] == ["lab-web"], query
     out = run_cli("show", "lab-wbe")
     assert out.returncode == 2
@@ -362,7 +372,7 @@ def test_any_pid_of_the_chain_finds_its_container_and_a_daemon_its_engine(client
 def test_a_paused_container_is_marked_and_counted(client):
     client.api.pause("lab-plain")
     try:
-        text = run_cli("show", check=True).stdout
+        text = run_cli("show", "-H", LAB_HOST, check=True).stdout
     finally:
         client.api.unpause("lab-plain")
     (line,) = [line for line in text.splitlines() if "lab-plain" in line]

@@ -19,6 +19,9 @@ from tests.support.cli import run_cli
 from tracer.ops import lab
 
 LAB_IMAGE = "dtrace-lab/busybox:latest"
+# The lab's engine, as -H takes it: tests name it whenever they address their own containers
+# (the host may run other engines, with containers of the same names).
+LAB_HOST = f"unix://{lab.LabPaths().docker_sock}"
 
 
 def daemon_of(engine: dict[str, Any], role: str) -> dict[str, Any] | None:
