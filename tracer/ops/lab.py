@@ -223,8 +223,19 @@ def _ensure_demos(api: Any, paths: LabPaths, state: dict[str, Any], progress: Pr
             continue
         if found:
             progress(f"starting {demo.name}")
-            api.start(demo.name)
-            continue
+            try:
+                api.start(demo.name)
+                continue
+            except EngineError as exc:
+                # On a busy host, another engine may take the published port while the
+                # container is stopped (dockerd's port allocator knows only its own): a new port,
+                # a new container.
+                if "ports" not in demo.options or "address already in use" not in str(exc):
+                    raise
+            state["web_port"] = labhost.free_port()
+            progress(f"port taken: re-creating {demo.name} on 127.0.0.1:{state['web_port']}")
+            api.remove(demo.name)
+            (demo,) = [d for d in demos(int(state["web_port"])) if d.name == demo.name]
         progress(f"creating {demo.name}: {demo.shape}")
         api.run(
             IMAGE,
