@@ -230,7 +230,8 @@ def _ensure_demos(api: Any, paths: LabPaths, state: dict[str, Any], progress: Pr
                 # On a busy host, another engine may take the published port while the
                 # container is stopped (dockerd's port allocator knows only its own): a new port,
                 # a new container.
-                if "ports" not in demo.options or "address already in use" not in str(exc):
+                why = f"{exc} {exc.__cause__}"  # the message is cut short; its cause is whole
+                if "ports" not in demo.options or "address already in use" not in why:
                     raise
             state["web_port"] = labhost.free_port()
             progress(f"port taken: re-creating {demo.name} on 127.0.0.1:{state['web_port']}")
