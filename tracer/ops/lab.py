@@ -236,7 +236,11 @@ def _ensure_demos(api: Any, paths: LabPaths, state: dict[str, Any], progress: Pr
             state["web_port"] = labhost.free_port()
             progress(f"port taken: re-creating {demo.name} on 127.0.0.1:{state['web_port']}")
             api.remove(demo.name)
-            (demo,) = [d for d in demos(int(state["web_port"])) if d.name == demo.name]
+            again = demos(int(state["web_port"]))
+            (demo,) = [d for d in again if d.name == demo.name]
+            for other in again:  # those in its namespaces join the new one (made after it)
+                if f"container:{demo.name}" in other.options.values():
+                    api.remove(other.name)
         progress(f"creating {demo.name}: {demo.shape}")
         api.run(
             IMAGE,
