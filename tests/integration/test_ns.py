@@ -173,8 +173,8 @@ def test_ns_while_the_api_is_down(client):
     web = client.api.inspect_container("lab-web")
     try:
         assert daemon.stop(daemon.identify(lab.dockerd_pid(PATHS)), timeout=30)
-        for query in (web["Id"], str(web["State"]["Pid"])):
-            doc = ns_json(query)
+        for query in (web["Id"], str(web["State"]["Pid"])):  # unique on the host: no -H
+            doc = json.loads(run_cli("ns", "--json", query, check=True).stdout)
             assert doc["container"]["id"] == web["Id"]
             assert doc["container"]["name"] is None
             assert {e["type"]: e["inode"] for e in doc["namespaces"]} == readlink_ns(

@@ -148,7 +148,7 @@ def test_filters_by_name_id_prefix_and_pid(client):
     for query in ("lab-web", web["Id"], web["Id"][:6], str(web["State"]["Pid"])):
         engine = lab_engine_json(show_json("-H", LAB_HOST, query))
         assert [c["name"] for c in engine["containers"]] == ["lab-web"], query
-    out = run_cli("show", "lab-wbe")
+    out = run_cli("show", "-H", LAB_HOST, "lab-wbe")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1] == (
         "dtrace-tree: error: no such container: 'lab-wbe' (did you mean lab-web?)"
