@@ -15,7 +15,6 @@ The commands and the live page differ only in what they do with the look.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tracer.app.environment import Environment
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from tracer.model.fleet import Fleet
     from tracer.model.topology import Topology
     from tracer.runtimes import Observation
+    from tracer.snapshot.walk import AlsoEach
 
 MAKE_ONE = "make one with: dtrace-tree show --json > FILE"
 
@@ -89,12 +89,13 @@ class Service:
             )
         return choice.url
 
-    def observation(self, meanwhile: Callable[[], object] | None = None) -> Observation:
+    def observation(self, also: AlsoEach | None = None) -> Observation:
         """One walk of the host, every engine: the snapshot and its topology (trace's look
-        before it subscribes; each of serve's looks)."""
+        before it subscribes; each of serve's looks); also(pinned, uid) for each process as it
+        is read (`ns --all`)."""
         from tracer.runtimes import observe
 
-        return observe(self.root(), meanwhile=meanwhile)
+        return observe(self.root(), also=also)
 
     def live(self) -> Topology:
         """This host's topology: the engine the user means, or every engine."""

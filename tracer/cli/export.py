@@ -149,13 +149,13 @@ def _every_namespace(env: Environment, looking: Service, fmt: str, output: str |
     """`export --ns --all`: the trees of `ns --all`, drawn."""
     from tracer.output.diagram import dot
     from tracer.output.diagram.namespaces import inventory_diagram
-    from tracer.snapshot.namespaces import scan
+    from tracer.snapshot.namespaces import NsWalk
     from tracer.views.namespaces import inventory
 
     root = looking.root()
-    walked = []  # the namespaces, walked while the engines' APIs answer
-    seen = looking.observation(meanwhile=lambda: walked.append(scan(root)))
-    inv = inventory.look(root, seen.topology, seen.host, found=walked[0])
+    walk = NsWalk(root)  # every namespace, read in show's walk of the processes
+    seen = looking.observation(also=walk.process)
+    inv = inventory.look(root, seen.topology, seen.host, found=walk.finish())
     for line in inv.notes:
         env.note(line)
     with env.waiting(f"drawing {len(inv.namespaces)} namespaces with Graphviz's dot ({fmt})"):

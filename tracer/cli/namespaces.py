@@ -111,16 +111,16 @@ def _everything(
 
     from tracer.errors import DeniedError, UsageError
     from tracer.kernel.nsfs import TYPES
-    from tracer.snapshot.namespaces import scan
+    from tracer.snapshot.namespaces import NsWalk
     from tracer.views.namespaces import inventory
 
     if kind is not None and kind not in TYPES:
         raise UsageError(f"--type {kind}: not a namespace type ({TYPES_HELP})")
     root = looking.root()
-    walked = []  # the namespaces, walked while the engines' APIs answer
-    seen = looking.observation(meanwhile=lambda: walked.append(scan(root)))
+    walk = NsWalk(root)  # every namespace, read in show's walk of the processes
+    seen = looking.observation(also=walk.process)
     inv = inventory.look(
-        root, seen.topology, seen.host, (kind,) if kind else TYPES, leaked, walked[0]
+        root, seen.topology, seen.host, (kind,) if kind else TYPES, leaked, walk.finish()
     )
     for line in inv.notes:
         env.note(line)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tracer.kernel.mountinfo import unescape
@@ -65,8 +65,10 @@ class NsMountRow:
 def nsfs_mounts(data: bytes) -> list[NsMountRow]:
     """The nsfs rows of a mountinfo table (proc(5)): the namespace in the root field, the
     mount point unescaped. Only rows with ` - nsfs ` are split: a host's table has thousands
-    of rows and a handful of these."""
-    out = []
+    of rows and a handful of these; most tables (a container's) have none."""
+    out: list[NsMountRow] = []
+    if b" - nsfs " not in data:
+        return out
     for raw in data.split(b"\n"):
         if b" - nsfs " not in raw:
             continue
@@ -132,22 +134,7 @@ class _Gone(Exception):
 
 
 REFUSED = (errno.EPERM, errno.EINVAL, errno.ENOTTY, errno.EACCES)
-
-
-def _ask(fd: int, request: int) -> int | None:
-    """The inode of the namespace an ioctl returns an fd of (that fd closed at once); None if
-    the kernel refuses (the top of what may be seen, or no parent for this type)."""
-    try:
-        got = fcntl.ioctl(fd, request)
-    except OSError as exc:
-        if exc.errno in REFUSED:
-            return None
-        raise _Gone from exc
-    try:
-        return os.fstat(got).st_ino
-    finally:
-        os.close(got)
-
+MAX_DEPTH = 64  # user and PID namespaces nest 32 deep at most: the bound is only a guard
 
 Above = dict[int, tuple[str, Relatives]]  # inode -> (type, its relatives)
 
@@ -171,55 +158,55 @@ def relatives(
         return None
     above: Above = {}
     try:
-        mine = _read(fd, kind)
-        if mine is None:
-            return None
-        _climb(fd, kind, above, known, {inode})
-        return mine, above
+        return _up(fd, kind, above, known, {inode}, 0), above
+    except _Gone:
+        return None
     finally:
         os.close(fd)
 
 
-def _read(fd: int, kind: str) -> Relatives | None:
-    try:
-        owner = _ask(fd, NS_GET_USERNS)
-        parent = _ask(fd, NS_GET_PARENT) if kind in HIERARCHICAL else None
-    except _Gone:
-        return None
+def _up(
+    fd: int, kind: str, above: Above, known: Collection[int], seen: set[int], depth: int
+) -> Relatives:
+    """The relatives of fd's namespace, one ioctl each; _Gone if it went away under one.
+    Each fd an ioctl returns is climbed from (when its namespace is new) before it is closed:
+    one ioctl per relation, where asking the owner again from above would take two."""
+    owner = _step(fd, NS_GET_USERNS, "user", above, known, seen, depth)
+    parent = None
+    if kind in HIERARCHICAL:  # a user namespace's parent is its owner: met above already
+        parent = _step(fd, NS_GET_PARENT, kind, above, known, seen, depth)
     return Relatives(owner=owner, parent=parent)
 
 
-def _climb(
-    fd: int, kind: str, above: Above, known: Collection[int], seen: set[int], depth: int = 0
-) -> None:
-    """The namespaces above fd's, each with its own relatives. User and PID namespaces nest
-    32 deep at most: the depth bound is only a guard."""
-    if depth > 64:
-        return
-    for request, next_kind in _steps(kind):
+def _step(
+    fd: int,
+    request: int,
+    kind: str,
+    above: Above,
+    known: Collection[int],
+    seen: set[int],
+    depth: int,
+) -> int | None:
+    """The inode of the namespace the ioctl returns an fd of, and that namespace's own
+    relatives into `above` when it is neither known nor seen; None if the kernel refuses (the
+    top of what may be seen, or no parent for this type)."""
+    try:
+        got = fcntl.ioctl(fd, request)
+    except OSError as exc:
+        if exc.errno in REFUSED:
+            return None
+        raise _Gone from exc
+    try:
+        ino = os.fstat(got).st_ino
+        if ino in known or ino in seen or depth >= MAX_DEPTH:
+            return ino
+        seen.add(ino)
         try:
-            got = fcntl.ioctl(fd, request)
-        except OSError:
-            continue  # the top of what this process may see
-        try:
-            ino = os.fstat(got).st_ino
-            if ino in known or ino in seen:
-                continue
-            read = _read(got, next_kind)
-            if read is None:
-                continue
-            seen.add(ino)
-            above[ino] = (next_kind, read)
-            _climb(got, next_kind, above, known, seen, depth + 1)
-        except OSError:
-            continue
-        finally:
-            os.close(got)
-
-
-def _steps(kind: str) -> Iterator[tuple[int, str]]:
-    """Up from a namespace: its owning user namespace; and a PID namespace's parent (a user
-    namespace's parent is its owner)."""
-    yield NS_GET_USERNS, "user"
-    if kind == "pid":
-        yield NS_GET_PARENT, "pid"
+            above[ino] = (kind, _up(got, kind, above, known, seen, depth + 1))
+        except (_Gone, OSError):
+            seen.discard(ino)  # not told after all: left out, never invented
+        return ino
+    except OSError as exc:
+        raise _Gone from exc
+    finally:
+        os.close(got)

@@ -25,6 +25,7 @@ import errno
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tracer.kernel.root import HostRoot
 from tracer.untrusted import number
@@ -96,9 +97,10 @@ class Proc:
     def ident(self) -> ProcessId:
         return ProcessId(self.pid, self.start)
 
-    @property
+    @cached_property
     def program(self) -> str:
-        """What runs: basename of argv[0], or the kernel's (truncated) comm."""
+        """What runs: basename of argv[0], or the kernel's (truncated) comm. Kept once made:
+        the runtimes ask it of every process several times."""
         return program(self.cmdline) or self.name
 
     @property
@@ -114,6 +116,8 @@ class Stat:
     state: str
     ppid: int
     start_ticks: int  # clock ticks after boot
+    # num_threads when it was read (0: not told); not part of what the process is
+    threads: int = field(default=0, compare=False)
 
     @property
     def status(self) -> str:
@@ -138,12 +142,14 @@ def parse_stat(raw: bytes) -> Stat | None:
         state = fields[0].decode("ascii")
         # u64 at most: 20 digits
         ppid = number(fields[1].decode("ascii"), digits=20)
+        threads = number(fields[17].decode("ascii"), digits=20)
         ticks = number(fields[19].decode("ascii"), digits=20)
     except (IndexError, UnicodeDecodeError):
         return None
     if ppid is None or ticks is None:
         return None
-    return Stat(comm=os.fsdecode(raw[start + 1 : end]), state=state, ppid=ppid, start_ticks=ticks)
+    comm = os.fsdecode(raw[start + 1 : end])
+    return Stat(comm=comm, state=state, ppid=ppid, start_ticks=ticks, threads=threads or 0)
 
 
 def split_cmdline(raw: bytes) -> tuple[str, ...]:

@@ -17,18 +17,29 @@ from tracer.kernel.root import HostRoot
 ACCEPTCON = 0x10000  # __SO_ACCEPTCON: the socket listens
 
 
+SOCKET = "socket:["  # how an fd link on a socket starts
+
+
 def socket_inodes(root: HostRoot, pid: int) -> set[int]:
     """The inodes of every socket pid holds open (empty if its fds cannot be read)."""
-    inodes: set[int] = set()
     fd_dir = f"{root.pid_dir(pid)}/fd"
     try:
         names = os.listdir(fd_dir)
     except OSError:
-        return inodes
+        return set()
+    links = []
     for name in names:
-        with contextlib.suppress(OSError, ValueError):
-            target = os.readlink(f"{fd_dir}/{name}")
-            if target.startswith("socket:["):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"{fd_dir}/{name}"))
+    return inodes_of(links)
+
+
+def inodes_of(links: Iterable[str]) -> set[int]:
+    """The socket inodes among fd links ("socket:[123]")."""
+    inodes: set[int] = set()
+    for target in links:
+        if target.startswith(SOCKET):
+            with contextlib.suppress(ValueError):
                 inodes.add(int(target[8:-1]))
     return inodes
 

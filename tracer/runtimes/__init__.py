@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from tracer.runtimes.base import Found, Runtime, RuntimeBase
 from tracer.runtimes.containerd import cri, engine
 from tracer.runtimes.flags import same_socket
 from tracer.snapshot.host import Host, Proc
-from tracer.snapshot.walk import take
+from tracer.snapshot.walk import AlsoEach, take
 
 RUNTIMES: tuple[Runtime, ...] = (docker.RUNTIME, podman.RUNTIME, cri.RUNTIME, engine.RUNTIME)
 _registered: list[Runtime] = list(RUNTIMES)
@@ -94,12 +94,13 @@ class Observation:
 def observe(
     root: HostRoot | None = None,
     only: str | None = None,
-    meanwhile: Callable[[], object] | None = None,
+    also: AlsoEach | None = None,
 ) -> Observation:
     """Every engine on the host. With only (a unix:// URL), only that engine's API is asked:
-    tracer.views.selection.only_engine then keeps that engine alone. meanwhile() is called
-    after the walk, while the APIs are still answering (`ns --all` walks the namespaces
-    then: on a busy host dockerd takes seconds to list its containers)."""
+    tracer.views.selection.only_engine then keeps that engine alone. also(pinned, uid) is
+    called for each process as the walk reads it (`ns --all` reads every namespace in the
+    same pass, while the APIs answer: on a busy host dockerd takes seconds to list its
+    containers)."""
     root = root or HostRoot()
     asking = _Asking()
 
@@ -111,9 +112,7 @@ def observe(
             if sock and (not only or same_socket(only, sock)):
                 asking.ask(rt, daemon.pid, root.path(sock))  # a host path, seen from here
 
-    host = take(root, every, on_daemon=ask)
-    if meanwhile is not None:
-        meanwhile()
+    host = take(root, every, on_daemon=ask, also=also)
     return Observation(host, build(host, asking.answers()))
 
 

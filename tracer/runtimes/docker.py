@@ -59,13 +59,21 @@ def exec_root(dockerd: Proc | Dockerd) -> str:
 def exec_roots(host: Host, dockerd: Proc) -> set[str]:
     """Where dockerd's exec root is: --exec-root (or the default), and the directory its
     managed containerd's config is in (<exec-root>/containerd/containerd.toml), which tells a
-    rootless dockerd's ($XDG_RUNTIME_DIR/docker) without its environment."""
+    rootless dockerd's ($XDG_RUNTIME_DIR/docker) without its environment. Once per dockerd
+    and snapshot: it is asked for each shim."""
+    key = f"docker.exec_roots.{dockerd.pid}.{dockerd.start}"
+    return set(host.derived(key, lambda h: _exec_roots(h, dockerd)))
+
+
+def _exec_roots(host: Host, dockerd: Proc) -> frozenset[str]:
     roots = {exec_root(dockerd)}
     for child in host.children(dockerd.pid):
+        if child.program != "containerd":
+            continue  # its docker-proxy children: one per published port
         config = flag_value(child.cmdline, "--config", "-c") or ""
-        if child.program == "containerd" and config.endswith("/containerd/containerd.toml"):
+        if config.endswith("/containerd/containerd.toml"):
             roots.add(normalize(config.rsplit("/", 2)[0]))
-    return roots
+    return frozenset(roots)
 
 
 def data_root(dockerd: Proc | Dockerd, root: HostRoot) -> str:

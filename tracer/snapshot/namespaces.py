@@ -2,13 +2,15 @@
 
 Each process is read through one fd pinned on its /proc/<pid> (tracer/kernel/procfs.py), so
 that everything learned from it belongs to that process (PID and start ticks) even if the PID
-is reused while the walk goes on:
+is reused while the walk goes on. `ns --all` reads each process once: the walk of `show`
+(tracer/snapshot/walk.py) hands its pinned fd to `NsWalk.process`, which reads there
 1. its tasks: `task/<tid>/ns/<type>` of every thread (a thread may setns on its own: Go
    daemons do, to work inside a container's network namespace), for the types a thread can
    have of its own (tracer/kernel/nsfs.py PER_THREAD);
 2. its mount table, for the first process met in each mount namespace: the nsfs bind mounts
    there (`ip netns add`, Docker's sandboxes, `unshare --net=FILE`);
-3. its open fds that hold a namespace.
+3. its open fds that hold a namespace;
+and gives the walk back the process's own namespace links, which `show` would read again.
 
 The first time a namespace is met, it is opened through the same pinned fd to ask its owner
 and parent (tracer/kernel/nsfs.py), which also proves it still there; a namespace that no open
@@ -22,22 +24,55 @@ import os
 
 from tracer.kernel import nsfs, procfs
 from tracer.kernel.root import HostRoot
+from tracer.kernel.unix import SOCKET
 from tracer.model.namespaces import NsFd, NsHeld, NsMount, NsProc, NsScan
+from tracer.snapshot.walk import Also
 
-_NS_FILES = tuple((t, t) for t in nsfs.TYPES) + tuple(nsfs.FOR_CHILDREN.items())
+# A process's own links, in /proc/<pid>/ns's order (the order of Proc.namespaces): each
+# type before its *_for_children, so a process in a namespace is not also counted as one
+# whose children enter it. (path, file, type)
+_OWN = tuple((f"ns/{f}", f, nsfs.FOR_CHILDREN.get(f, f)) for f in procfs.NS_TYPES)
+_PREFIXES = tuple(f"{kind}:[" for kind in nsfs.TYPES)  # a namespace's fd link starts so
+
+Links = tuple[dict[str, int], bool]  # a process's ns links (file -> inode), and some denied
+_NOTHING = Also(None, None)
 
 
-class _Walk:
+class NsWalk:
+    """The namespaces of the processes given to `process`, then `finish()`: the NsScan."""
+
     def __init__(self, root: HostRoot) -> None:
         self.root = root
         self.dev = nsfs.nsfs_device()
         self.scan = NsScan(namespaces={}, procs={})
         self.tables_read: set[int] = set()  # mount namespaces whose table was read
         self.mount_ns: set[int] = set()  # every mount namespace met
+        # Link text -> inode: a host has a few thousand namespaces and tens of thousands of
+        # links to them ("net:[4026531840]" once per process), parsed once each.
+        self._inodes: dict[str, int | None] = {}
 
-    def run(self) -> NsScan:
-        for pid in self.root.pids():
-            self._process(pid)
+    def process(self, p: procfs.Pinned, uid: int | None = None) -> Also:
+        """Every namespace p holds (tasks, mounts, fds); for show's walk, its own links (as
+        Pinned.namespaces gives them) and its sockets' fd links, where all were read. Never
+        raises OSError: a process gone while it is read keeps what was read of it here, and
+        show's walk, told nothing, reads it again (and leaves it out, gone)."""
+        stat = p.stat
+        if stat.state == "Z":
+            return _NOTHING  # a zombie has left its namespaces
+        pid, fd = p.pid, p.fd
+        try:
+            if uid is None:
+                uid = os.fstat(fd).st_uid
+            self.scan.procs[pid] = NsProc(pid, stat.start_ticks, stat.comm, uid)
+            own, mnt = self._tasks(fd, pid, stat)
+            if mnt is not None and mnt not in self.tables_read:
+                self._mounts(p, mnt)
+            sockets = self._fds(fd, pid)
+        except OSError:
+            return _NOTHING  # gone (ESRCH through the pinned fd)
+        return Also(own, sockets)
+
+    def finish(self) -> NsScan:
         scan = self.scan
         held = scan.namespaces
         scan.vanished = sum(1 for n in held.values() if not n.confirmed)
@@ -49,21 +84,6 @@ class _Walk:
             i for i in self.mount_ns - self.tables_read if i in scan.namespaces
         )
         return scan
-
-    def _process(self, pid: int) -> None:
-        try:
-            with procfs.Pinned(self.root, pid) as p:
-                stat, fd = p.stat, p.fd
-                if stat.state == "Z":
-                    return  # a zombie has left its namespaces
-                uid = os.fstat(fd).st_uid
-                self.scan.procs[pid] = NsProc(pid, stat.start_ticks, stat.comm, uid)
-                mnt = self._tasks(fd, pid, stat.start_ticks)
-                if mnt is not None and mnt not in self.tables_read:
-                    self._mounts(p, mnt)
-                self._fds(fd, pid)
-        except OSError:
-            return  # gone (ESRCH through the pinned fd): what was read of it stays true
 
     def _denied(self, pid: int, what: str) -> None:
         self.scan.unreadable.setdefault(pid, [])
@@ -101,50 +121,108 @@ class _Walk:
 
     # -- the three routes ----------------------------------------------------------------------
 
-    def _tasks(self, fd: int, pid: int, start: int) -> int | None:
-        """Every task's namespaces (the process's own first); its mount namespace."""
-        mnt = None
+    def _tasks(self, fd: int, pid: int, stat: procfs.Stat) -> tuple[Links | None, int | None]:
+        """Every task's namespaces (the process's own first); its own links, and its mount
+        namespace. ProcessLookupError if it is gone."""
+        start, mnt = stat.start_ticks, None
+        known = self.scan.namespaces
+        own: dict[str, int] = {}
+        same: dict[str, tuple[str, NsHeld]] = {}  # per-thread type -> its own link, record
+        denied = False
+        whole = True  # every own link read, or refused (not a link gone: the process may be)
         seen: set[int] = set()
-        threads = self._threads(fd, pid)
-        for file, kind in _NS_FILES:
-            inode = self._link(fd, pid, f"ns/{file}")
-            if inode is None:
+        # stat's count of threads spares a single-threaded process the listing of task/ (a
+        # thread started after stat was read is missed as it would be after the listing)
+        threads = [] if stat.threads == 1 else self._threads(fd, pid)
+        tasks = 1 + len(threads)
+        for path, file, kind in _OWN:
+            try:
+                link = os.readlink(path, dir_fd=fd)
+            except PermissionError:
+                self._denied(pid, "namespaces")
+                denied = True
                 continue
-            held = self._meet(kind, inode, f"ns/{file}", fd)
-            if file != kind:
+            except ProcessLookupError:
+                raise
+            except OSError:  # an older kernel without this type; the process ending
+                whole = False
+                continue
+            inode = self._inode(link)
+            if inode is None:
+                whole = False
+                continue
+            own[file] = inode
+            held = known.get(inode)
+            if held is None or not held.confirmed:
+                held = self._meet(kind, inode, path, fd)
+            if file != kind:  # *_for_children
                 if pid not in held.processes and pid not in held.for_children:
                     held.for_children.append(pid)
                 continue
             held.processes[pid] = start
-            held.tasks += 1 if kind in nsfs.PER_THREAD else 1 + len(threads)
+            if kind in nsfs.PER_THREAD:
+                held.tasks += 1
+                same[kind] = (link, held)
+            else:
+                held.tasks += tasks
             seen.add(inode)
             if kind == "mnt":
                 mnt = inode
+        if threads:
+            self._thread_links(fd, pid, start, threads, same, seen)
+        if mnt is not None:
+            self.mount_ns.add(mnt)
+        # show's walk reads the links again where one was missing (an older kernel without
+        # a type, or the process ending): as before, it then drops a process that is gone
+        return ((own, denied) if whole else None), mnt
+
+    def _thread_links(
+        self,
+        fd: int,
+        pid: int,
+        start: int,
+        threads: list[int],
+        same: dict[str, tuple[str, NsHeld]],
+        seen: set[int],
+    ) -> None:
+        """The per-thread types of the other tasks. Nearly every link reads as the process's
+        own (a Go shim has ten threads, 300 shims 13,000 links): that only counts the task."""
+        known = self.scan.namespaces
         for tid in threads:
             for kind in nsfs.PER_THREAD:
-                inode = self._link(fd, pid, f"task/{tid}/ns/{kind}")
+                path = f"task/{tid}/ns/{kind}"
+                try:
+                    link = os.readlink(path, dir_fd=fd)
+                except PermissionError:
+                    self._denied(pid, "namespaces")
+                    continue
+                except ProcessLookupError:
+                    raise
+                except OSError:  # a thread that just ended
+                    continue
+                mine = same.get(kind)
+                if mine is not None and link == mine[0]:
+                    mine[1].tasks += 1
+                    continue
+                inode = self._inode(link)
                 if inode is None:
                     continue
-                held = self._meet(kind, inode, f"task/{tid}/ns/{kind}", fd)
+                held = known.get(inode)
+                if held is None or not held.confirmed:
+                    held = self._meet(kind, inode, path, fd)
                 held.tasks += 1
                 if inode not in seen:  # a thread that joined another namespace
                     held.processes[pid] = start
                     seen.add(inode)
-        if mnt is not None:
-            self.mount_ns.add(mnt)
-        return mnt
 
-    def _link(self, fd: int, pid: int, path: str) -> int | None:
+    def _inode(self, link: str) -> int | None:
+        """The inode a namespace link names ("net:[4026531840]"), parsed once per text."""
         try:
-            found = nsfs.parse_link(os.readlink(path, dir_fd=fd))
-        except PermissionError:
-            self._denied(pid, "namespaces")
-            return None
-        except ProcessLookupError:
-            raise
-        except OSError:  # an older kernel without this type; a thread that just ended
-            return None
-        return None if found is None else found[1]
+            return self._inodes[link]
+        except KeyError:
+            found = nsfs.parse_link(link)
+            inode = self._inodes[link] = None if found is None else found[1]
+            return inode
 
     def _threads(self, fd: int, pid: int) -> list[int]:
         try:
@@ -173,34 +251,51 @@ class _Walk:
             if mount not in held.mounts:
                 held.mounts.append(mount)
 
-    def _fds(self, fd: int, pid: int) -> None:
+    def _fds(self, fd: int, pid: int) -> list[str] | None:
+        """The namespaces pid's fds hold; the links of its sockets (None if unreadable)."""
         try:
             fds = os.open("fd", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
         except PermissionError:
             self._denied(pid, "fds")
-            return
+            return None
         except OSError:
-            return
+            return None
+        links, sockets = [], []
         try:
-            names = os.listdir(fds)
+            # links read through the fd/ directory's own fd: a shorter lookup than fd/<n>
+            for name in os.listdir(fds):
+                try:
+                    link = os.readlink(name, dir_fd=fds)
+                except ProcessLookupError:
+                    raise
+                except OSError:
+                    continue  # closed meanwhile
+                if link.startswith(_PREFIXES):
+                    links.append((name, link))
+                elif link.startswith(SOCKET):
+                    sockets.append(link)
         except PermissionError:
             self._denied(pid, "fds")
-            return
+            return None
         finally:
             os.close(fds)
-        for name in names:
-            try:
-                found = nsfs.parse_link(os.readlink(f"fd/{name}", dir_fd=fd))
-            except ProcessLookupError:
-                raise
-            except OSError:
-                continue  # closed meanwhile
-            if found is None:
-                continue
-            held = self._meet(found[0], found[1], f"fd/{name}", fd)
-            held.fds.append(NsFd(pid, int(name)))
+        for name, link in links:
+            found = nsfs.parse_link(link)
+            if found is not None:
+                held = self._meet(found[0], found[1], f"fd/{name}", fd)
+                held.fds.append(NsFd(pid, int(name)))
+        return sockets
 
 
 def scan(root: HostRoot | None = None) -> NsScan:
-    """Every namespace on the host, by the three routes."""
-    return _Walk(root or HostRoot()).run()
+    """Every namespace on the host, by the three routes, walking /proc on its own (`ns --all`
+    gives `NsWalk.process` to show's walk instead)."""
+    root = root or HostRoot()
+    walk = NsWalk(root)
+    for pid in root.pids():
+        try:
+            with procfs.Pinned(root, pid) as p:
+                walk.process(p)
+        except OSError:
+            continue  # gone before its stat could be read
+    return walk.finish()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from tracer.kernel import procfs, unix
 from tracer.kernel.root import HostRoot
@@ -93,16 +93,38 @@ class Source(Protocol):
 OnDaemon = Callable[[Host, Proc], None]
 
 
+class Also(NamedTuple):
+    """What a reader given each process (`also`) read there that the walk would read again:
+    its namespace links as Pinned.namespaces() gives them, the fd links of its sockets; None
+    for what it could not read whole (the walk then reads it itself, where it needs it)."""
+
+    namespaces: tuple[dict[str, int], bool] | None
+    sockets: list[str] | None
+
+
+# Called with each live process's pinned fd and uid while the walk holds it (`ns --all` reads
+# every namespace there, tracer/snapshot/namespaces.py). It must not raise OSError.
+AlsoEach = Callable[[procfs.Pinned, int | None], Also]
+
+
 class Walk:
     """`processes()`, then `details()`: one snapshot of the host. on_daemon(host, proc) is
-    called for each daemon as soon as it has been read whole."""
+    called for each daemon as soon as it has been read whole; also(pinned, uid) for each
+    process while its fd is open (one read of /proc/<pid> for two walks)."""
 
     def __init__(
-        self, root: HostRoot, sources: Sequence[Source], on_daemon: OnDaemon | None = None
+        self,
+        root: HostRoot,
+        sources: Sequence[Source],
+        on_daemon: OnDaemon | None = None,
+        also: AlsoEach | None = None,
     ) -> None:
         self.root = root
         self.sources = sources
         self.on_daemon = on_daemon
+        self.also = also
+        # pid -> (start ticks, what `also` read through the same fd as the Proc)
+        self._also: dict[int, tuple[int, Also]] = {}
         self._clk = os.sysconf("SC_CLK_TCK")
         self._boot = root.boot_time()
         self.host = Host(procs={})
@@ -163,7 +185,10 @@ class Walk:
         /proc/<pid> (see tracer/kernel/procfs.py); None if it is gone."""
         try:
             with procfs.Pinned(self.root, pid) as p:
-                return p.proc(self._boot, self._clk)
+                proc = p.proc(self._boot, self._clk)
+                if self.also is not None:
+                    self._also[pid] = (proc.start, self.also(p, proc.uid))
+                return proc
         except OSError:
             return None  # gone, or exited while we read it (ESRCH through the pinned fd)
 
@@ -182,7 +207,11 @@ class Walk:
 
     def _namespaces(self, proc: Proc) -> tuple[dict[str, int], bool] | None:
         """Namespace inodes of proc, read through an fd on /proc/<pid> after checking that it
-        is still the process the walk saw; None if it is gone or its PID was reused."""
+        is still the process the walk saw; None if it is gone or its PID was reused. Read
+        already if `also` read them through the walk's own fd on it."""
+        read = self._read_by_also(proc)
+        if read is not None and read.namespaces is not None:
+            return read.namespaces
         try:
             with procfs.Pinned(self.root, proc.pid) as p:
                 if p.stat.start_ticks != proc.start:
@@ -191,12 +220,21 @@ class Walk:
         except OSError:
             return None
 
+    def _read_by_also(self, proc: Proc) -> Also | None:
+        """What `also` read of this very process (the same fd as its Proc), if anything."""
+        read = self._also.get(proc.pid)
+        return read[1] if read is not None and read[0] == proc.start else None
+
     # -- sockets ---------------------------------------------------------------------------
 
     def _listeners(self, proc: Proc) -> None:
         """The unix sockets proc holds, and which of them listen where (its netns' table)."""
         host, tables = self.host, self._tables
-        inodes = unix.socket_inodes(self.root, proc.pid)
+        read = self._read_by_also(proc)
+        if read is not None and read.sockets is not None:
+            inodes = unix.inodes_of(read.sockets)
+        else:
+            inodes = unix.socket_inodes(self.root, proc.pid)
         if not inodes:
             return
         host.sockets[proc.pid] = frozenset(inodes)
@@ -242,8 +280,13 @@ def _host_namespaces(procs: Mapping[int, Proc]) -> tuple[dict[str, int], str]:
     return {}, "unknown"
 
 
-def take(root: HostRoot, sources: Sequence[Source], on_daemon: OnDaemon | None = None) -> Host:
+def take(
+    root: HostRoot,
+    sources: Sequence[Source],
+    on_daemon: OnDaemon | None = None,
+    also: AlsoEach | None = None,
+) -> Host:
     """One whole snapshot, both stages at once."""
-    walk = Walk(root, sources, on_daemon)
+    walk = Walk(root, sources, on_daemon, also)
     walk.processes()
     return walk.details()

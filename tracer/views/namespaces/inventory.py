@@ -37,6 +37,9 @@ class _Users:
     engines: dict[tuple[int, int], list[tuple[Engine, NsEngineRef]]] = field(default_factory=dict)
     pods: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     rootless: dict[int, Engine] = field(default_factory=dict)  # pid of a rootless engine's
+    # Every identity above: most processes in a namespace (the host's hold hundreds) are
+    # nobody's to name, and one set lookup passes over each.
+    anyone: set[tuple[int, int]] = field(default_factory=set)
 
 
 def users(topo: Topology, host: Host | None) -> _Users:
@@ -70,6 +73,7 @@ def users(topo: Topology, host: Host | None) -> _Users:
         for p in c.processes:
             if p.start is not None:
                 out.containers.setdefault((p.pid, p.start), []).append(ref)
+    out.anyone = set(out.containers) | set(out.engines) | set(out.pods)
     return out
 
 
@@ -109,8 +113,10 @@ def _entry(
     containers: dict[str, NsContainerRef] = {}
     engines: dict[str, NsEngineRef] = {}
     pods: set[str] = set()
-    for pid, start in sorted(held.processes.items()):
-        key = (pid, start)
+    for key in sorted(held.processes.items()):
+        if key not in who.anyone:
+            continue
+        pid = key[0]
         for c in who.containers.get(key, []):
             containers.setdefault(c.id, c)
         for engine, ref in who.engines.get(key, []):
