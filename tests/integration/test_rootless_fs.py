@@ -84,46 +84,60 @@ def fs_json(r: Rootless, *args: str) -> dict[str, Any]:
     return json.loads(run_cli("fs", "--json", "-H", r.host, *args, check=True).stdout)
 
 
+def union(engine: Rootless, name: str) -> dict[str, str]:
+    """The container's root mount as its init sees it: the options of `/` in its mountinfo."""
+    pid = engine.inspect(name)["State"]["Pid"]
+    with open(f"/proc/{pid}/mountinfo") as f:
+        rows = [line.split(" - ")[1].split() for line in f if line.split()[4] == "/"]
+    return dict(o.split("=", 1) for o in rows[-1][2].split(",") if "=" in o)
+
+
 def test_the_storage_driver_and_data_root_are_the_engine_s(engine):
     info = json.loads(engine.docker("info", "--format", "{{json .}}"))
     doc = fs_json(engine, NAME)
-    assert doc["driver"] == info["Driver"] == "overlay2"  # Docker 20.10's native rootless overlay
+    # Docker 20.10's native rootless overlay2; Docker 28's containerd image store (overlayfs)
+    assert doc["driver"] == info["Driver"] == ("overlay2" if PATHS.stack == "2023" else "overlayfs")
     assert doc["data_root"] == info["DockerRootDir"] == f"{engine.entry.pw_dir}/.local/share/docker"
     assert not any("userns-remap" in n or "not mounted" in n for n in doc["notes"])
 
 
 def test_the_overlay_is_the_one_mounted_in_rootlesskit_s_mount_namespace(engine):
     doc = fs_json(engine, NAME)
-    graph = engine.inspect(NAME)["GraphDriver"]["Data"]
-    root = doc["root"]
-    assert (root["upperdir"], root["workdir"]) == (graph["UpperDir"], graph["WorkDir"])
-    assert root["merged"] == graph["MergedDir"]
+    root, mounted = doc["root"], union(engine, NAME)
+    assert (root["upperdir"], root["workdir"]) == (mounted["upperdir"], mounted["workdir"])
+    graph = engine.inspect(NAME)["GraphDriver"]["Data"] or {}  # the image store's is null
+    cid = engine.inspect(NAME)["Id"]
+    assert root["merged"] == graph.get("MergedDir", f"{doc['data_root']}/rootfs/overlayfs/{cid}")
     child = [p for p in psutil.process_iter(["name", "uids", "ppid"])
              if p.info["name"] == "exe" and p.info["uids"].real == engine.entry.pw_uid]  # fmt: skip
     assert doc["seen_from"] in {f"/proc/{p.pid}/root" for p in child}
     with open(f"{doc['seen_from'].removesuffix('/root')}/mountinfo") as f:
-        assert any(f" {graph['MergedDir']} " in line for line in f)  # mounted there
+        assert any(f" {root['merged']} " in line for line in f)  # mounted there
     with open("/proc/2/mountinfo") as f:  # and not in the host's namespace
-        assert not any(f" {graph['MergedDir']} " in line for line in f)
+        assert not any(f" {root['merged']} " in line for line in f)
 
 
-def test_layers_and_sizes_are_layerdb_s(engine):
+def test_layers_sizes_and_sharing_are_the_engine_s(engine):
     doc = fs_json(engine, NAME)
-    graph = engine.inspect(NAME)["GraphDriver"]["Data"]
     roles = [x["role"] for x in doc["layers"]]
     assert roles[:2] == ["rw", "init"] and set(roles[2:]) == {"image"}
-    lowers = graph["LowerDir"].split(":")  # the init layer's diff, then the image's
-    assert [x["path"] for x in doc["layers"][1:]] == lowers
     rw = doc["layers"][0]
-    assert rw["path"] == graph["UpperDir"]
-    sized = json.loads(engine.docker("ps", "-a", "-s", "--filter", f"name=^{NAME}$",
-                                     "--format", "{{json .}}"))  # fmt: skip
-    assert sized["Size"].startswith(f"{rw['size_bytes']}B")  # docker ps -s: "19B (virtual …)"
+    if doc["driver"] != "overlay2":  # the snapshotter's directories, as the mount names them
+        mounted = union(engine, NAME)
+        layers = [mounted["upperdir"], *mounted["lowerdir"].split(":")]
+        assert [x["path"] for x in doc["layers"]] == layers
+    else:  # overlay2's mount names l/ links: its layers are GraphDriver's directories
+        graph = engine.inspect(NAME)["GraphDriver"]["Data"]
+        assert rw["path"] == graph["UpperDir"]
+        assert [x["path"] for x in doc["layers"][1:]] == graph["LowerDir"].split(":")
+        sized = json.loads(engine.docker("ps", "-a", "-s", "--filter", f"name=^{NAME}$",
+                                         "--format", "{{json .}}"))  # fmt: skip
+        assert sized["Size"].startswith(f"{rw['size_bytes']}B")  # "5B (virtual 1.98MB)"
     diff_ids = json.loads(engine.docker("image", "inspect", IMAGE))[0]["RootFS"]["Layers"]
     assert [x["diff_id"] for x in doc["layers"][2:]] == diff_ids[::-1]
     others = engine.docker("ps", "-a", "--filter", f"ancestor={IMAGE}", "--format", "{{.Names}}")
     sharers = sorted(n for n in others.split() if n != NAME)
-    assert doc["layers"][-1]["shared_with"] == sharers  # ENGINE.container at least
+    assert doc["layers"][-1]["shared_with"] == sharers
     assert ENGINE.container in sharers
 
 
