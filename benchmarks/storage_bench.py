@@ -6,6 +6,7 @@ Run as root from the repository:
     .venv/bin/python benchmarks/storage_bench.py --export
     .venv/bin/python benchmarks/storage_bench.py --store NAME --overlay2 NAME \
         --containerd-root DIR --ctr-address SOCK [--ctr PATH]
+    .venv/bin/python benchmarks/storage_bench.py --rootless NAME@HOST --rootful NAME@HOST
 --store and --overlay2 name a container on an engine with the containerd image store and one
 on an engine with overlay2 (the same image and the same number of containers on each, made by
 whoever runs this). Prints markdown; the figures are kept in benchmarks/STORAGE_RESULTS.md.
@@ -68,6 +69,13 @@ def export(repeat: int) -> None:
               f"| {len(data) / 1e6:.1f} MB | {size} |")  # fmt: skip
 
 
+def observe(host: str | None):  # the topology, as a command takes it
+    from tracer.app.environment import Environment
+    from tracer.app.service import Service
+
+    return Service(Environment(), host or "all", None).topology()
+
+
 def storage(args: argparse.Namespace) -> None:
     cli = [PY, "-m", "tracer", "fs", "--json"]
     rows = {
@@ -76,7 +84,6 @@ def storage(args: argparse.Namespace) -> None:
     }
     for what, seconds in rows.items():
         print(f"| {what} (whole process: the host's snapshot, then fs) | {seconds * 1000:.0f} ms |")
-    from tracer.cli.core import observe
     from tracer.views.selection import resolve
     from tracer.views.storage import report_for
 
@@ -99,6 +106,30 @@ def storage(args: argparse.Namespace) -> None:
               f"| {seconds * 1000:.0f} ms |")  # fmt: skip
 
 
+def rootless(args: argparse.Namespace) -> None:
+    """fs of a rootless engine's container (its mount namespace read through /proc/<pid>)
+    against a rootful one's: NAME@HOST each (HOST: the engine's -H)."""
+    from tracer.views.selection import resolve
+    from tracer.views.storage import report_for
+
+    print("| what | rootless | rootful |")
+    print("|---|---|---|")
+    pair = [a.split("@", 1) for a in (args.rootless, args.rootful)]
+    took = [whole([PY, "-m", "tracer", "fs", "--json", "-H", host, name], args.repeat)
+            for name, host in pair]  # fmt: skip
+    print(f"| fs --json (whole process: the engine's snapshot, then fs) "
+          f"| {took[0] * 1000:.0f} ms | {took[1] * 1000:.0f} ms |")  # fmt: skip
+    alone, layers = [], []
+    for name, host in pair:
+        topo = observe(host)
+        me = resolve(topo, name)
+        t, doc = timed(lambda m=me, tp=topo: report_for(tp, m, HostRoot(), True), 20)
+        alone.append(t)
+        layers.append(len(doc.layers))  # type: ignore[attr-defined]
+    print(f"| fs's storage read and report alone (--changes; {layers[0]} and {layers[1]} "
+          f"layers) | {alone[0] * 1000:.1f} ms | {alone[1] * 1000:.1f} ms |")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--export", action="store_true")
@@ -107,12 +138,16 @@ def main() -> None:
     p.add_argument("--containerd-root")
     p.add_argument("--ctr-address")
     p.add_argument("--ctr", default="ctr")
+    p.add_argument("--rootless")
+    p.add_argument("--rootful")
     p.add_argument("--repeat", type=int, default=7)
     args = p.parse_args()
     if args.export:
         export(3)
     if args.store:
         storage(args)
+    if args.rootless and args.rootful:
+        rootless(args)
 
 
 if __name__ == "__main__":
