@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests.support.cli import run_cli
+from tests.support.waiting import wait_for
 from tracer.ops import lab, labconfig
 from tracer.ops.stacks import debs
 
@@ -25,21 +26,24 @@ def _installed(package: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack_2026(lab_engine):
-    """The 2026 stack's lab (downloaded into the cache the first time); left up if it was."""
-    was_up = lab.status(PATHS_2026).api
+def both_stacks(lab_engine):
+    """The lab of each stack: the selected one ($DTRACE_LAB_STACK), and the other one, started
+    here (the 2026 one downloaded into the cache the first time) and taken down at the end if
+    it was not up."""
+    other = labconfig.LabPaths.of("2023" if labconfig.selected_stack() == "2026" else "2026")
+    was_up = lab.status(other).api
     host = {p: _installed(p) for p in ("docker.io", "containerd", "runc")}
     try:
-        status = lab.up(paths=PATHS_2026)
+        lab.up(paths=other)
     except Exception as exc:  # noqa: BLE001 - in CI this must fail loudly, not skip
-        pytest.fail(f"the 2026 stack's lab did not start: {exc}")
-    yield status
-    assert {p: _installed(p) for p in host} == host, "the stack changed the host's packages"
-    if not was_up and labconfig.selected_stack() != "2026":
-        lab.down(PATHS_2026)
+        pytest.fail(f"the {other.stack} stack's lab did not start: {exc}")
+    yield
+    assert {p: _installed(p) for p in host} == host, "a stack changed the host's packages"
+    if not was_up:
+        lab.down(other)
 
 
-def test_the_2026_stack_runs_docker_28_on_containerd_2_with_its_image_store(stack_2026):
+def test_the_2026_stack_runs_docker_28_on_containerd_2_with_its_image_store(both_stacks):
     out = run_cli("lab", "status", "--stack", "2026", "--json", check=True)
     doc = json.loads(out.stdout)
     assert doc["stack"] == "2026" and doc["api"] is True and doc["live_restore"] is True
@@ -66,12 +70,15 @@ def test_the_2026_stack_runs_docker_28_on_containerd_2_with_its_image_store(stac
     assert any(p.exe() == f"{root}/usr/bin/containerd-shim-runc-v2" for p in shims)
 
 
-def test_the_2026_stack_s_lab_is_separate_from_the_2023_one(stack_2026, lab_engine):
+def test_the_2026_stack_s_lab_is_separate_from_the_2023_one(both_stacks):
     old, new = labconfig.LabPaths.of("2023"), PATHS_2026
-    assert lab.status(old).api and lab.status(new).api
-    assert lab.dockerd_pid(old) != lab.dockerd_pid(new)
+    # (other tests restart the labs' daemons: wait for each API)
+    statuses = [wait_for(lambda p=p: (s := lab.status(p)).api and s, 90, f"the {p.stack} lab")
+                for p in (old, new)]  # fmt: skip
+    assert statuses[0].dockerd_pid != statuses[1].dockerd_pid
     assert {old.run, old.data, old.bridge} & {new.run, new.data, new.bridge} == set()
-    assert lab.status(old).versions["Engine"].startswith("20.10")
+    assert statuses[0].versions["Engine"].startswith("20.10")
+    assert int(statuses[1].versions["Engine"].split(".")[0]) >= 28
 
 
 def test_a_stack_whose_package_cannot_be_had_exits_5_naming_it_and_leaves_nothing(
@@ -135,7 +142,7 @@ def _host_as_the_lab_sees_it(paths: labconfig.LabPaths, user: str) -> dict:
     }  # fmt: skip
 
 
-def test_lab_down_leaves_the_host_as_it_was_after_every_engine_of_a_stack(stack_2026):
+def test_lab_down_leaves_the_host_as_it_was_after_every_engine_of_a_stack(both_stacks):
     """A 2026 lab of the test's own, with a second, a socket-activated and a rootless engine:
     down removes all of it (users, subordinate ranges, /dev/net/tun's mode, mounts, bridges,
     iptables rules, processes, directories)."""

@@ -59,7 +59,7 @@ def binaries(paths: LabPaths, progress: Progress = lambda _m: None) -> Binaries:
     if stack.suite is None:
         return Binaries(labhost.check_binaries(), labhost.SEARCH_PATH, None)
     root = ensure(stack, progress)
-    search = f"{root}/usr/sbin:{root}/usr/bin:{labhost.SEARCH_PATH}"
+    search = f"{root}/usr/sbin:{root}/usr/bin:{os.environ.get('PATH', '')}:{labhost.SEARCH_PATH}"
     found = {}
     for name, package in BINARIES.items():
         path = shutil.which(name, path=search)
