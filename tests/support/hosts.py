@@ -44,6 +44,14 @@ def proc(
     )
 
 
+def managed_containerd(
+    pid: int, dockerd: int, exec_root: str, create_time: float, **kw: Any
+) -> Proc:
+    """The containerd a dockerd starts and owns: its child, its config in the exec root."""
+    config = f"{exec_root}/containerd/containerd.toml"
+    return proc(pid, dockerd, "containerd", ["containerd", "--config", config], create_time, **kw)
+
+
 def shim_cmd(cid: str, address: str = SOCK, namespace: str = "moby") -> tuple[str, ...]:
     """The long-lived containerd-shim-runc-v2's command line."""
     return ("/usr/bin/containerd-shim-runc-v2", "-namespace", namespace, "-id", cid,

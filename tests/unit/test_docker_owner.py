@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.support.hosts import bundle, make_host, proc, shim_cmd
+from tests.support.hosts import bundle, make_host, managed_containerd, proc, shim_cmd
 from tracer.model.topology import Dockerd, Edge, Engine
 from tracer.runtimes import build
 from tracer.snapshot.host import Host
@@ -112,13 +112,7 @@ def test_a_rootless_dockerd_s_exec_root_is_where_its_managed_containerd_s_config
     h = make_host(
         proc(1, 0, "systemd", ["/sbin/init"], 1.0),
         proc(600, 1, "dockerd", ["dockerd"], 10.0),
-        proc(
-            500,
-            600,
-            "containerd",
-            ["containerd", "--config", f"{xdg}/containerd/containerd.toml"],
-            11.0,
-        ),
+        managed_containerd(500, 600, xdg, 11.0),
         proc(700, 1, "containerd-shim", shim_cmd(ID_A, sock), 20.0),
         proc(710, 700, "sleep", ["sleep", "1"], 21.0),
     )

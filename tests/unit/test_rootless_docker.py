@@ -3,7 +3,7 @@ dockerd -> its containerd; slirp4netns beside the child."""
 
 from __future__ import annotations
 
-from tests.support.hosts import make_host, proc, shim_cmd
+from tests.support.hosts import make_host, managed_containerd, proc, shim_cmd
 from tracer.model.topology import Dockerd
 from tracer.runtimes import build, runtime_of
 
@@ -24,14 +24,7 @@ def rootless_host(uid_map: bool = True):
             102, 100, "slirp4netns", ["slirp4netns", "--mtu", "65520", "101", "tap0"], 12.0, uid=UID
         ),  # fmt: skip
         proc(103, 101, "dockerd", ["dockerd"], 13.0, {"user": USERNS}, uid=UID),
-        proc(
-            104,
-            103,
-            "containerd",
-            ["containerd", "--config", f"{XDG}/docker/containerd/containerd.toml"],
-            14.0,
-            uid=UID,
-        ),  # fmt: skip
+        managed_containerd(104, 103, f"{XDG}/docker", 14.0, uid=UID),
         proc(200, 1, "containerd-shim", shim_cmd(CID, SOCK), 20.0, uid=UID),
         proc(201, 200, "sleep", ["sleep", "1"], 21.0, {"user": USERNS}, uid=UID),
     )

@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from tests.support import schemas
-from tests.support.hosts import PROXY_CMD, bundle, make_host, proc, shim_cmd
+from tests.support.hosts import PROXY_CMD, bundle, make_host, managed_containerd, proc, shim_cmd
 from tracer.errors import SnapshotFormatError
 from tracer.model.show_json import SCHEMA, SCHEMA_1, from_json
 from tracer.model.topology import (
@@ -316,13 +316,7 @@ def test_managed_containerd_is_dockerd_child() -> None:
     host = make_host(
         proc(1, 0, "systemd", ["/sbin/init"], 1.0),
         proc(600, 1, "dockerd", ["/usr/sbin/dockerd"], 100.0),
-        proc(
-            601,
-            600,
-            "containerd",
-            ["containerd", "--config", "/var/run/docker/containerd/containerd.toml"],
-            101.0,
-        ),
+        managed_containerd(601, 600, "/var/run/docker", 101.0),
         # one shim still under containerd, one re-parented to PID 1
         proc(700, 601, "containerd-shim", shim_cmd(ID_A, address=managed_sock), 110.0),
         proc(710, 700, "nginx", ["nginx"], 111.0, NS_A),
