@@ -25,6 +25,7 @@ from tracer.model.topology import (
     Dockerd,
     Engine,
     Kubelet,
+    Monitor,
     Process,
     Proxy,
     Topology,
@@ -128,12 +129,11 @@ def _pod(parent: Tree, members: list[Container], look: Look) -> None:
     if m is None:
         holder = parent.add(text("pod ", (name or "?", STYLE["name"]), "  (no shim running)"))
     else:
-        link = f"re-parented: ppid {m.ppid}" if m.reparented else f"child of {look.monitor_parent}"
         holder = parent.add(
-            text(
-                (m.kind, STYLE["shim"]),
-                f" {m.pid} ",
-                (f"[{link}]", STYLE["dim"]),
+            _monitor(
+                m,
+                look.monitor_parent,
+                "",
                 "  pod ",
                 (name or "(name unknown)", STYLE["name"]),
                 (f"  one {look.monitor} for its {len(members)} containers", STYLE["dim"]),
@@ -169,20 +169,17 @@ def _container(parent: Tree, c: Container, via: str, parent_name: str) -> None:
             text(("○ ", STYLE["dim"]), *ident, *image, (f"  {c.state}, no process", STYLE["dim"]))
         )
         return
-    link = f"re-parented: ppid {m.ppid}" if m.reparented else f"child of {parent_name}"
     mark = [(f"  ({STATE_MARKS[c.state]})", "bold yellow")] if c.state in STATE_MARKS else []
-    node = parent.add(
-        text(
-            (m.kind, STYLE["shim"]),
-            f" {m.pid} ",
-            (f"[{via + ', ' if via else ''}{link}]", STYLE["dim"]),
-            "  ",
-            *ident,
-            *mark,
-            *image,
-        )
-    )
+    node = parent.add(_monitor(m, parent_name, via, "  ", *ident, *mark, *image))
     _processes(node, c.processes, m.pid)
+
+
+def _monitor(m: Monitor, parent_name: str, via: str, *held: tuple[str, str] | str) -> Text:
+    """A monitor's line: its kind and PID, how it is tied (via what, and whose child it is or
+    that it was re-parented), then what it holds."""
+    link = f"re-parented: ppid {m.ppid}" if m.reparented else f"child of {parent_name}"
+    how = (f"[{via + ', ' if via else ''}{link}]", STYLE["dim"])
+    return text((m.kind, STYLE["shim"]), f" {m.pid} ", how, *held)
 
 
 def _processes(node: Tree, procs: list[Process], root_pid: int) -> None:
