@@ -129,9 +129,11 @@ def _download(stack: Stack, home: Path, progress: Progress) -> list[Path]:
     progress(f"reading Debian {suite}'s package lists (apt of its own, in {home / 'apt'})")
     out = _run([*apt, "update"])
     if out.returncode != 0 or "Err:" in out.stdout:
-        raise EngineError(
-            f"the {stack.name} stack's packages ({names}) cannot be had: apt-get update of "
-            f"Debian {suite} failed: {_last(out)}",
+        raise _not_had(
+            stack,
+            f"packages ({names})",
+            f": apt-get update of Debian {suite} failed",
+            out,
             "nothing was installed; check the network, then run `dtrace-tree lab up` again",
         )
     part = home / "debs.part"
@@ -143,16 +145,23 @@ def _download(stack: Stack, home: Path, progress: Progress) -> list[Path]:
     missing = [p for p in stack.packages if p not in got]
     if out.returncode != 0 or missing:
         shutil.rmtree(part, ignore_errors=True)
-        named = _named(out.stderr, stack.packages) or missing or list(stack.packages)
-        raise EngineError(
-            f"the {stack.name} stack's package {', '.join(named)} cannot be had from Debian "
-            f"{suite}: {_last(out)}",
-            "nothing was installed",
-        )
+        named = ", ".join(_named(out.stderr, stack.packages) or missing or stack.packages)
+        raise _not_had(stack, f"package {named}", f" from Debian {suite}", out)
     debs = home / "debs"
     shutil.rmtree(debs, ignore_errors=True)
     part.rename(debs)
     return [debs / got[p].name for p in stack.packages]
+
+
+def _not_had(
+    stack: Stack,
+    what: str,
+    why: str,
+    out: subprocess.CompletedProcess[str],
+    hint: str = "nothing was installed",
+) -> EngineError:
+    """The error for packages apt could not get: which, why, and apt's own last line."""
+    return EngineError(f"the {stack.name} stack's {what} cannot be had{why}: {_last(out)}", hint)
 
 
 def _extract(stack: Stack, debs: list[Path], root: Path, progress: Progress) -> None:
