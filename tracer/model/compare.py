@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tracer.model.topology import Labelled
+
 SCHEMA = "dtrace-tree/diff/1"
 # kept: the very same init process (PID and start time) in the same namespaces;
 # restarted: running in both, another init process; stopped: known after, no process;
@@ -20,7 +22,7 @@ class Side:
 
 
 @dataclass
-class Change:
+class Change(Labelled):
     id: str
     name: str | None
     verdict: str  # one of VERDICTS
@@ -28,10 +30,6 @@ class Change:
     init_pid_after: int | None
     start_time_same: bool
     namespaces_same: bool
-
-    @property
-    def label(self) -> str:
-        return self.name or self.id[:12]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from tracer.model.topology import Topology
+from tracer.model.topology import Labelled, Topology
 
 VERDICTS = ("survived", "lost", "refused")
 
@@ -56,7 +56,7 @@ class DownView:
 
 
 @dataclass
-class ContainerFate:
+class ContainerFate(Labelled):
     id: str
     name: str | None
     init_pid_before: int | None
@@ -67,10 +67,6 @@ class ContainerFate:
     shim_pid_after: int | None
     restart_policy: str | None
     survived: bool
-
-    @property
-    def label(self) -> str:
-        return self.name or self.id[:12]
 
 
 @dataclass

@@ -134,6 +134,17 @@ class Pod:
     sandbox: bool = False  # this container is the pod's sandbox (pause), holding its namespaces
 
 
+class Labelled:
+    """A container as reports call it: its name, else its short id."""
+
+    id: str
+    name: str | None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id[:12]
+
+
 @dataclass
 class Container:
     id: str

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.kernel.procfs import Proc, wait_status
+from tracer.model.topology import Labelled
 
 SCHEMA = "dtrace-tree/trace/1"
 KINDS = ("fork", "exec", "exit", "comm")
@@ -219,7 +220,7 @@ class Entry:
 
 
 @dataclass
-class Story:
+class Story(Labelled):
     """What happened to one container during the trace."""
 
     id: str
@@ -231,10 +232,6 @@ class Story:
     execs: list[Entry] = field(default_factory=list)
     init_exit: Step | None = None  # the container's init, when it ended during the trace
     started_in_ns: int | None = None  # first step of the engine -> the init's exec
-
-    @property
-    def label(self) -> str:
-        return self.name or self.id[:12]
 
     def to_json(self) -> dict[str, Any]:
         return {
