@@ -31,10 +31,11 @@ LABEL = "dtrace-tree.bench"
 PY = sys.executable
 
 
-def run_measured(argv: list[str]) -> float:
-    """Wall time (s) of one whole process."""
+def run_measured(argv: list[str], cwd: Path = ROOT) -> float:
+    """Wall time (s) of one whole process, run from cwd: `python -m tracer` imports the
+    tracer/ of its working directory before any PYTHONPATH entry."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{argv} exited {proc.returncode}")
@@ -45,14 +46,21 @@ def median_of(argv: list[str], repeat: int) -> float:
     return medians({"": argv}, repeat)[""]
 
 
-def medians(commands: dict[str, list[str]], repeat: int) -> dict[str, float]:
+def medians(
+    commands: dict[str, list[str]], repeat: int, cwds: dict[str, Path] | None = None
+) -> dict[str, float]:
     """Median wall time of each command, run in turns (a, b, c, a, b, c, ...) so that a slower
     minute of a shared machine weighs on every command alike."""
     runs: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, argv in commands.items():
-            runs[name].append(run_measured(argv))
+            runs[name].append(run_measured(argv, (cwds or {}).get(name, ROOT)))
     return {name: statistics.median(got) for name, got in runs.items()}
+
+
+def load() -> str:
+    """The load average (1, 5, 15 min): on a shared machine, what each figure was made in."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def peak_rss(argv: list[str], repeat: int = 3) -> int:
@@ -70,6 +78,7 @@ def peak_rss(argv: list[str], repeat: int = 3) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 check=True,
+                cwd=ROOT,
             )
             peaks.append(int(Path(out.name).read_text().split()[-1]))
     return max(peaks)
@@ -84,21 +93,36 @@ def api_requests(argv: list[str]) -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
+            cwd=ROOT,
         )
         text = Path(log.name).read_text(errors="replace")
     return len(re.findall(r'"(GET|POST|PUT|DELETE|HEAD) /', text))
 
 
-def scale(client: docker.DockerClient, n: int) -> None:
+def scale(client: docker.DockerClient, n: int, label: str = LABEL) -> None:
     """Exactly n running benchmark containers (plain sleepers) in the lab."""
-    have = client.containers.list(all=True, filters={"label": LABEL})
+    have = client.containers.list(all=True, filters={"label": label})
     for c in have[n:]:
         c.remove(force=True)
     for _ in range(len(have), n):
         client.containers.run(
-            lab.IMAGE, ["sleep", "2147483647"], detach=True, labels={LABEL: "1"},
+            lab.IMAGE, ["sleep", "2147483647"], detach=True, labels={label: "1"},
             environment={"PATH": "/bin"},
         )  # fmt: skip
+
+
+def remove_all(client: docker.DockerClient, label: str = LABEL) -> None:
+    """Every benchmark container gone, even when the lab's dockerd restarts meanwhile (other
+    people's tests restart it): the shared lab is left as it was found."""
+    for attempt in range(10):
+        try:
+            scale(client, 0, label)
+            if not client.containers.list(all=True, filters={"label": label}):
+                return
+        except docker.errors.DockerException as exc:
+            print(f"removing the benchmark containers: {exc}; again", file=sys.stderr)
+        time.sleep(2 + attempt)
+    sys.exit(f"benchmark containers (label {label}) left in the lab: remove them")
 
 
 def machine() -> str:
@@ -151,9 +175,10 @@ def main() -> None:
                 "pstree": ["pstree", "-p"],
             }
             if before:
-                # The old code first on the path; its dependencies from this venv.
-                commands["before"] = ["env", f"PYTHONPATH={before}", *tool, "show", "--json"]
-            got = medians(commands, opts.repeat)
+                # Run from the old checkout (its tracer/ first); its dependencies from this venv.
+                commands["before"] = [*tool, "show", "--json"]
+            load_before = load()
+            got = medians(commands, opts.repeat, {"before": Path(before)} if before else None)
             show_t, ns_t = got["show"], got["ns"]
             inspect_t, lsns_t, pstree_t = got["inspect"], got["lsns"], got["pstree"]
             # The usual way: one `docker inspect` per container, as scripts do in a loop.
@@ -165,7 +190,7 @@ def main() -> None:
                 "n": n, "running": len(ids), "procs": procs,
                 "show": show_t, "ns": ns_t, "inspect": inspect_t, "each": each_t, "lsns": lsns_t,
                 "pstree": pstree_t, "show_rss": show_rss, "ns_rss": ns_rss,
-                "before": got.get("before"),
+                "before": got.get("before"), "load": f"{load_before} -> {load()}",
                 "show_api": api_requests([*tool, "show", "--json"]),
                 "ns_api": api_requests([*tool, "ns", "--json"]),
             })  # fmt: skip
@@ -177,9 +202,19 @@ def main() -> None:
             p.kill()
             p.wait()
         if not opts.keep:
-            scale(client, 0)
-    Path(opts.out).write_text(report(rows, opts.repeat, opts.before))
+            remove_all(client)
+    out = Path(opts.out)
+    kept = _ns_section(out.read_text()) if out.exists() else ""
+    out.write_text(report(rows, opts.repeat, opts.before) + kept)
     print(f"wrote {opts.out}")
+
+
+def _ns_section(text: str) -> str:
+    """The `ns --all` section that benchmarks/ns_bench.py keeps in the same file."""
+    start, end = "<!-- ns-bench -->", "<!-- /ns-bench -->\n"
+    if start not in text or end not in text:
+        return ""
+    return "\n" + text[text.index(start) : text.index(end) + len(end)]
 
 
 def _worktree(rev: str) -> str:
@@ -198,15 +233,15 @@ def report(rows: list[dict], repeat: int, before: str | None = None) -> str:
         "| N | running | host processes | show --json | ns --json | docker inspect, all ids "
         "in one call | docker inspect, one call per container | lsns -J | pstree -p "
         "| show / (inspect all + lsns) | show / (inspect each + lsns) "
-        "| API requests show / ns | peak RSS show / ns (GNU time) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| API requests show / ns | peak RSS show / ns (GNU time) | load average (start -> end) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     body = "".join(
         f"| {r['n']} | {r['running']} | {r['procs']} | {ms(r['show'])} | {ms(r['ns'])} "
         f"| {ms(r['inspect'])} | {ms(r['each'])} | {ms(r['lsns'])} | {ms(r['pstree'])} "
         f"| {r['show'] / (r['inspect'] + r['lsns']):.2f} "
         f"| {r['show'] / (r['each'] + r['lsns']):.2f} | {r['show_api']} / {r['ns_api']} "
-        f"| {r['show_rss'] / 1024:.0f} / {r['ns_rss'] / 1024:.0f} MiB |\n"
+        f"| {r['show_rss'] / 1024:.0f} / {r['ns_rss'] / 1024:.0f} MiB | {r['load']} |\n"
         for r in rows
     )
     if before:
