@@ -100,29 +100,29 @@ def api_requests(argv: list[str]) -> int:
 
 
 def scale(client: docker.DockerClient, n: int, label: str = LABEL) -> None:
-    """Exactly n running benchmark containers (plain sleepers) in the lab."""
-    have = client.containers.list(all=True, filters={"label": label})
-    for c in have[n:]:
-        c.remove(force=True)
-    for _ in range(len(have), n):
-        client.containers.run(
-            lab.IMAGE, ["sleep", "2147483647"], detach=True, labels={label: "1"},
-            environment={"PATH": "/bin"},
-        )  # fmt: skip
+    """Exactly n running benchmark containers (plain sleepers) in the lab. The lab's dockerd
+    may restart meanwhile (other people's tests restart it): wait for it, and go on."""
+    for attempt in range(30):
+        try:
+            have = client.containers.list(all=True, filters={"label": label})
+            running = [c for c in have if c.status == "running"]
+            for c in [c for c in have if c.status != "running"] + running[n:]:
+                c.remove(force=True)
+            for _ in range(len(running), n):
+                client.containers.run(
+                    lab.IMAGE, ["sleep", "2147483647"], detach=True, labels={label: "1"},
+                    environment={"PATH": "/bin"},
+                )  # fmt: skip
+            return
+        except Exception as exc:  # noqa: BLE001 - the SDK's and requests' errors alike
+            print(f"the lab's dockerd: {exc}; again in {2 + attempt} s", file=sys.stderr)
+            time.sleep(2 + attempt)
+    sys.exit(f"could not bring the benchmark containers (label {label}) to {n}")
 
 
 def remove_all(client: docker.DockerClient, label: str = LABEL) -> None:
-    """Every benchmark container gone, even when the lab's dockerd restarts meanwhile (other
-    people's tests restart it): the shared lab is left as it was found."""
-    for attempt in range(10):
-        try:
-            scale(client, 0, label)
-            if not client.containers.list(all=True, filters={"label": label}):
-                return
-        except docker.errors.DockerException as exc:
-            print(f"removing the benchmark containers: {exc}; again", file=sys.stderr)
-        time.sleep(2 + attempt)
-    sys.exit(f"benchmark containers (label {label}) left in the lab: remove them")
+    """Every benchmark container gone: the shared lab is left as it was found."""
+    scale(client, 0, label)
 
 
 def machine() -> str:

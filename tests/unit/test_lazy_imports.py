@@ -25,3 +25,11 @@ def test_ns_json_imports_no_graphviz():
     mods = modules_after("ns", "--json", "-H", "unix:///nonexistent.sock")
     assert not {"graphviz", "rich.table", "tracer.output.terminal.namespaces"} & mods
     assert not HEAVY & mods
+
+
+def test_ns_all_json_imports_neither_rich_nor_graphviz():
+    """`ns --all --json` is benchmarked against lsns (benchmarks/NS_RESULTS.md): JSON only."""
+    mods = modules_after("ns", "--all", "--json")
+    assert "tracer.snapshot.namespaces" in mods  # it did walk the namespaces
+    assert not {"graphviz", "rich", "tracer.output.terminal", "tracer.output.diagram"} & mods
+    assert not HEAVY & mods
