@@ -115,6 +115,67 @@ def test_a_child_pid_namespace_has_ours_as_parent():
         child.wait()
 
 
+# -- one read of each process for show's walk and the namespace walk -------------------------
+
+
+def test_the_namespace_walk_gives_show_s_walk_what_it_would_read_itself():
+    """Read through the same pinned fd: this process's own links as Pinned.namespaces reads
+    them, its sockets' links as unix.socket_inodes reads them; and its threads counted."""
+    import socket
+    import threading
+
+    from tracer.kernel import procfs, unix
+    from tracer.snapshot.namespaces import NsWalk
+
+    root, me, stop = HostRoot(), os.getpid(), threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    a, b = socket.socketpair()
+    try:
+        walk = NsWalk(root)
+        with procfs.Pinned(root, me) as p:
+            got = walk.process(p)
+            assert got.namespaces == p.namespaces()
+        assert got.sockets is not None
+        assert unix.inodes_of(got.sockets) == unix.socket_inodes(root, me)
+        scan = walk.finish()
+        net = scan.namespaces[os.stat("/proc/self/ns/net").st_ino]
+        assert net.processes == {me: p.stat.start_ticks}
+        assert net.tasks == len(os.listdir("/proc/self/task"))  # this one and the worker
+    finally:
+        a.close()
+        b.close()
+        stop.set()
+        worker.join()
+
+
+def test_show_s_walk_takes_the_namespaces_read_for_it_instead_of_reading_again():
+    from tracer.snapshot.walk import Also, Walk
+
+    me, parent = os.getpid(), os.getppid()
+
+    class Drawn:  # a runtime that draws this process
+        daemons: frozenset[str] = frozenset()
+
+        def read_daemon(self, host, daemon, read):
+            pass
+
+        def drawn(self, host):
+            return [me, parent]
+
+        def read_state(self, host, read):
+            pass
+
+    told = ({"net": 1234}, False)  # not what the kernel says: so it was not read again
+    walk = Walk(HostRoot(), [Drawn()], also=lambda p, uid: Also(told if p.pid == me else None,
+                                                                None))  # fmt: skip
+    walk.processes()
+    host = walk.details()
+    assert host.procs[me].namespaces == {"net": 1234}
+    # told nothing of the parent: the walk read it itself
+    assert host.procs[parent].namespaces["net"] == os.stat(f"/proc/{parent}/ns/net").st_ino
+
+
 # -- who uses a namespace ------------------------------------------------------------------
 
 
