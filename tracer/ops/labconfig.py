@@ -7,7 +7,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer.errors import UsageError
 
@@ -146,8 +146,58 @@ def _of_selected(attr: str) -> Any:
     return lambda: getattr(STACKS[selected_stack()], attr)
 
 
+class DockerdFiles:
+    """Where a dockerd of the lab keeps its files: its socket, pidfile, daemon.json and exec
+    root in its run directory, its data root in its data directory."""
+
+    if TYPE_CHECKING:  # given by the class (a field, or a property)
+
+        @property
+        def run(self) -> Path: ...
+
+        @property
+        def data(self) -> Path: ...
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.run / "docker.sock"
+
+    @property
+    def docker_pid(self) -> Path:
+        return self.run / "docker.pid"
+
+    @property
+    def daemon_json(self) -> Path:
+        return self.run / "daemon.json"
+
+    @property
+    def exec_root(self) -> Path:
+        return self.run / "docker"
+
+    @property
+    def data_root(self) -> Path:
+        return self.data / "docker"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.docker_sock}"
+
+    def dockerd_options(self, containerd_sock: Path, bridge: str) -> list[str]:
+        """Its files, the containerd and the bridge it uses, as dockerd's options (where it
+        listens is the caller's: a socket-activated dockerd is given fd://)."""
+        return [
+            "--config-file", str(self.daemon_json),
+            "--data-root", str(self.data_root),
+            "--exec-root", str(self.exec_root),
+            "--pidfile", str(self.docker_pid),
+            "--containerd", str(containerd_sock),
+            "--bridge", bridge,
+            "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+        ]  # fmt: skip
+
+
 @dataclass(frozen=True)
-class LabPaths:
+class LabPaths(DockerdFiles):
     """Where a lab lives. The default is *the* lab of the selected stack ($DTRACE_LAB_STACK,
     else 2023); tests build a second one elsewhere."""
 
@@ -185,36 +235,12 @@ class LabPaths:
         return self.run / "containerd.pid"
 
     @property
-    def docker_sock(self) -> Path:
-        return self.run / "docker.sock"
-
-    @property
-    def docker_pid(self) -> Path:
-        return self.run / "docker.pid"
-
-    @property
-    def daemon_json(self) -> Path:
-        return self.run / "daemon.json"
-
-    @property
-    def exec_root(self) -> Path:
-        return self.run / "docker"
-
-    @property
-    def data_root(self) -> Path:
-        return self.data / "docker"
-
-    @property
     def state_json(self) -> Path:
         return self.run / "lab.json"
 
     @property
     def logs(self) -> Path:
         return self.data / "logs"
-
-    @property
-    def docker_host(self) -> str:
-        return f"unix://{self.docker_sock}"
 
     # -- podman: its own storage, run root, temporary and network directories ---------------
 
@@ -322,20 +348,8 @@ def daemon_config(live_restore: bool, paths: LabPaths) -> dict[str, Any]:
 
 
 def dockerd_argv(paths: LabPaths, dockerd: str) -> list[str]:
-    return [
-        dockerd,
-        "--config-file", str(paths.daemon_json),
-        "--host", paths.docker_host,
-        "--group", "root",
-        "--data-root", str(paths.data_root),
-        "--exec-root", str(paths.exec_root),
-        "--pidfile", str(paths.docker_pid),
-        "--containerd", str(paths.containerd_sock),
-        "--bridge", paths.bridge,
-        "--iptables=false",
-        "--ip-masq=false",
-        "--ip-forward=false",
-    ]  # fmt: skip
+    options = paths.dockerd_options(paths.containerd_sock, paths.bridge)
+    return [dockerd, "--host", paths.docker_host, "--group", "root", *options]
 
 
 def cri_config(paths: LabPaths) -> str:

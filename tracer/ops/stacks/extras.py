@@ -25,7 +25,7 @@ from typing import Any
 from tracer.errors import EngineError, MissingBinaryError, WaitTimeoutError
 from tracer.kernel.root import HostRoot
 from tracer.ops import daemon, labhost
-from tracer.ops.labconfig import IMAGE, IMAGE_REPO, IMAGE_TAG, LABEL, STACKS, LabPaths
+from tracer.ops.labconfig import IMAGE, IMAGE_REPO, IMAGE_TAG, LABEL, STACKS, DockerdFiles, LabPaths
 from tracer.ops.labconfig import daemon_config as lab_daemon_config
 from tracer.runtimes.dockerapi import DockerApi
 
@@ -48,7 +48,7 @@ EXTRAS = {
 
 
 @dataclass(frozen=True)
-class ExtraDockerd:
+class ExtraDockerd(DockerdFiles):
     """Where an extra dockerd of a lab lives."""
 
     lab: LabPaths
@@ -61,26 +61,6 @@ class ExtraDockerd:
     @property
     def data(self) -> Path:
         return self.lab.data / self.extra.name
-
-    @property
-    def docker_sock(self) -> Path:
-        return self.run / "docker.sock"
-
-    @property
-    def docker_host(self) -> str:
-        return f"unix://{self.docker_sock}"
-
-    @property
-    def exec_root(self) -> Path:
-        return self.run / "docker"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.run / "docker.pid"
-
-    @property
-    def daemon_json(self) -> Path:
-        return self.run / "daemon.json"
 
     @property
     def log(self) -> Path:
@@ -109,15 +89,7 @@ def of(paths: LabPaths, names: list[str] | None = None) -> list[ExtraDockerd]:
 
 
 def dockerd_argv(e: ExtraDockerd, dockerd: str, activate: str | None) -> list[str]:
-    common = [
-        "--config-file", str(e.daemon_json),
-        "--data-root", str(e.data / "docker"),
-        "--exec-root", str(e.exec_root),
-        "--pidfile", str(e.pidfile),
-        "--containerd", str(e.lab.containerd_sock),  # the lab's, namespace moby (the default)
-        "--bridge", e.bridge,
-        "--iptables=false", "--ip-masq=false", "--ip-forward=false",
-    ]  # fmt: skip
+    common = e.dockerd_options(e.lab.containerd_sock, e.bridge)  # the lab's, namespace moby
     if activate:  # as a systemd unit runs it: the socket comes in as fd 3
         return [activate, "-l", str(e.docker_sock), dockerd, "-H", "fd://", *common]
     return [dockerd, "--host", e.docker_host, "--group", "root", *common]
@@ -126,7 +98,7 @@ def dockerd_argv(e: ExtraDockerd, dockerd: str, activate: str | None) -> list[st
 def pid(e: ExtraDockerd) -> int | None:
     """Its dockerd (or, before the first connection, its systemd-socket-activate)."""
     marker = str(e.exec_root)
-    return labhost.pid_from(e.pidfile, "dockerd", marker) or (
+    return labhost.pid_from(e.docker_pid, "dockerd", marker) or (
         labhost.pid_from(e.run / "activate.pid", "systemd-socket-activate", marker)
         if e.extra.activated
         else None
