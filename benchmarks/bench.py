@@ -136,12 +136,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB, Linux {platform.release()}, {docker_v}"
 
 
+def options(description: str | None, sizes: str, repeat: int, out: str) -> argparse.ArgumentParser:
+    """The options of a benchmark run at sizes: the numbers of containers, the turns at each,
+    the results file (in benchmarks/)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sizes", default=sizes, help="numbers of containers, comma-separated")
+    parser.add_argument("--repeat", type=int, default=repeat, help="turns at each size")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / out))
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="10,100,300")
-    parser.add_argument("--repeat", type=int, default=11)
+    parser = options(__doc__, "10,100,300", 11, "RESULTS.md")
     parser.add_argument("--background", type=int, default=300, help="other processes on the host")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     parser.add_argument("--keep", action="store_true", help="keep the benchmark containers")
     parser.add_argument(
         "--before",

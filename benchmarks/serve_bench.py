@@ -15,7 +15,6 @@ page's own fetch and drawing of the SVG come on top (measured in Chromium for is
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import selectors
@@ -33,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import machine, scale  # noqa: E402
+from bench import machine, options, scale  # noqa: E402
 
 from tracer.ops import lab  # noqa: E402
 
@@ -124,11 +123,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="10,300")
-    parser.add_argument("--repeat", type=int, default=9)
+    parser = options(__doc__, "10,300", 9, "SERVE_RESULTS.md")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of idle CPU measure")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "SERVE_RESULTS.md"))
     opts = parser.parse_args()
 
     lab.up()
