@@ -11,7 +11,6 @@ from the API's one container list per engine (tracer/runtimes/dockerapi.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -87,15 +86,7 @@ def data_root(dockerd: Proc | Dockerd, root: HostRoot) -> str:
 
 def daemon_json(host: Host, dockerd: Proc) -> dict[str, Any]:
     """dockerd's daemon.json as the snapshot read it ({} if none, or not a JSON object)."""
-    return _config(host.files.get(config_path(dockerd)))
-
-
-def _config(text: str | None) -> dict[str, Any]:
-    try:
-        doc = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    return dataroot.json_object(host.files.get(config_path(dockerd)))
 
 
 def api_socket(host: Host, dockerd: Proc) -> str | None:

@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tracer.kernel.root import HostRoot, seen_by
 from tracer.runtimes.flags import flag_value
@@ -67,7 +67,7 @@ def find(dockerd: HasArgv, root: HostRoot) -> DataRoot:
     if data:
         return DataRoot(data, "--data-root", config, kit, note)
     view = seen_by(root, dockerd.pid) or root
-    doc = _config(view.read_text(config))
+    doc = json_object(view.read_text(config))
     for key in ("data-root", "graph"):
         value = doc.get(key)
         if isinstance(value, str) and value.startswith("/"):
@@ -104,7 +104,8 @@ def _xdg(given: dict[str, str], var: str, home: str, under: str) -> str:
     return value if value.startswith("/") else f"{home.rstrip('/')}/{under}"
 
 
-def _config(text: str | None) -> dict[str, object]:
+def json_object(text: str | None) -> dict[str, Any]:
+    """daemon.json's text as an object ({} if none, or not a JSON object)."""
     try:
         doc = json.loads(text or "{}")
     except ValueError:
