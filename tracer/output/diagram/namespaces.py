@@ -13,24 +13,7 @@ import graphviz
 
 from tracer.model.namespaces import Namespace, NsInventory
 from tracer.model.topology import Container, Process, Topology
-from tracer.output.diagram.dot import (
-    CONTAINER_CLUSTER,
-    NODE_STYLE,
-    Label,
-    by_name,
-    cid,
-    cluster,
-    cmd,
-    graph,
-    grid,
-    height,
-    label,
-    plural,
-    pnode,
-    proc_key,
-    title,
-    wrapped,
-)
+from tracer.output.diagram import dot
 from tracer.views.namespaces import MATRIX_TYPES, inventory
 
 COLUMN = 12  # containers stacked in one column before the next column starts
@@ -63,9 +46,9 @@ def namespaces(topo: Topology, compact: bool = False) -> str:
     joins a group to each shared or host namespace it is in, so sharing shows at a glance.
     Compact: one node per container, host namespaces named in it instead of joined by edges.
     """
-    g = graph(topo, "namespaces: what each container isolates, and what it shares")
+    g = dot.graph(topo, "namespaces: what each container isolates, and what it shares")
     host_ns = {str(k): int(v) for k, v in (topo.host.get("namespaces") or {}).items()}
-    ctrs = [c for c in by_name(topo.containers()) if c.processes]
+    ctrs = [c for c in dot.by_name(topo.containers()) if c.processes]
     users: dict[tuple[str, int], set[str]] = {}
     for c in ctrs:
         for p in c.processes:
@@ -80,38 +63,40 @@ def namespaces(topo: Topology, compact: bool = False) -> str:
 
     edges: set[tuple[str, str, str, str]] = set()  # (from, namespace node, class, ltail)
     draw = _ns_compact if compact else _ns_container
-    groups = [(e.title, [c for c in by_name(e.containers) if c.processes]) for e in topo.engines]
-    groups.append(("shims whose containerd is not running", by_name(topo.orphans)))
+    groups = [
+        (e.title, [c for c in dot.by_name(e.containers) if c.processes]) for e in topo.engines
+    ]
+    groups.append(("shims whose containerd is not running", dot.by_name(topo.orphans)))
     for i, (heading, members) in enumerate(groups):
         members = [c for c in members if c.processes]
         if not members:
             continue
         with g.subgraph(name=f"cluster_nsengine_{i}") as box:  # one engine's containers
-            cluster(box, label(f"engine {heading}", left=True), fontsize="12", color="#1f5fbf",
-                    style="rounded")  # fmt: skip
+            heading_label = dot.label(f"engine {heading}", left=True)
+            dot.cluster(box, heading_label, fontsize="12", color="#1f5fbf", style="rounded")
             units = [draw(box, c, klass, edges) for c in members]
-            grid(box, units, height(len(units)) if compact else COLUMN)
+            dot.grid(box, units, dot.height(len(units)) if compact else COLUMN)
     if not ctrs:
-        g.node("nothing", label=label("no running containers"), **NODE_STYLE["stopped"])
+        g.node("nothing", label=dot.label("no running containers"), **dot.NODE_STYLE["stopped"])
     for kind, inode in sorted((k for k in users if klass(*k) == "shared"), key=_ns_key):
         names = sorted(c.name or c.short_id for c in ctrs if c.id in users[(kind, inode)])
-        who = ", ".join(names) if len(names) <= 3 else plural(len(names), "container")
-        lines = [f"{kind} {inode}", *wrapped("shared: " + who, lines=2)]
-        g.node(_nsnode(kind, inode), label=label(*lines), **NS_STYLE["shared"])
+        who = ", ".join(names) if len(names) <= 3 else dot.plural(len(names), "container")
+        lines = [f"{kind} {inode}", *dot.wrapped("shared: " + who, lines=2)]
+        g.node(_nsnode(kind, inode), label=dot.label(*lines), **NS_STYLE["shared"])
     if host_ns:
         with g.subgraph(name="cluster_host") as s:
             where = topo.host.get("namespaces_from") or "?"
-            heading = label("host namespaces", f"(read from {where})")
-            cluster(s, heading, color="#c92a2a", style="rounded")
+            heading = dot.label("host namespaces", f"(read from {where})")
+            dot.cluster(s, heading, color="#c92a2a", style="rounded")
             s.attr(rank="same")  # one column, also for the namespaces no container joins
             kinds = [k for k in MATRIX_TYPES if k in host_ns]
             if compact:
                 lines = [f"{k} {host_ns[k]}" for k in kinds]
-                s.node("host_ns", label=label(*lines), **NS_STYLE["host"])
+                s.node("host_ns", label=dot.label(*lines), **NS_STYLE["host"])
             for kind in kinds if not compact else ():
                 s.node(
                     _nsnode(kind, host_ns[kind]),
-                    label=label(kind, f"{host_ns[kind]}"),
+                    label=dot.label(kind, f"{host_ns[kind]}"),
                     **NS_STYLE["host"],
                 )
     for src, dst, kind, tail in sorted(edges):
@@ -138,7 +123,7 @@ Signature = tuple[tuple[str, int | None], ...]
 def _ns_groups(c: Container) -> dict[Signature, list[Process]]:
     """The container's processes by the set of namespaces they are in; the init's set first."""
     groups: dict[Signature, list[Process]] = {}
-    for p in sorted(c.processes, key=proc_key):
+    for p in sorted(c.processes, key=dot.proc_key):
         groups.setdefault(tuple((k, p.namespaces.get(k)) for k in MATRIX_TYPES), []).append(p)
     return groups
 
@@ -158,10 +143,10 @@ def _ns_container(
     """A container's cluster, with a sub-cluster per namespace set when it has several."""
     groups = _ns_groups(c)
     base = dict(next(iter(groups)))
-    box_name = f"cluster_ns_{cid(c)}"
+    box_name = f"cluster_ns_{dot.cid(c)}"
     first = last = ""
     with g.subgraph(name=box_name) as box:
-        cluster(box, title(c), **CONTAINER_CLUSTER)
+        dot.cluster(box, dot.title(c), **dot.CONTAINER_CLUSTER)
         for j, (sig, procs) in enumerate(groups.items()):
             ns = {k: v for k, v in sig if v is not None}
             name = f"{box_name}_{j}" if len(groups) > 1 else box_name
@@ -169,10 +154,10 @@ def _ns_container(
                 with box.subgraph(name=name) as sub:
                     differs = [k for k, v in sig if base.get(k) != v]
                     why = "differs from the init in: " + " ".join(differs) if j else "as the init"
-                    cluster(sub, label(why), fontsize="10", style="dashed,rounded")
-                    a, b = _ns_group(sub, f"{cid(c)}_{j}", procs, ns, klass)
+                    dot.cluster(sub, dot.label(why), fontsize="10", style="dashed,rounded")
+                    a, b = _ns_group(sub, f"{dot.cid(c)}_{j}", procs, ns, klass)
             else:
-                a, b = _ns_group(box, f"{cid(c)}_{j}", procs, ns, klass)
+                a, b = _ns_group(box, f"{dot.cid(c)}_{j}", procs, ns, klass)
             first, last = first or a, b
             for kind, inode in ns.items():
                 if klass(kind, inode) != "private":
@@ -190,11 +175,15 @@ def _ns_group(
     """The processes of one namespace set, then a note listing its private namespaces."""
     nodes = []
     for p in procs:
-        nodes.append(f"{pnode(p.pid)}_ns")
-        lines = [f"{p.role}  pid {p.pid}", *wrapped(cmd(p))]
-        s.node(nodes[-1], label=label(*lines), **NODE_STYLE.get(p.role, NODE_STYLE["child"]))
+        nodes.append(f"{dot.pnode(p.pid)}_ns")
+        lines = [f"{p.role}  pid {p.pid}", *dot.wrapped(dot.cmd(p))]
+        s.node(
+            nodes[-1],
+            label=dot.label(*lines),
+            **dot.NODE_STYLE.get(p.role, dot.NODE_STYLE["child"]),
+        )
     note = f"nsn_{key}"
-    s.node(note, label=label(*_ns_lines(ns, klass)), **NS_STYLE["private"])
+    s.node(note, label=dot.label(*_ns_lines(ns, klass)), **NS_STYLE["private"])
     for n in nodes:
         s.edge(n, note, style="invis")
     return nodes[0], note
@@ -208,16 +197,16 @@ def _ns_compact(
     sig, procs = next(iter(groups.items()))
     ns = {k: v for k, v in sig if v is not None}
     lines = [f"{c.name or '(name unknown)'}  {c.short_id}"]
-    lines.append(plural(len(c.processes), "process", "processes") + f" (init {procs[0].pid})")
+    lines.append(dot.plural(len(c.processes), "process", "processes") + f" (init {procs[0].pid})")
     lines += _ns_lines(ns, klass, inodes=False)
     host = [k for k, v in ns.items() if klass(k, v) == "host"]
     if host:
         lines.append("host: " + " ".join(host))
     if len(groups) > 1:
         n = sum(len(p) for p in list(groups.values())[1:])
-        lines.append(plural(n, "process", "processes") + " in other namespaces")
-    node = f"nsc_{cid(c)}"
-    g.node(node, label=label(*lines), **NODE_STYLE["container"])
+        lines.append(dot.plural(n, "process", "processes") + " in other namespaces")
+    node = f"nsc_{dot.cid(c)}"
+    g.node(node, label=dot.label(*lines), **dot.NODE_STYLE["container"])
     for s2, members in groups.items():
         for kind, inode in s2:
             if inode is not None and klass(kind, inode) == "shared" and members:
@@ -228,14 +217,14 @@ def _ns_compact(
 def _ns_legend(g: graphviz.Digraph) -> None:
     """Namespaces by colour; an edge has the colour of the namespace it joins."""
     with g.subgraph(name="cluster_legend") as s:
-        cluster(
+        dot.cluster(
             s,
-            label("legend (an edge joins a group to a namespace it is in)"),
+            dot.label("legend (an edge joins a group to a namespace it is in)"),
             color="#adb5bd",
             style="rounded",
         )
         for kind in NS_MEANING:
-            s.node(f"legend_{kind}", label=label(NS_MEANING[kind]), **NS_STYLE[kind])
+            s.node(f"legend_{kind}", label=dot.label(NS_MEANING[kind]), **NS_STYLE[kind])
 
 
 # -- `export --ns --all`: every namespace of the host ----------------------------------------------
@@ -253,12 +242,12 @@ def inventory_diagram(inv: NsInventory, topo: Topology) -> str:
     child, as `lsns -T` nests them), each namespace labelled with the containers, engines and
     pods in it; the other namespaces hang from the user namespace that owns them, those
     with a container in them or no process at all (mounts, fds: leaks in red)."""
-    g = graph(topo, "every namespace: the user and PID trees, with their containers")
+    g = dot.graph(topo, "every namespace: the user and PID trees, with their containers")
     shown = [n for n in inv.namespaces if n.type in ("user", "pid") or _drawn(n)]
     ids = {n.inode for n in shown}
     for kind, title_text in (("user", "user namespaces"), ("pid", "PID namespaces")):
         with g.subgraph(name=f"cluster_{kind}") as s:
-            cluster(s, label(title_text), style="rounded", color="#adb5bd")
+            dot.cluster(s, dot.label(title_text), style="rounded", color="#adb5bd")
             for n in shown:
                 if n.type == kind:
                     s.node(f"ns{n.inode}", _tree_label(n), **_tree_style(n))
@@ -270,7 +259,7 @@ def inventory_diagram(inv: NsInventory, topo: Topology) -> str:
             g.edge(f"ns{n.parent}", f"ns{n.inode}", color="#495057")
         elif n.type not in ("user", "pid") and n.owner in ids:
             g.edge(f"ns{n.owner}", f"ns{n.inode}", style="dashed", color="#868e96",
-                   label=label("owns"))  # fmt: skip
+                   label=dot.label("owns"))  # fmt: skip
     return g.source
 
 
@@ -280,16 +269,16 @@ def _drawn(n: Namespace) -> bool:
     return (bool(n.containers) and not n.host) or not n.processes
 
 
-def _tree_label(n: Namespace) -> Label:
+def _tree_label(n: Namespace) -> dot.Label:
     lines = [f"{n.type} {n.inode}"]
-    lines += wrapped(inventory.label(n), lines=4)
+    lines += dot.wrapped(inventory.label(n), lines=4)
     lines += [f"mount {m.path}" for m in n.mounts[:2]]
     lines += [f"fd {f.fd} of pid {f.pid}" for f in n.fds[:2]]
     if n.leaked:
         lines.append("LEAKED: " + (n.release or ""))
     elif n.processes:
-        lines.append(plural(len(n.processes), "process", "processes"))
-    return label(*lines)
+        lines.append(dot.plural(len(n.processes), "process", "processes"))
+    return dot.label(*lines)
 
 
 def _tree_style(n: Namespace) -> dict[str, str]:
