@@ -56,12 +56,12 @@ class Look:
     # Its daemons (by role) whose children tell nothing of its containers (dockerd's helpers).
     quiet: frozenset[str] = frozenset()
 
-    def levels(self, engine: Engine) -> list[Daemon | Missing]:
+    def levels(self, engine: Engine) -> list[Level]:
         """The engine's daemons in the chain, top first, and a `Missing` for each one of the
         chain that does not run and that `missing` has words for (others are left out: CRI
         says nothing when no kubelet runs); a daemon the chain does not name comes last."""
         chain = self.chain or tuple(d.role for d in engine.daemons)
-        out: list[Daemon | Missing] = []
+        out: list[Level] = []
         for role in chain:
             d = next((d for d in engine.daemons if role == d.role), None)
             if d is not None:
@@ -77,6 +77,10 @@ class Missing:
 
     role: str
     text: str
+
+
+# A level of an engine's chain, as the views draw it: a daemon, or the words for one missing.
+Level = Daemon | Missing
 
 
 class Runtime(Source, Protocol):

@@ -20,7 +20,6 @@ import graphviz
 from tracer.model.topology import (
     Container,
     Containerd,
-    Daemon,
     Dockerd,
     Edge,
     Engine,
@@ -49,7 +48,7 @@ from tracer.output.diagram.dot import (
     wrapped,
 )
 from tracer.runtimes import runtime_of
-from tracer.runtimes.base import Missing
+from tracer.runtimes.base import Level, Missing
 
 COLUMN = 12  # containers stacked in one column (full view) before the next column starts
 
@@ -202,7 +201,7 @@ def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
         _containers(s, f"e{i}", e.containers, st, anchor, rt.look.monitor)
 
 
-def _daemon(s: graphviz.Digraph, d: Daemon | Missing, i: int, st: _Arch) -> str | None:
+def _daemon(s: graphviz.Digraph, d: Level, i: int, st: _Arch) -> str | None:
     """A daemon's node, by its role (a missing one: what its runtime says of it); its name,
     or None for a missing one."""
     if isinstance(d, Missing):

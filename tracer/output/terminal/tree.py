@@ -21,7 +21,6 @@ from tracer.model.topology import (
     STATE_MARKS,
     Container,
     Containerd,
-    Daemon,
     Dockerd,
     Engine,
     Kubelet,
@@ -32,7 +31,7 @@ from tracer.model.topology import (
 )
 from tracer.output.terminal.style import ON_OFF, STYLE, cmdline, text
 from tracer.runtimes import runtime_of
-from tracer.runtimes.base import Look, Missing
+from tracer.runtimes.base import Level, Look, Missing
 from tracer.views.selection import Counts, counts
 
 
@@ -84,9 +83,6 @@ def engine(e: Engine, total: Counts | None = None) -> Tree:
     for line in e.notes:
         root.add(text(("note: " + line, STYLE["dim"])))
     return root
-
-
-Level = Daemon | Missing
 
 
 def _head(e: Engine, level: Level, above: Level | None, look: Look) -> Text:
