@@ -28,6 +28,23 @@ LAB_SNAPSHOT = DATA / "lab-snapshot.json"
 HOST_NS = {"cgroup": 10, "ipc": 11, "mnt": 12, "net": 13, "pid": 14, "time": 15, "user": 16}
 
 
+# -- reading what was built: edges, process roles and containers as plain values ----------
+
+
+def triples(engine: Engine) -> list[tuple[int, int, str]]:
+    """Each edge of the engine as (from, to, kind), in its order."""
+    return [(e.src, e.dst, e.kind) for e in engine.edges]
+
+
+def roles(container: Container) -> list[tuple[int, int, str]]:
+    """Each process of the container as (pid, ppid, role), in its order."""
+    return [(p.pid, p.ppid, p.role) for p in container.processes]
+
+
+def by_id(topo: Topology) -> dict[str, Container]:
+    return {c.id: c for c in topo.containers()}
+
+
 def dockerd(pid: int = 600, socket: str | None = DOCKER_SOCK, **kw: Any) -> Dockerd:
     kw.setdefault("reachable", True)
     kw.setdefault("live_restore", True)

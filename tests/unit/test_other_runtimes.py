@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from tests.support.hosts import SOCK, bundle, make_host, proc, shim_cmd
-from tests.support.topologies import DATA
+from tests.support.topologies import DATA, triples
 from tracer.model.show_json import SCHEMA, from_json
 from tracer.model.topology import CONMON, Topology
 from tracer.output.diagram.architecture import architecture
@@ -98,7 +98,7 @@ def test_podman_is_an_engine_without_a_daemon() -> None:
     assert [(p.pid, p.role) for p in web.processes] == [(310, "init"), (311, "child"),
                                                         (410, "exec")]  # fmt: skip
     assert (old.name, old.state, old.monitor, old.init_pid) == ("old", "not running", None, None)
-    edges = {(e.src, e.dst, e.kind) for e in engine.edges}
+    edges = set(triples(engine))
     assert {(1, 300, "reparented"), (300, 310, "parent"), (1, 400, "reparented")} <= edges
 
 
@@ -230,7 +230,7 @@ def test_a_pod_s_shim_holds_its_sandbox_and_containers() -> None:
             sandbox, "rt-pod", "rt-ns")  # fmt: skip
         assert [p.role for p in c.processes] == ["init"]
     assert {c.image for c in rest} == {"docker.io/dtrace-lab/busybox:latest"}
-    edges = {(e.src, e.dst, e.kind) for e in engine.edges}
+    edges = set(triples(engine))
     assert (900, 500, "shim-address") in edges and (1, 900, "reparented") in edges
     assert any("no kubelet runs" in n for n in engine.notes)
 
@@ -243,7 +243,7 @@ def test_a_pod_with_kubelet_has_it_above_containerd() -> None:
     host.peers = {61: 62, 62: 61}
     (engine,) = build(host).engines
     assert [d.ROLE for d in engine.daemons] == ["kubelet", "containerd"]
-    assert (450, 500, "socket") in {(e.src, e.dst, e.kind) for e in engine.edges}
+    assert (450, 500, "socket") in triples(engine)
     assert tree_text(Topology(engines=[engine])).startswith(
         "kubelet 450  [connected]\n├── containerd 500"
     )

@@ -13,12 +13,12 @@ import pytest
 
 from tests.support import schemas
 from tests.support.hosts import PROXY_CMD, bundle, make_host, managed_containerd, proc, shim_cmd
+from tests.support.topologies import by_id, roles, triples
 from tracer.errors import SnapshotFormatError
 from tracer.model.show_json import SCHEMA, SCHEMA_1, from_json
 from tracer.model.topology import (
     ApiContainer,
     ApiView,
-    Container,
     Containerd,
     Dockerd,
     Edge,
@@ -77,18 +77,6 @@ def api_rows() -> list[ApiContainer]:
         ApiContainer(ID_B, "sleeper", "busybox", "running", {"x": "y"}, ("172.29.213.5",)),
         ApiContainer(ID_C, "stopped", "busybox", "exited", {}, ()),
     ]
-
-
-def triples(engine: Engine) -> list[tuple[int, int, str]]:
-    return [(e.src, e.dst, e.kind) for e in engine.edges]
-
-
-def roles(container: Container) -> list[tuple[int, int, str]]:
-    return [(p.pid, p.ppid, p.role) for p in container.processes]
-
-
-def by_id(topo: Topology) -> dict[str, Container]:
-    return {c.id: c for c in topo.containers()}
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.hosts import SOCK
-from tests.support.topologies import containerd, dockerd, engine, running
+from tests.support.topologies import containerd, dockerd, engine, running, triples
 from tracer.errors import DeniedError, ExitCode, UsageError
 from tracer.model.topology import Container, Dockerd, Edge, Engine, Proxy, Topology
 from tracer.views.selection import lookup, resolve, select
@@ -234,7 +234,7 @@ def test_select_by_query_keeps_only_those_and_their_edges() -> None:
     engine = out.engines[0]
     assert [c.id for c in engine.containers] == [ID_DB]
     assert engine.unmatched_proxies == []
-    edges = {(e.src, e.dst, e.kind) for e in engine.edges}
+    edges = set(triples(engine))
     assert edges == {
         (600, 500, "socket"),
         (800, 500, "shim-address"),
