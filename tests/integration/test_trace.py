@@ -73,11 +73,17 @@ def test_docker_run_matches_ground_truth(client):
         assert s["init"]["namespaces"] == ns_inodes(pid)
         assert s["init"]["parent_at_exec"] == shim_of(pid)
         assert {k for k, v in s["init"]["ns_change"].items() if v == "new"} >= CONTAINER_NS
-        assert s["what"][:4] == ["shim start", "create", "start", "init exec"]
+        # containerd 2.1 (the 2026 stack) was seen running two `shim start`s, the first of which
+        # exits before `create`: the steps, in order, each once
+        steps = [w for w in s["what"] if w != "shim exit"]
+        steps = [w for i, w in enumerate(steps) if i == 0 or w != steps[i - 1]]
+        assert steps[:4] == ["shim start", "create", "start", "init exec"]
         assert 0 < s["started_in_ns"] < 10e9
         roles = {e["role"] for e in mine(events, cid)}
         assert {"shim-start", "shim", "runc-create", "runc-init", "runc-start",
-                "container-init", "hook"} <= roles  # fmt: skip
+                "container-init"} <= roles  # fmt: skip
+        # dockerd 20.10's libnetwork-setkey prestart hook; dockerd 28 (the 2026 stack) runs none
+        assert ("hook" in roles) == (lab.LabPaths().stack == "2023")
         (init_exec,) = [e for e in mine(events, cid) if e["role"] == "container-init"]
         assert (init_exec["pid"], init_exec["event"]) == (pid, "exec")
         assert init_exec["cmdline"] == ["sleep", "1000"]
@@ -85,10 +91,11 @@ def test_docker_run_matches_ground_truth(client):
         shim = [e for e in mine(events, cid) if e["role"] == "shim" and e["event"] == "exec"]
         assert shim[0]["pid"] == shim_of(pid) and "-id" in shim[0]["cmdline"]
         assert shim[0]["cmdline"][shim[0]["cmdline"].index("-id") + 1] == cid
-        (start,) = [
+        start, *again = [
             e for e in mine(events, cid) if e["role"] == "shim-start" and e["event"] == "fork"
         ]
         assert start["ppid"] == lab.containerd_pid(PATHS) and start["parent_role"] == "containerd"
+        assert len(again) <= 1  # containerd 2.1's second `shim start`
         stages = [e for e in mine(events, cid) if e["event"] == "fork" and e["role"] == "runc-init"]
         creates = {e["pid"] for e in mine(events, cid) if e["role"] == "runc-create"}
         assert len(stages) == 3 and {e["ppid"] for e in stages} <= creates  # CLONE_PARENT
