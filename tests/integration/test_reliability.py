@@ -1,6 +1,6 @@
 """Guarantees: never crash, never lie, never write, never leak; hostile containers stay inert.
 
-Each test states one guarantee of the README's "Guarantees" section.
+Each test states one guarantee of docs/GUARANTEES.md.
 """
 
 from __future__ import annotations
