@@ -90,7 +90,7 @@ class Rec:
 def docker_run(rec: Rec, cid: str = CID, at: float = 0.0, pid: int = 1000,
                init_argv: tuple[str, ...] = ("sleep", "1000"),
                ns: dict[str, int] | None = None) -> Rec:  # fmt: skip
-    """`docker run -d` as the proc connector showed it on these machines (DOCKER-INTERNALS §9):
+    """`docker run -d` as the proc connector showed it on these machines (docs/CONTAINERS.md §3):
     containerd forks the shim start (pid), which forks the shim (pid+1) and exits; the shim
     forks runc create (pid+2), which forks runc init (pid+3); runc init's stages [1:CHILD]
     (pid+4) and [2:INIT] (pid+5) are forked with CLONE_PARENT, so their fork names runc create;

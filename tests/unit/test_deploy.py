@@ -4,8 +4,6 @@ nothing more; the Dockerfile installs the package as a wheel would."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import kubernetes_validate
 import pytest
 import yaml

@@ -30,7 +30,7 @@ ID_Q = "32f2638358c2" + "b" * 52
 
 
 def conmon_cmd(cid: str, name: str, store: str = STORE, exec_: bool = False) -> list[str]:
-    """conmon's argv as podman 4.3 writes it (observed on the lab; DOCKER-INTERNALS.md §6)."""
+    """conmon's argv as podman 4.3 writes it (observed on the lab; docs/CONTAINERS.md §5)."""
     userdata = f"{store}/overlay-containers/{cid}/userdata"
     run = f"/run/containers/storage/overlay-containers/{cid}/userdata"
     argv = ["/usr/bin/conmon", "--api-version", "1", "-c", cid, "-u", cid, "-r", "/usr/bin/runc",
@@ -124,7 +124,7 @@ def test_rootless_podman_names_its_user_namespace_and_pause_process() -> None:
 
 
 def crio_conmon_cmd(cid: str) -> list[str]:
-    """conmon's argv as CRI-O writes it (internal/oci/runtime_oci.go; DOCKER-INTERNALS.md §6):
+    """conmon's argv as CRI-O writes it (internal/oci/runtime_oci.go; docs/CONTAINERS.md §5):
     the same containers/storage layout as podman's, and no exit command."""
     userdata = f"/run/containers/storage/overlay-containers/{cid}/userdata"
     return ["/usr/bin/conmon", "-b", userdata, "-c", cid, "--exit-dir", "/var/run/crio/exits",

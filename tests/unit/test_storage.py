@@ -2,7 +2,7 @@
 Docker's overlay2 layout on a recorded data root.
 
 The recorded data root is made here, file by file, from the layout read on these machines
-(../shared/DOCKER-INTERNALS.md §10: layerdb, overlay2/l links, layerdb/mounts); it is walked
+(docs/CONTAINERS.md §7: layerdb, overlay2/l links, layerdb/mounts); it is walked
 through a HostRoot, the way a tool with the host at /host would see it. The lab tests
 (tests/integration/test_fs.py) check the same code against a real engine.
 """
@@ -328,7 +328,7 @@ def test_snapshots_without_containerd_s_metadata_are_shown_as_the_mount_says(tmp
 
 
 def test_the_chain_id_is_mobys():
-    """Checked on these machines with sha256sum (DOCKER-INTERNALS.md §10)."""
+    """Checked on these machines with sha256sum (docs/CONTAINERS.md §7)."""
     assert view.chain_id(None, DIFF_BASE) == DIFF_BASE
     expected = hashlib.sha256(f"{DIFF_BASE} {DIFF_TOP}".encode()).hexdigest()
     assert view.chain_id(DIFF_BASE, DIFF_TOP) == f"sha256:{expected}"

@@ -1,5 +1,5 @@
 """trace's views on made-up recordings: roles, containers, namespaces and stories, as the
-proc connector shows a container's life (../shared/DOCKER-INTERNALS.md §9 and §9a)."""
+proc connector shows a container's life (docs/CONTAINERS.md §3)."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def test_docker_stop_kills_then_deletes_a_container_that_was_already_there():
 
 
 def test_argv_gone_falls_back_to_comm_marked_and_the_tree_gives_the_role():
-    """Under load runc's argv is gone before it is read (DOCKER-INTERNALS §9a): runc create is
+    """Under load runc's argv is gone before it is read (docs/CONTAINERS.md §3): runc create is
     the one that forked the stages, runc start the one alive when the init exec'd."""
     rec = Rec()
     docker_run(rec)

@@ -14,7 +14,7 @@ lost, because a tracer that hides loss shows an empty or partial story as if it 
 
 The receive buffer is sized with SO_RCVBUFFORCE (CAP_NET_ADMIN): the default 212,992 bytes
 holds about 256 events (each queued datagram costs ~832 bytes), which one `docker run` burst
-can fill (../shared/DOCKER-INTERNALS.md §9).
+can fill (docs/CONTAINERS.md §3).
 
 The kernel ignores a subscription from a non-initial user or PID namespace without an error
 (cn_proc.c cn_proc_mcast_ctl: "Events are reported with respect to the initial pid and user

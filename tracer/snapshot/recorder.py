@@ -1,7 +1,7 @@
 """Recording the host's process events as they happen: the proc connector, plus /proc read at
 the moment each exec arrives.
 
-Most processes of a container's life live 2-20 ms (../shared/DOCKER-INTERNALS.md §9): their
+Most processes of a container's life live 2-20 ms (docs/CONTAINERS.md §3): their
 argv and namespaces can only be read while the kernel's event is fresh. So a thread of its own
 (realtime when root may make it so: `_prioritize`) drains the socket and, for each exec, reads
 the process at once, through one fd pinned on /proc/<pid> (tracer/kernel/procfs.py): stat
@@ -16,7 +16,7 @@ runtimes name them: `engine`), and the processes of containers (a runc init stag
 another program). A process inherits this from its parent at fork; threads (pid != tgid) are
 folded into their process and only counted. `everything` keeps every process on the host.
 
-The traps met by a prototype here (../shared/DOCKER-INTERNALS.md §9a) and what is done:
+The traps met by a prototype here (docs/CONTAINERS.md §3) and what is done:
 - a reader that lags can attach a later program's argv to an earlier exec: when a process
   execs again before the read of its previous exec had finished, that read is discarded
   (`missing="re-exec"`), since it may show the later program;

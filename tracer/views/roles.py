@@ -271,7 +271,7 @@ def _by_argv(img: Image) -> tuple[str, str | None] | None:
 
 def _without_argv(prole: str, img: Image, life: Life) -> tuple[str, str | None] | None:
     """What a program whose argv was gone before it could be read most likely was, from its
-    parent (../shared/DOCKER-INTERNALS.md §9a): a shim start runs only the shim, a shim only
+    parent (docs/CONTAINERS.md §3): a shim start runs only the shim, a shim only
     runc; containerd runs other things too (unpigz), so only a `containerd-shim` comm (a
     zombie's) says shim start, or shim delete when it started nothing that stayed."""
     img.inferred = True
