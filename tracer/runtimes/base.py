@@ -33,6 +33,13 @@ class Found:
     notes: list[str] = field(default_factory=list)
 
 
+def shared_by_default(who: str, user: str, cgroup: str) -> Mapping[str, str]:
+    """Why a runtime's containers share namespaces with the host by default (usually_shared):
+    its words for the user and cgroup namespaces; `who` never creates time namespaces."""
+    never = f"{who} never creates time namespaces"
+    return {"user": user, "cgroup": cgroup, "time": never, "time_for_children": never}
+
+
 @dataclass(frozen=True)
 class Look:
     """How the outputs (terminal tree, diagram, page, trace) draw and name a runtime's

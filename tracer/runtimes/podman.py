@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import CONMON, ApiView, Container, Edge, Engine, Monitor
-from tracer.runtimes.base import Found, Look, RuntimeBase
+from tracer.runtimes.base import Found, Look, RuntimeBase, shared_by_default
 from tracer.runtimes.containerd.shim import exec_tree, init_tree, is_runtime, sort_containers
 from tracer.snapshot.host import Host, Proc, is_parent
 from tracer.snapshot.walk import Reader
@@ -211,12 +211,11 @@ class PodmanRuntime(RuntimeBase):
         edges={"reparented": "conmon adopted by pid 1 or a subreaper"},
         cli=frozenset({"podman"}),
     )
-    usually_shared: Mapping[str, str] = {
-        "user": "rootful podman shares the host's user namespace unless run with --userns",
-        "time": "podman never creates time namespaces",
-        "time_for_children": "podman never creates time namespaces",
-        "cgroup": "podman's default cgroupns is 'host' on cgroup v1 (private on cgroup v2)",
-    }
+    usually_shared = shared_by_default(
+        "podman",
+        user="rootful podman shares the host's user namespace unless run with --userns",
+        cgroup="podman's default cgroupns is 'host' on cgroup v1 (private on cgroup v2)",
+    )
 
     def drawn(self, host: Host) -> Iterable[int]:
         """What each conmon runs, and rootless podman's pause processes (their user

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from tracer.kernel.root import HostRoot, normalize
 from tracer.model.topology import ApiView, Container, Edge, Engine, Kubelet, Pod
-from tracer.runtimes.base import Found, Look, RuntimeBase
+from tracer.runtimes.base import Found, Look, RuntimeBase, shared_by_default
 from tracer.runtimes.containerd import shim as sh
 from tracer.runtimes.flags import flag_value
 from tracer.snapshot.host import Host, Proc
@@ -131,12 +131,11 @@ class CriRuntime(RuntimeBase):
         cli=frozenset({"crictl"}),
     )
     # What CRI pods share with the host by default (host-network pods share net and uts).
-    usually_shared: Mapping[str, str] = {
-        "user": "CRI pods share the host's user namespace unless the pod asks for one",
-        "cgroup": "containerd's CRI plugin leaves the cgroup namespace to the runtime default",
-        "time": "CRI never creates time namespaces",
-        "time_for_children": "CRI never creates time namespaces",
-    }
+    usually_shared = shared_by_default(
+        "CRI",
+        user="CRI pods share the host's user namespace unless the pod asks for one",
+        cgroup="containerd's CRI plugin leaves the cgroup namespace to the runtime default",
+    )
 
     def read_state(self, host: Host, read: Reader) -> None:
         """Each non-Docker shim's OCI spec; for a pod's shim, the bundles beside it."""

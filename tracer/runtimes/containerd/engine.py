@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from tracer.model.topology import ApiView, Engine
-from tracer.runtimes.base import Found, Look, RuntimeBase
+from tracer.runtimes.base import Found, Look, RuntimeBase, shared_by_default
 from tracer.runtimes.containerd import shim as sh
 from tracer.snapshot.host import Host, Proc
 from tracer.snapshot.walk import Reader
@@ -35,12 +35,11 @@ class ContainerdRuntime(RuntimeBase):
         edges=sh.SHIM_EDGES,
         cli=frozenset({"ctr", "nerdctl"}),
     )
-    usually_shared: Mapping[str, str] = {
-        "user": "containerd's default spec has no user namespace",
-        "time": "containerd never creates time namespaces",
-        "time_for_children": "containerd never creates time namespaces",
-        "cgroup": "containerd's default spec has no cgroup namespace on cgroup v1",
-    }
+    usually_shared = shared_by_default(
+        "containerd",
+        user="containerd's default spec has no user namespace",
+        cgroup="containerd's default spec has no cgroup namespace on cgroup v1",
+    )
 
     def read_daemon(self, host: Host, daemon: Proc, read: Reader) -> None:
         read.cwd(daemon.pid)  # for a relative --config
