@@ -133,7 +133,11 @@ def _everything(
     if inv.unreadable:
         pids = sorted(inv.unreadable)
         shown = ", ".join(str(p) for p in pids[:5]) + (", ..." if len(pids) > 5 else "")
-        line = f"the namespaces, mounts or fds of {len(pids)} processes could not be read ({shown})"
+        many = len(pids) != 1
+        line = (
+            f"the namespaces, mounts or fds of {len(pids)} process{'es' if many else ''} "
+            f"could not be read (PID{'s' if many else ''} {shown})"
+        )
         if os.geteuid() != 0:
             raise DeniedError(line, "run as root (or with CAP_SYS_PTRACE)")
         env.note(line)
