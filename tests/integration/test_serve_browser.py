@@ -97,9 +97,11 @@ def test_a_docker_run_appears_and_a_docker_exec_is_told(browser, page, client, t
         print(f"page updated {latency * 1000:.0f} ms after docker run returned")
         assert browser.js(f"return document.querySelector(`#diagram g.fresh[data-container="
                           f"'{ctr.id}']`) !== null")  # fmt: skip
+        # containerd 2.1 (the 2026 stack) runs a second `shim start`, told between the two
         browser.wait("return Array.from(document.querySelectorAll('#timeline li.story'))"
-                     ".some(li => li.textContent.includes('web-browser-1: shim start → create"
-                     " → start → init exec'))", what="the story of docker run")  # fmt: skip
+                     ".some(li => li.textContent.includes('web-browser-1: shim start →')"
+                     " && li.textContent.includes('→ create → start → init exec'))",
+                     what="the story of docker run")  # fmt: skip
         ctr.exec_run(["sh", "-c", "sleep 0.2"])
         browser.wait("return Array.from(document.querySelectorAll('#timeline li.story'))"
                      ".some(li => li.textContent.includes('web-browser-1: exec'))",
