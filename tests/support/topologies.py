@@ -159,6 +159,32 @@ def dot_edges(dot: str) -> list[tuple[str, str, dict[str, str]]]:
     return out
 
 
+def declared(dot: str) -> tuple[list[str], list[str]]:
+    """(nodes, clusters): the name of every node statement and of every subgraph of DOT made
+    by the graphviz package, in order, repeats kept."""
+    nodes = [n for n in re.findall(r"^\s*(\w+)(?: \[.*)?$", dot, re.M)
+             if n not in ("graph", "node", "edge")]  # fmt: skip
+    return nodes, re.findall(r"^\s*subgraph (\w+) \{", dot, re.M)
+
+
+def seen_under_two_engines() -> Topology:
+    """diagram_host's containers seen again under a second dockerd (601) on the same
+    containerd, as two dockerds on one containerd were misread: the same ids, shims, processes
+    and proxy under both engines, nameless under the second."""
+    import copy
+
+    topo = diagram_host()
+    (first,) = topo.engines
+    again = copy.deepcopy(first.containers)
+    for c in again:
+        c.name = None
+    running = [c for c in again if c.processes]
+    second = engine(dockerd(601, "/run/two/docker.sock"), containerd(), containers=again,
+                    edges=engine_edges(running))  # fmt: skip
+    topo.engines.append(second)
+    return topo
+
+
 def many_engines(engines: int = 8, per: int = 75) -> Topology:
     """A big host: `engines` Docker engines (dockerd 600+e, containerd 500+e, each on its own
     socket), `per` running containers each, two processes a container (numbered as above)."""

@@ -14,6 +14,7 @@ import pytest
 from tests.support.topologies import (
     HOST_NS,
     containerd,
+    declared,
     diagram_host,
     dockerd,
     dot_edges,
@@ -21,13 +22,14 @@ from tests.support.topologies import (
     engine_edges,
     lab_topology,
     numbered,
+    seen_under_two_engines,
 )
 from tracer.errors import ExitCode, MissingBinaryError
 from tracer.model.show_json import from_json
 from tracer.model.topology import Containerd, Dockerd, Topology
 from tracer.output import diagram
 from tracer.output.diagram.architecture import EDGE_MEANING, EDGE_STYLE, legend
-from tracer.output.diagram.dot import default_name, dot_text, render
+from tracer.output.diagram.dot import cid, default_name, dot_text, render
 
 HOSTILE = [
     "sh",
@@ -230,3 +232,37 @@ def test_compact_300_containers_is_one_node_each_and_small() -> None:
     kinds = [a.get("class") for t, _, a in dot_edges(dot) if not t.startswith("legend")]
     assert kinds.count("shim-address") == 1 and kinds.count("reparented") == 1
     assert "300 shims" in dot and "3 processes" in dot
+
+
+@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize("ns_view", [False, True])
+def test_a_container_seen_under_two_engines_has_a_name_under_each(ns_view, compact) -> None:
+    """No node or cluster is declared twice: one name under two engines' clusters is one node
+    in two clusters, which dot drew in the wrong place or crashed on (a segfault)."""
+    topo = seen_under_two_engines()
+    first, second = topo.engines
+    dot = diagram.source(topo, ns=ns_view, compact=compact)
+    nodes, clusters = declared(dot)
+    assert len(nodes) == len(set(nodes)), sorted(n for n in nodes if nodes.count(n) > 1)
+    assert len(clusters) == len(set(clusters))
+    for c in first.containers:  # under each engine: the id as it is, then with its engine
+        drawn = {n for n in [*nodes, *clusters] if cid(c) in n}
+        if not ns_view:
+            unit = "c_" if compact else "cluster_c_"
+            assert {n for n in drawn if n.startswith(unit)} == {
+                f"{unit}{cid(c)}",
+                f"{unit}{cid(c)}_e1_2",
+            }
+        elif c.processes:
+            assert len({n for n in drawn if n.startswith("nsc_" if compact else "nsn_")}) == 2
+    if not ns_view and not compact:  # one process, one node: the proxy, a PID of both
+        assert nodes.count("p650") == 1 and nodes.count("p500") == 1
+
+
+@needs_dot
+@pytest.mark.parametrize("ns_view", [False, True])
+def test_dot_draws_a_container_seen_under_two_engines(ns_view) -> None:
+    svg = render(diagram.source(seen_under_two_engines(), ns=ns_view), "svg")
+    root, _ = svg_text(svg)
+    titles = [el.text for el in root.iter() if el.tag.endswith("}title")]
+    assert f"cluster_{'ns' if ns_view else 'c'}_{'00' * 32}_e1_2" in titles

@@ -191,6 +191,23 @@ def test_unwritable_svg_is_one_line() -> None:
     fails(invoke("export", "--from", LAB, "-o", "/proc/nope/x.svg"), ExitCode.OUTPUT, "x.svg")
 
 
+def test_a_diagram_dot_cannot_draw_is_one_line_and_exit_1_and_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `serve` goes on without it (it draws the reason instead), `export` has nothing to
+    write: dot's own line, its documented code."""
+    from tracer.errors import TracerError
+    from tracer.output.diagram import dot
+
+    def crashes(source: str, fmt: str, seconds: float = dot.DOT_SECONDS) -> bytes:
+        raise TracerError("dot failed to render svg: Segmentation fault")
+
+    monkeypatch.setattr(dot, "render", crashes)
+    out = tmp_path / "lab.svg"
+    fails(invoke("export", "--from", LAB, "-o", str(out)), ExitCode.FAILURE, "Segmentation")
+    assert not out.exists()
+
+
 def test_one_format_only(tmp_path: Path) -> None:
     fails(invoke("export", "--from", LAB, "--svg", "--png"), ExitCode.USAGE, "--svg and --png")
     fails(

@@ -4,11 +4,14 @@ diagram with hostile text, the event stream and its bounds."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import threading
 import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,11 +19,16 @@ from tests.support import schemas
 from tests.support.serve import Served
 from tests.support.topologies import diagram_host, numbered
 from tests.support.waiting import wait_for
+from tracer.errors import TracerError
+from tracer.kernel.root import HostRoot
+from tracer.output.diagram import dot
 from tracer.output.web import server as web
 from tracer.output.web.documents import document
+from tracer.output.web.feed import Feed
 from tracer.output.web.guard import Guard
 from tracer.output.web.hub import Client, Hub, Look
 from tracer.output.web.state import state
+from tracer.untrusted import for_terminal
 from tracer.views.selection import select
 
 EVIL = '<script>alert(1)</script>"&amp;\x1b[31m\u202e'
@@ -34,25 +42,35 @@ def made_up_host():
     return topo
 
 
-@pytest.fixture(scope="module")
-def served():
-    hub = Hub(max_clients=2, queue=4)
-    topo = made_up_host()
-    feed = {"events": 0, "lost": 0, "live": True}
-    hub.show(Look(1, topo, state(topo, 1, 0.01, {}, feed), document))
+FEED = {"events": 0, "lost": 0, "live": True}
+
+
+@contextlib.contextmanager
+def serving(hub: Hub) -> Iterator[Served]:
+    """The server of serve on a free local port, answering from hub, until the block ends."""
     httpd = web.bind("127.0.0.1", 0, hub, root=None)  # type: ignore[arg-type]
     port = httpd.server_address[1]
     token = "t0ken-" + "x" * 37
     guard = Guard.at(token, "127.0.0.1", port)
     thread = threading.Thread(target=web.serve, args=(httpd, guard), daemon=True)
     thread.start()
-    s = Served(None, f"http://127.0.0.1:{port}/?token={token}")  # type: ignore[arg-type]
-    s.hub = hub  # type: ignore[attr-defined]
-    s.topo = topo  # type: ignore[attr-defined]
-    yield s
-    hub.close()
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield Served(None, f"http://127.0.0.1:{port}/?token={token}")  # type: ignore[arg-type]
+    finally:
+        hub.close()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def served():
+    hub = Hub(max_clients=2, queue=4)
+    topo = made_up_host()
+    hub.show(Look(1, topo, state(topo, 1, 0.01, {}, FEED), document))
+    with serving(hub) as s:
+        s.hub = hub  # type: ignore[attr-defined]
+        s.topo = topo  # type: ignore[attr-defined]
+        yield s
 
 
 PATHS = ["/", "/static/app.js", "/api/show", "/api/ns", "/api/state", "/api/diagram.svg",
@@ -286,3 +304,57 @@ def test_a_new_look_reaches_a_waiting_stream_without_a_queue():
     thread.join(timeout=20)
     versions = [int(m) for m in re.findall(rb'"version": (\d+)', b"".join(written))]
     assert versions == sorted(set(versions)) and versions[-1] == 4
+
+
+# -- a diagram that cannot be drawn --------------------------------------------------------------
+
+
+def svg_line(body: bytes) -> str:
+    """The text of an SVG, which must parse."""
+    root = ET.fromstring(body)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return "".join(root.itertext())
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        TracerError(f"dot failed to render svg: Segmentation fault {EVIL}"),
+        dot.DotTooSlow("dot did not lay the diagram out within 10 s"),
+    ],
+    ids=["dot crashed", "dot out of time"],
+)
+def test_a_diagram_dot_cannot_draw_is_one_line_in_its_place_and_the_rest_is_served(
+    monkeypatch, failure
+):
+    real = dot.render
+
+    def fails(source: str, fmt: str, seconds: float = dot.DOT_SECONDS) -> bytes:
+        raise failure
+
+    monkeypatch.setattr(dot, "render", fails)
+    said: list[str] = []
+    hub = Hub()
+    feed = Feed(HostRoot(), hub, look=lambda: None, say=said.append)  # type: ignore[arg-type,return-value]
+    topo = made_up_host()
+    client = hub.join()
+    assert client is not None
+    arch = f"the architecture diagram could not be drawn: {failure.line()}"
+    with serving(hub) as s:
+        hub.show(Look(1, topo, state(topo, 1, 0.01, {}, FEED), feed.document))
+        status, headers, body = s.get("/api/diagram.svg")
+        assert (status, headers["content-type"]) == (200, "image/svg+xml")
+        assert svg_line(body) == for_terminal(arch)  # controls made visible
+        assert b"<script" not in body and b"\x1b" not in body
+        assert s.json("/api/state")["containers"]  # the state and the JSON, as ever
+        assert s.json("/api/show")["engines"] and "groups" in s.json("/api/ns")
+        assert "namespaces diagram could not" in svg_line(s.get("/api/diagram.svg?view=ns")[2])
+        hub.show(Look(2, topo, state(topo, 2, 0.01, {}, FEED), feed.document))
+        assert svg_line(s.get("/api/diagram.svg")[2]) == for_terminal(arch)  # said once
+        monkeypatch.setattr(dot, "render", real)
+        hub.show(Look(3, topo, state(topo, 3, 0.01, {}, FEED), feed.document))
+        assert "web-0" in svg_line(s.get("/api/diagram.svg")[2])
+    assert said[0] == arch and said[1].startswith("the namespaces diagram could not be drawn")
+    assert said[2:] == [f"the diagram is drawn again (it was not: {arch})"]
+    told = [json.loads(f.split(b"data: ", 1)[1]) for f in client.queue]
+    assert [t["problem"] for t in told] == [for_terminal(x) for x in said]

@@ -32,6 +32,7 @@ from tracer.output.diagram.dot import (
     CONTAINER_CLUSTER,
     NODE_STYLE,
     Label,
+    Names,
     by_name,
     cid,
     cluster,
@@ -105,12 +106,27 @@ class _Arch:
     known: set[int] = field(default_factory=set)
     order: dict[str, int] = field(default_factory=dict)
     edges: dict[tuple[str, str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    names: Names = field(default_factory=Names)
+    units: dict[tuple[int, str], str] = field(default_factory=dict)  # (id(container), engine)
 
     def node(self, s: graphviz.Digraph, name: str, text: Label, style: Mapping[str, str]) -> None:
-        self.order.setdefault(name, len(self.order))
+        """A node, declared once: a PID that two engines hold (a proxy attributed to both)
+        stays in the cluster that drew it first, and the other links to it."""
+        if name in self.order:
+            return
+        self.order[name] = len(self.order)
         if re.fullmatch(r"p\d+", name):
             self.known.add(int(name[1:]))
         s.node(name, label=text, **style)
+
+    def unit(self, c: Container, engine: str) -> str:
+        """The name of c's clusters and nodes under this engine (its key, `e<i>` or `orphans`):
+        its id, or, for an id drawn already (under another engine, or an id that `cid` makes
+        alike), its id with the engine and a count. Asked twice, the same answer."""
+        key = (id(c), engine)
+        if key not in self.units:
+            self.units[key] = self.names.new(cid(c), engine)
+        return self.units[key]
 
     def edge(self, kind: str, src: str, dst: str, text: str = "", **attrs: str) -> None:
         self.edges.setdefault((kind, src, dst), (text, attrs))
@@ -196,7 +212,8 @@ def _engine(s: graphviz.Digraph, e: Engine, i: int, st: _Arch) -> None:
         st.node(s, pnode(p.pid), _proxy_label(p), NODE_STYLE["proxy"])
         target = _entry(owner) if owner is not None else None
         if owner is not None and target is not None:  # the ports are in the proxy's label
-            st.edge("forwards", pnode(p.pid), target, lhead=f"cluster_c_{cid(owner)}")
+            lhead = f"cluster_c_{st.unit(owner, f'e{i}')}"
+            st.edge("forwards", pnode(p.pid), target, lhead=lhead)
     if e.containers:
         _containers(s, f"e{i}", e.containers, st, anchor, rt.look.monitor)
 
@@ -250,7 +267,7 @@ def _containers(
 ) -> None:
     if not st.compact:
         # In name order, COLUMN containers high, then the next column (see grid).
-        units = [_full(s, c, st) for c in by_name(containers)]
+        units = [_full(s, c, st, st.unit(c, key)) for c in by_name(containers)]
         grid(s, units, COLUMN)
         return
     name = f"cluster_{key}_all"
@@ -258,7 +275,8 @@ def _containers(
         n = len(containers)
         cluster(box, label(plural(n, "container")), style="rounded", color="#495057")
         # Declared last first: in a left-to-right layout dot stacks a column's first node lowest.
-        units = [_compact(box, c, st) for c in reversed(by_name(containers))][::-1]
+        units = [_compact(box, c, st, st.unit(c, key)) for c in reversed(by_name(containers))]
+        units.reverse()
         rows = height(n)
         grid(box, units, rows)
         for first, _ in units[:rows] if anchor else ():  # the whole grid after containerd
@@ -266,11 +284,11 @@ def _containers(
     _aggregate(containers, units, anchor, name, st, monitor)
 
 
-def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
+def _full(g: graphviz.Digraph, c: Container, st: _Arch, unit: str) -> tuple[str, str]:
     """A shim node, then a cluster with the container's processes; (first, last) node. Both
     sit in one invisible cluster, so that dot keeps a shim beside its container."""
     first = ""
-    with g.subgraph(name=f"cluster_u_{cid(c)}") as s:
+    with g.subgraph(name=f"cluster_u_{unit}") as s:
         s.attr(label="", style="invis", margin="0")
         if c.monitor is not None and c.monitor.pid not in st.known:
             sh = c.monitor
@@ -280,7 +298,7 @@ def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
                 lines.append(f"pod {c.pod.name or c.pod.id[:12]}")
             first = pnode(sh.pid)
             st.node(s, first, label(*lines), NODE_STYLE["shim"])
-        with s.subgraph(name=f"cluster_c_{cid(c)}") as box:
+        with s.subgraph(name=f"cluster_c_{unit}") as box:
             cluster(box, title(c), **CONTAINER_CLUSTER)
             procs = sorted((p for p in c.processes if p.pid not in st.known), key=proc_key)
             for p in procs:
@@ -291,8 +309,9 @@ def _full(g: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
                 depth = _depths(procs)
                 last = pnode(max(procs, key=lambda p: (depth[p.pid], -p.pid)).pid)
             else:
-                last = f"c_{cid(c)}_none"
+                last = f"c_{unit}_none"
                 why = f"{c.state}: no process" if c.monitor is None else "processes not readable"
+                why = "its processes: drawn under another engine" if c.processes else why
                 st.node(box, last, label(why), NODE_STYLE["stopped"])
     return first or last, last
 
@@ -311,7 +330,7 @@ def _depths(procs: list[Process]) -> dict[int, int]:
     return out
 
 
-def _compact(s: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
+def _compact(s: graphviz.Digraph, c: Container, st: _Arch, unit: str) -> tuple[str, str]:
     """One node for a whole container: its shim, init, process count and ports in the label."""
     lines = [f"{c.name or '(name unknown)'}  {c.short_id}", c.image or "(image unknown)"]
     run = [f"{c.monitor.kind} {c.monitor.pid}"] if c.monitor is not None else []
@@ -323,7 +342,7 @@ def _compact(s: graphviz.Digraph, c: Container, st: _Arch) -> tuple[str, str]:
         lines.append(plural(len(c.processes), "process", "processes"))
     for p in sorted(c.proxies, key=lambda x: x.pid):
         lines.append(f"{p.proto} {p.host_address} -> :{p.container_port} (proxy {p.pid})")
-    node = f"c_{cid(c)}"
+    node = f"c_{unit}"
     st.node(s, node, label(*lines), NODE_STYLE["container" if c.monitor else "stopped"])
     return node, node
 

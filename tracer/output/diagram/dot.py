@@ -154,6 +154,28 @@ def cid(c: Container) -> str:
     return re.sub("[^0-9a-zA-Z]", "_", c.id)[:64] or "none"
 
 
+class Names:
+    """The names of the clusters and nodes a diagram makes of containers and processes, unique
+    in the diagram. Graphviz has one node, and one cluster, per name: a name declared under two
+    engines is one node in two clusters, which dot draws in the wrong place or crashes on (it
+    segfaulted on a busy host where one container was seen under two engines); two ids that
+    `cid` makes alike would be one container. Names are made here: the graphviz package writes
+    them as they are given."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def new(self, key: str, scope: str) -> str:
+        """key, if no name is key yet; else key with the scope (an engine, a container) and a
+        count."""
+        name, n = key, 1
+        while name in self._taken:
+            n += 1
+            name = f"{key}_{scope}_{n}"
+        self._taken.add(name)
+        return name
+
+
 def title(c: Container) -> Label:
     ident = [c.name or "(name unknown)"] + ([c.short_id] if c.name != c.id else [])  # ctr's ids
     return label(*ident, c.image or "(image unknown)")

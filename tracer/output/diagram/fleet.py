@@ -10,6 +10,7 @@ from tracer.model.topology import Container, Dockerd, Topology
 from tracer.output.diagram.dot import (
     FONT,
     NODE_STYLE,
+    Names,
     by_name,
     cid,
     cluster,
@@ -47,6 +48,7 @@ def fleet(doc: Fleet) -> str:
         g.attr("graph", nslimit="2", nslimit1="2")
     g.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="10")
     exposed = {(e.hostname, e.what) for e in doc.host_namespaces}
+    names = Names()  # one container seen under two engines of a host: two nodes
     pairs = list(enumerate(zip(doc.hosts, doc.topologies, strict=True)))
     # Declared last first: in a left-to-right layout dot stacks the first cluster lowest.
     for h, (line, topo) in reversed(pairs):
@@ -66,7 +68,8 @@ def fleet(doc: Fleet) -> str:
                     top = f"h{h}_e{i}_daemons"
                     box.node(top, label=label(*daemons), **NODE_STYLE["dockerd"])
                     shown = [c for c in by_name(engine.containers) if c.init_pid is not None]
-                    units = [_container(box, h, c, (line.hostname, c.label) in exposed)
+                    units = [_container(box, names.new(f"h{h}_c_{cid(c)}", f"e{i}"), c,
+                                        (line.hostname, c.label) in exposed)
                              for c in shown]  # fmt: skip
                     grid(box, units, height(len(units)))
                     for first, _ in units[: height(len(units))]:
@@ -74,8 +77,7 @@ def fleet(doc: Fleet) -> str:
     return g.source
 
 
-def _container(g: graphviz.Digraph, h: int, c: Container, exposed: bool) -> tuple[str, str]:
-    node = f"h{h}_c_{cid(c)}"
+def _container(g: graphviz.Digraph, node: str, c: Container, exposed: bool) -> tuple[str, str]:
     lines = [f"{c.label}  {c.short_id}", c.image or "(image unknown)", f"init {c.init_pid}"]
     if exposed:
         lines.append("in the host's namespaces")

@@ -63,6 +63,7 @@ def namespaces(topo: Topology, compact: bool = False) -> str:
 
     edges: set[tuple[str, str, str, str]] = set()  # (from, namespace node, class, ltail)
     draw = _ns_compact if compact else _ns_container
+    unique = dot.Names()  # one container under two engines: two units, never one name in both
     groups = [
         (e.title, [c for c in dot.by_name(e.containers) if c.processes]) for e in topo.engines
     ]
@@ -74,7 +75,7 @@ def namespaces(topo: Topology, compact: bool = False) -> str:
         with g.subgraph(name=f"cluster_nsengine_{i}") as box:  # one engine's containers
             heading_label = dot.label(f"engine {heading}", left=True)
             dot.cluster(box, heading_label, fontsize="12", color="#1f5fbf", style="rounded")
-            units = [draw(box, c, klass, edges) for c in members]
+            units = [draw(box, c, klass, edges, unique, f"e{i}") for c in members]
             dot.grid(box, units, dot.height(len(units)) if compact else COLUMN)
     if not ctrs:
         g.node("nothing", label=dot.label("no running containers"), **dot.NODE_STYLE["stopped"])
@@ -138,12 +139,18 @@ def _ns_lines(ns: Mapping[str, int], klass: Klass, inodes: bool = True) -> list[
 
 
 def _ns_container(
-    g: graphviz.Digraph, c: Container, klass: Klass, edges: set[tuple[str, str, str, str]]
+    g: graphviz.Digraph,
+    c: Container,
+    klass: Klass,
+    edges: set[tuple[str, str, str, str]],
+    names: dot.Names,
+    engine: str,
 ) -> tuple[str, str]:
     """A container's cluster, with a sub-cluster per namespace set when it has several."""
     groups = _ns_groups(c)
     base = dict(next(iter(groups)))
-    box_name = f"cluster_ns_{dot.cid(c)}"
+    unit = names.new(dot.cid(c), engine)
+    box_name = f"cluster_ns_{unit}"
     first = last = ""
     with g.subgraph(name=box_name) as box:
         dot.cluster(box, dot.title(c), **dot.CONTAINER_CLUSTER)
@@ -155,9 +162,9 @@ def _ns_container(
                     differs = [k for k, v in sig if base.get(k) != v]
                     why = "differs from the init in: " + " ".join(differs) if j else "as the init"
                     dot.cluster(sub, dot.label(why), fontsize="10", style="dashed,rounded")
-                    a, b = _ns_group(sub, f"{dot.cid(c)}_{j}", procs, ns, klass)
+                    a, b = _ns_group(sub, f"{unit}_{j}", procs, ns, klass, names)
             else:
-                a, b = _ns_group(box, f"{dot.cid(c)}_{j}", procs, ns, klass)
+                a, b = _ns_group(box, f"{unit}_{j}", procs, ns, klass, names)
             first, last = first or a, b
             for kind, inode in ns.items():
                 if klass(kind, inode) != "private":
@@ -171,11 +178,12 @@ def _ns_group(
     procs: list[Process],
     ns: Mapping[str, int],
     klass: Klass,
+    names: dot.Names,
 ) -> tuple[str, str]:
     """The processes of one namespace set, then a note listing its private namespaces."""
     nodes = []
     for p in procs:
-        nodes.append(f"{dot.pnode(p.pid)}_ns")
+        nodes.append(names.new(f"{dot.pnode(p.pid)}_ns", key))
         lines = [f"{p.role}  pid {p.pid}", *dot.wrapped(dot.cmd(p))]
         s.node(
             nodes[-1],
@@ -190,7 +198,12 @@ def _ns_group(
 
 
 def _ns_compact(
-    g: graphviz.Digraph, c: Container, klass: Klass, edges: set[tuple[str, str, str, str]]
+    g: graphviz.Digraph,
+    c: Container,
+    klass: Klass,
+    edges: set[tuple[str, str, str, str]],
+    names: dot.Names,
+    engine: str,
 ) -> tuple[str, str]:
     """One node for a container: its processes counted, its namespaces named by class."""
     groups = _ns_groups(c)
@@ -205,7 +218,7 @@ def _ns_compact(
     if len(groups) > 1:
         n = sum(len(p) for p in list(groups.values())[1:])
         lines.append(dot.plural(n, "process", "processes") + " in other namespaces")
-    node = f"nsc_{dot.cid(c)}"
+    node = f"nsc_{names.new(dot.cid(c), engine)}"
     g.node(node, label=dot.label(*lines), **dot.NODE_STYLE["container"])
     for s2, members in groups.items():
         for kind, inode in s2:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 POLL = 1.0  # s: the reader wakes this often only to see whether to stop
 CHECK = 5.0  # s: the feed looks this often at the reader's health (loss, failure)
+UNDRAWN = 16  # diagrams (views, engines drawn alone) whose failure is remembered, not said again
 
 
 class Feed:
@@ -74,6 +75,7 @@ class Feed:
         self._programs = set(daemon_roles())  # whose exit and exec are told at once
         self._lost = 0
         self._failed: str | None = None
+        self._undrawn: dict[str, str] = {}  # diagram -> why the last one is not as asked
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -223,9 +225,8 @@ class Feed:
             version = self.version
         took = time.monotonic() - began
         feed = {"events": self.events, "lost": self._lost, "live": self._failed is None}
-        look = Look(
-            version, topo, pages.state(topo, version, took, missing, feed), document, seen.host
-        )
+        page = pages.state(topo, version, took, missing, feed)
+        look = Look(version, topo, page, self.document, seen.host)
         for key in self.hub.wanted() or ["diagram:architecture"]:
             look.get(key)  # drawn before anyone is told: the pages ask for them at once
         entry = pages.timeline(story, compare(before, topo), daemons(before, topo), self._epoch)
@@ -237,6 +238,25 @@ class Feed:
         changed = entry is not None and any(entry[k] for k in ("stories", "changes", "daemons"))
         with self._cond:
             self.bursts.taken(began, time.monotonic(), _degraded(topo), changed)
+
+    def document(self, topo: Topology, what: str) -> bytes:
+        """A document of a look (tracer/output/web/documents.py), whose diagram, if dot cannot
+        draw it, is said once (`_drawn`)."""
+        return document(topo, what, self._drawn)
+
+    def _drawn(self, what: str, problem: str | None) -> None:
+        """A diagram was drawn (problem None), or not as asked (why): each change is said on
+        stderr and to the page (`status`); the page shows the reason in the diagram's place,
+        and the state and JSON are served as ever."""
+        with self._cond:
+            before = self._undrawn.pop(what, None)
+            if problem is not None and len(self._undrawn) < UNDRAWN:
+                self._undrawn[what] = problem
+            if problem == before:
+                return
+        told = problem or f"the diagram is drawn again (it was not: {before})"
+        self.say(told)
+        self.hub.publish("status", {"problem": for_terminal(told)})
 
 
 def _degraded(topo: Topology) -> bool:

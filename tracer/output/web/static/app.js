@@ -197,7 +197,8 @@ function clean(node) {  // in the parsed (inert) document: allowed elements, att
 function containerOf(group) {  // the container a node or cluster of the diagram belongs to
   const title = group.querySelector(":scope > title");
   const name = title ? title.textContent : "";
-  let m = /^(?:cluster_[cu]_|c_)([0-9A-Za-z_]+)$/.exec(name);
+  // (a container drawn under a second engine too: its id, then _e<i>_<n> there)
+  let m = /^(?:cluster_[cu]_|c_)([0-9A-Za-z_]+?)(?:_(?:e\d+|orphans)_\d+)?$/.exec(name);
   if (m) return page.known && page.known.has(m[1]) ? m[1] : null;
   m = /^p(\d+)$/.exec(name);
   if (m && page.state) {
