@@ -83,15 +83,27 @@ def test_the_json_is_the_commands_and_the_engine_s_truth(served, client):
     assert {k: v for k, v in shown.items() if k in truth} == truth
     for name in ("lab-sidecar", "lab-web"):
         cli = json.loads(run_cli("ns", "--json", name, check=True).stdout)
-        assert served.json(f"/api/containers/{name}/ns") == cli
+        assert _among_the_lab_s(served.json(f"/api/containers/{name}/ns"), "namespaces") == (
+            _among_the_lab_s(cli, "namespaces")
+        )
     cli = json.loads(run_cli("fs", "--json", "lab-web", check=True).stdout)
-    assert served.json("/api/containers/lab-web/fs") == cli
+    assert _among_the_lab_s(served.json("/api/containers/lab-web/fs"), "layers") == (
+        _among_the_lab_s(cli, "layers")
+    )
     cli = json.loads(run_cli("cgroup", "--json", "lab-web", check=True).stdout)
     web = served.json("/api/containers/lab-web/cgroup")
     for key in ("container", "version", "driver", "paths", "limits"):
         assert web[key] == cli[key], key
     status, _, body = served.get("/api/containers/lab-stopped/cgroup")
     assert status == 409 and "no process" in schemas.api_error(body)["error"]
+
+
+def _among_the_lab_s(doc: dict, key: str) -> dict:
+    """The document with `shared_with` cut to the lab's own containers: on a busy host other
+    people's containers come and go between the page's look and the command's."""
+    for row in doc[key]:
+        row["shared_with"] = [n for n in row["shared_with"] if str(n).startswith("lab-")]
+    return doc
 
 
 class Stream:
