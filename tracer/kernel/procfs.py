@@ -142,14 +142,14 @@ def parse_stat(raw: bytes) -> Stat | None:
         state = fields[0].decode("ascii")
         # u64 at most: 20 digits
         ppid = number(fields[1].decode("ascii"), digits=20)
-        threads = number(fields[17].decode("ascii"), digits=20)
+        threads = int(fields[17]) if fields[17].isdigit() else 0  # the kernel's own count
         ticks = number(fields[19].decode("ascii"), digits=20)
     except (IndexError, UnicodeDecodeError):
         return None
     if ppid is None or ticks is None:
         return None
     comm = os.fsdecode(raw[start + 1 : end])
-    return Stat(comm=comm, state=state, ppid=ppid, start_ticks=ticks, threads=threads or 0)
+    return Stat(comm=comm, state=state, ppid=ppid, start_ticks=ticks, threads=threads)
 
 
 def split_cmdline(raw: bytes) -> tuple[str, ...]:

@@ -22,16 +22,18 @@ SOCKET = "socket:["  # how an fd link on a socket starts
 
 def socket_inodes(root: HostRoot, pid: int) -> set[int]:
     """The inodes of every socket pid holds open (empty if its fds cannot be read)."""
+    inodes: set[int] = set()
     fd_dir = f"{root.pid_dir(pid)}/fd"
     try:
         names = os.listdir(fd_dir)
     except OSError:
-        return set()
-    links = []
+        return inodes
     for name in names:
-        with contextlib.suppress(OSError):
-            links.append(os.readlink(f"{fd_dir}/{name}"))
-    return inodes_of(links)
+        with contextlib.suppress(OSError, ValueError):
+            target = os.readlink(f"{fd_dir}/{name}")
+            if target.startswith(SOCKET):
+                inodes.add(int(target[8:-1]))
+    return inodes
 
 
 def inodes_of(links: Iterable[str]) -> set[int]:

@@ -166,20 +166,24 @@ class DockerRuntime(RuntimeBase):
         yield from rootless.drawn(host)  # rootlesskit's child: the user namespace
 
     def read_state(self, host: Host, read: Reader) -> None:
-        """Whose each shim is: the runtime root in its bundle's options.json, and the
-        containers runc keeps state for under each dockerd's runtime roots; runc's state.json
-        for shims whose bundle gave no init.pid."""
+        """Whose each shim is: the containers runc keeps state for under each running
+        dockerd's runtime roots, else the runtime root in the shim's bundle's options.json
+        (a dockerd that is down, another client); runc's state.json for shims whose bundle
+        gave no init.pid."""
         read.exists(containerd.SYSTEM_SOCK)  # moby uses it when it exists (containerd_target)
         rootless.read(host, read)
         roots = {DEFAULT_EXEC_ROOT} | {exec_root(d) for d in host.running("dockerd")}
+        listed: set[tuple[str, str]] = set()  # (containerd namespace, container id)
         for d in host.running("dockerd"):
             namespace = flag_value(d.cmdline, "--containerd-namespace") or NAMESPACE
             for mine in exec_roots(host, d):
                 for entry in read.listdir(mine) or []:
                     if entry.startswith("runtime-"):  # runtime-runc, one per --add-runtime
-                        read.listdir(f"{mine}/{entry}/{namespace}")
+                        states = read.listdir(f"{mine}/{entry}/{namespace}") or []
+                        listed.update((namespace, cid) for cid in states)
         for proc, shim in containerd.shims(host):
-            containerd.read_options(read, proc)
+            if (shim.namespace or "", shim.id) not in listed:  # one listing proves hundreds
+                containerd.read_options(read, proc)
             if shim.namespace and not containerd.read_bundle(read, proc):
                 for root in sorted(roots):
                     read.file(f"{root}/runtime-runc/{shim.namespace}/{shim.id}/state.json")
