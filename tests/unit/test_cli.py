@@ -50,6 +50,27 @@ def test_every_command_and_option_has_help(path, cmd):
     assert result.exit_code == 0 and "Usage:" in result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [(*path, "--help") for path, _ in COMMANDS]
+    + [("show", "--bogus"), ("ns", "--all", "--type", "bogus"), ("nosuch",), ("--version",)],
+    ids=" ".join,
+)
+def test_the_app_made_for_one_command_answers_as_the_whole_app(args):
+    """main() builds only the command it runs (only_invoked): the same help, errors, exits."""
+    from typer.testing import CliRunner
+
+    from tracer.cli.core import only_invoked
+
+    lean, whole = (
+        CliRunner().invoke(a, list(args), env={"NO_COLOR": "1"})
+        for a in (only_invoked(app, args), app)
+    )
+    assert (lean.exit_code, lean.output) == (whole.exit_code, whole.output)
+    if args[0] in {p[0] for p, _ in COMMANDS}:
+        assert only_invoked(app, args) is not app  # one command was made, not all
+
+
 def example_lines(cmd) -> list[str]:
     """The command lines of its examples (what each does is indented further)."""
     return [line.strip() for line in (cmd.epilog or "").splitlines() if line.startswith("  dtr")]

@@ -258,9 +258,34 @@ def main(env: Environment | None = None) -> None:
     (or the one given)."""
     env = env or Environment()
     try:
-        app(prog_name="dtrace-tree", obj=env)
+        only_invoked(app, sys.argv[1:])(prog_name="dtrace-tree", obj=env)
     finally:
         try:
             env.stdout.flush()
         except BrokenPipeError:  # the reader left before the last buffered bytes
             _drop_stdout(env)
+
+
+def only_invoked(full: typer.Typer, args: Sequence[str]) -> typer.Typer:
+    """The app with only the command that args name first (`show`, `lab`), its root options
+    and settings kept; else the whole app (no command, an option first, a name it has not).
+    typer makes a click command of every registered command at each start, evaluating each
+    signature's annotations (13-22 ms here, benchmarks/NOTES.md); one is all a run needs.
+    Its --help and its errors read the same: they name only that command."""
+    import copy
+
+    from typer.main import get_command_name
+
+    if not args or args[0].startswith("-"):
+        return full
+    commands = [
+        c
+        for c in full.registered_commands
+        if (c.name or (c.callback and get_command_name(c.callback.__name__))) == args[0]
+    ]
+    groups = [g for g in full.registered_groups if g.name == args[0]]
+    if not commands and not groups:
+        return full
+    lean = copy.copy(full)
+    lean.registered_commands, lean.registered_groups = commands, groups
+    return lean
