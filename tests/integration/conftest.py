@@ -132,6 +132,28 @@ def host_engine(lab_engine):
     c.close()
 
 
+# -- the lab's extra dockerds ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")  # gone before a later module takes the lab down
+def second_dockerd(lab_engine):
+    """`lab up --second-dockerd`: a second dockerd on the lab's containerd (namespace moby),
+    with its demo container; its API socket. Taken down at the end unless it was up before (a
+    user's, or another module's, stays)."""
+    from tracer.ops.stacks import extras
+
+    paths = lab.LabPaths()
+    was_up = "second" in {x["name"] for x in lab.status(paths).extras}
+    try:
+        lab.up(paths=paths, more=["second"])
+    except Exception as exc:  # noqa: BLE001 - in CI this must fail loudly, not skip
+        pytest.fail(f"the lab's second dockerd did not start: {exc}")
+    (e,) = extras.of(paths, ["second"])
+    yield str(e.docker_sock)
+    if not was_up:
+        lab.down(paths, only=["second"])
+
+
 # -- the lab's other runtimes: podman, ctr, CRI pods ----------------------------------------------
 
 
