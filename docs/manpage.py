@@ -232,8 +232,8 @@ def page() -> str:
     lines += [
         ".SH JSON",
         roff("--json writes one document (trace: JSON lines) that names its schema in its "
-             "\"schema\" key, except ns, survive and lab status; each is described by a JSON "
-             "Schema (draft 2020-12) in the source's docs/schemas/."),
+             "\"schema\" key; each is described by a JSON Schema (draft 2020-12) in the "
+             "source's docs/schemas/."),
     ]  # fmt: skip
     for name, what in documents():
         lines += [".TP", bold(name), roff(what)]

@@ -1,9 +1,8 @@
 """The JSON documents of the tool, checked against their JSON Schema files (docs/schemas/).
 
-A document that names its schema (`"schema": "dtrace-tree/show/2"`) is checked against
-docs/schemas/show-2.schema.json; the ones that name none (`ns`, `survive`, `lab status`) by
-the name of their file (`ns`, `survive`, `lab-status`). `run_cli` and `invoke` check every
-`--json` output this way (`check_output`), so each test that reads a document of the tool
+Every document names its schema (`"schema": "dtrace-tree/show/2"`) and is checked against
+docs/schemas/show-2.schema.json; one that names none is an error. `run_cli` and `invoke` check
+every `--json` output this way (`check_output`), so each test that reads a document of the tool
 reads one that matches its schema.
 """
 
@@ -20,13 +19,10 @@ from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 PREFIX = "dtrace-tree/"
-# The documents that carry no "schema" key, by the command that writes them.
-UNNAMED = {("ns",): "ns", ("survive",): "survive", ("lab", "status"): "lab-status",
-           ("lab", "up"): "lab-status"}  # fmt: skip
 
 
 def file_of(name: str) -> Path:
-    """docs/schemas/show-2.schema.json for "dtrace-tree/show/2"; ns.schema.json for "ns"."""
+    """docs/schemas/show-2.schema.json for "dtrace-tree/show/2" (or "show/2")."""
     return SCHEMAS / f"{name.removeprefix(PREFIX).replace('/', '-')}.schema.json"
 
 
@@ -112,15 +108,10 @@ def check_output(args: tuple[str, ...] | list[str], stdout: str) -> None:
     head = args[:end]
     if "--json" not in head or "--help" in head or "-h" in head or not stdout.strip():
         return
-    command = [a for a in head if a in COMMANDS][:1]
-    if command == ["lab"]:
-        command += [a for a in head[head.index("lab") + 1 :] if not a.startswith("-")][:1]
-    if command == ["trace"]:
+    if [a for a in head if a in COMMANDS][:1] == ["trace"]:
         parse_lines(stdout)
         return
-    doc = json.loads(stdout)
-    named = isinstance(doc, dict) and "schema" in doc
-    validate(doc, None if named else UNNAMED.get(tuple(command)))
+    validate(json.loads(stdout))
 
 
 def api_answer(path: str, doc: Any) -> Any:
@@ -129,9 +120,7 @@ def api_answer(path: str, doc: Any) -> Any:
     parts = [p for p in path.partition("?")[0].split("/") if p]
     if parts == ["api", "state"]:
         return validate(doc, SERVE)
-    if parts in (["api", "ns"], ["api", "containers", parts[2] if len(parts) > 2 else "", "ns"]):
-        return validate(doc, "ns")
-    return validate(doc)  # show, fs and cgroup name their schema
+    return validate(doc)  # show, ns, fs and cgroup name their schema
 
 
 def api_error(body: bytes) -> Any:

@@ -300,12 +300,15 @@ def test_no_color_means_no_escape_sequence_at_all_on_a_terminal(saved):
     assert "\x1b[" not in on_a_terminal(NO_COLOR="1", TERM="xterm")
 
 
-def test_show_from_a_saved_snapshot_or_a_survive_report(saved, tmp_path):
+@pytest.mark.parametrize(
+    "named", [{"schema": "dtrace-tree/survive/1"}, {}], ids=["report", "report-before-schema"]
+)
+def test_show_from_a_saved_snapshot_or_a_survive_report(saved, tmp_path, named):
     from_show = invoke("show", "--from", saved, "lab-web")
     assert from_show.exit_code == 0 and "lab-web" in from_show.output
     doc = json.loads(Path(saved).read_text())
     report = tmp_path / "survive.json"
-    report.write_text(json.dumps({"verdict": "survived", "during": {"topology": doc}}))
+    report.write_text(json.dumps({**named, "verdict": "survived", "during": {"topology": doc}}))
     from_report = invoke("show", "--from", str(report), "lab-web")
     assert from_report.output == from_show.output
     ns = invoke("ns", "--from", saved, "lab-sidecar")

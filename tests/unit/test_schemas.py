@@ -5,6 +5,7 @@ snapshots match theirs, and a renamed or missing key is caught."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -37,9 +38,10 @@ def test_each_schema_file_is_a_valid_draft_2020_12_schema(path: Path):
 def test_every_schema_the_code_writes_has_a_file_and_every_file_a_writer():
     written = names_in_the_code()
     assert {"dtrace-tree/show/2", "dtrace-tree/trace/1", "dtrace-tree/serve/1"} <= written
+    assert {"dtrace-tree/ns/1", "dtrace-tree/survive/1", "dtrace-tree/lab-status/1"} <= written
     missing = sorted(n for n in written if not schemas.file_of(n).exists())
     assert missing == [], f"no schema file in docs/schemas/ for {missing}"
-    described = {schemas.file_of(n) for n in written | set(schemas.UNNAMED.values())}
+    described = {schemas.file_of(n) for n in written}
     stale = sorted(p.name for p in schemas.every_file() if p not in described)
     assert stale == [], f"schema files no code writes: {stale}"
 
@@ -97,13 +99,42 @@ def test_a_renamed_missing_or_mistyped_key_is_caught(change, words):
     assert words in str(caught.value)
 
 
-def test_the_cli_outputs_are_checked_by_the_command_that_wrote_them():
-    """run_cli and invoke check --json output: by its schema key, else by the command."""
-    matrix = {"host": {}, "host_from": None, "containers": [], "groups": [], "unreadable": []}
+def test_the_cli_outputs_are_checked_by_the_schema_they_name():
+    """run_cli and invoke check --json output by its schema key; a document without one is
+    an error, whichever command wrote it."""
+    matrix = {"schema": "dtrace-tree/ns/1", "host": {}, "host_from": None, "containers": [],
+              "groups": [], "unreadable": []}  # fmt: skip
     schemas.check_output(["ns", "--json"], json.dumps(matrix))
     with pytest.raises(AssertionError, match="unreadable"):
         schemas.check_output(["ns", "--json"], json.dumps({**matrix, "unreadable": None}))
-    with pytest.raises(AssertionError, match="names no schema"):
-        schemas.check_output(["--debug", "show", "--json"], json.dumps(matrix))
+    unnamed = {k: v for k, v in matrix.items() if k != "schema"}
+    for command in (["ns", "--json"], ["--debug", "show", "--json"]):
+        with pytest.raises(AssertionError, match="names no schema"):
+            schemas.check_output(command, json.dumps(unnamed))
     schemas.check_output(["ns"], "not JSON: no --json, not checked")
     schemas.check_output(["trace", "--", "sh", "--json"], "the traced command's --json")
+
+
+def test_ns_survive_and_lab_status_name_their_schema_first_and_keep_every_key():
+    """The key is added, first, to the documents that had none: nothing else changes (a
+    script that read them goes on reading them)."""
+    from tracer.model.namespaces import NsMatrix, NsReport, NsSubject
+    from tracer.model.survival import DaemonPids, SurviveReport
+    from tracer.ops.lab import LabStatus
+
+    matrix = NsMatrix(host={}, host_from=None, containers=[], groups=[])
+    report = NsReport(NsSubject("ab" * 32, "web", 10), {}, None, [], [])
+    lab = LabStatus("unix:///run/x.sock", True, 1, 2, True, True, [])
+    survived = SurviveReport("dockerd", "/run/x.sock", True, True, DaemonPids(2, 1), "refused")
+    for doc, name, before in [
+        (matrix.to_json(), "dtrace-tree/ns/1", dataclasses.asdict(matrix)),
+        (report.to_json(), "dtrace-tree/ns/1", dataclasses.asdict(report)),
+        (lab.to_json(), "dtrace-tree/lab-status/1", dataclasses.asdict(lab)),
+        (survived.to_json(), "dtrace-tree/survive/1", dataclasses.asdict(survived)),
+    ]:
+        schemas.validate(doc)
+        assert next(iter(doc)) == "schema" and doc["schema"] == name
+        assert set(doc) == {"schema", *before}  # and every key it had
+    with pytest.raises(AssertionError, match="'schema' is a required"):
+        schemas.validate({k: v for k, v in lab.to_json().items() if k != "schema"},
+                         "dtrace-tree/lab-status/1")  # fmt: skip

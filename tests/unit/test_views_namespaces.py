@@ -43,7 +43,7 @@ def test_cells_say_own_host_or_shared():
 
 
 def test_matrix_groups_containers_sharing_a_namespace():
-    doc = schemas.validate(nsview.matrix(topo(WEB, SIDE, HOSTNET)).to_json(), "ns")
+    doc = schemas.validate(nsview.matrix(topo(WEB, SIDE, HOSTNET)).to_json())
     shared = [(g["type"], g["inode"], g["containers"]) for g in doc["groups"] if not g["host"]]
     assert shared == [("net", 50, ["side", "web"]), ("pid", 40, ["side", "web"])]
     host_net = next(g for g in doc["groups"] if g["type"] == "net" and g["host"])
@@ -56,7 +56,7 @@ def test_report_names_the_flag_the_engine_told():
     hc = {"NetworkMode": "container:" + "a" * 64, "PidMode": "container:" + "a" * 64,
           "IpcMode": "private", "CgroupnsMode": "host"}  # fmt: skip
     doc = nsview.container_report(t, SIDE, told_by_docker(t, hc), USUALLY_SHARED).to_json()
-    schemas.validate(doc, "ns")
+    schemas.validate(doc)
     by_type = {e["type"]: e for e in doc["namespaces"]}
     assert by_type["net"] == {
         "type": "net", "inode": 50, "host_inode": 5, "isolated": True,

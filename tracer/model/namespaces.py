@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+NS_SCHEMA = "dtrace-tree/ns/1"  # `ns --json` and `ns CONTAINER --json` (docs/schemas/ns-1)
+
 
 @dataclass
 class NsEntry:
@@ -51,7 +53,7 @@ class NsReport:
     processes: list[NsProcess]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"schema": NS_SCHEMA, **asdict(self)}
 
 
 @dataclass
@@ -86,7 +88,7 @@ class NsMatrix:
     unreadable: list[str] = field(default_factory=list)  # running, namespaces not readable
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"schema": NS_SCHEMA, **asdict(self)}
 
 
 # -- `ns --all`: every namespace on the host ---------------------------------------------------

@@ -102,8 +102,12 @@ def _container_json(c: Container) -> dict[str, Any]:
 def from_saved(doc: Any) -> Topology:
     """A Topology from a saved document: `show --json` output, or a `survive --json` report,
     whose snapshot taken while the daemon was down (its `during.topology`) is read instead;
-    SnapshotFormatError for anything else."""
-    during = doc.get("during") if isinstance(doc, dict) and "verdict" in doc else None
+    SnapshotFormatError for anything else. A report is known by its schema, or, written
+    before it named one, by its verdict."""
+    from tracer.model.survival import SCHEMA as SURVIVE
+
+    report = isinstance(doc, dict) and (doc.get("schema") == SURVIVE or "verdict" in doc)
+    during = doc.get("during") if report else None
     if isinstance(during, dict) and "topology" in during:
         doc = during["topology"]  # a survive report: what /proc showed while it was down
     return from_json(doc)

@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from tracer.model.topology import Labelled, Topology
 
+SCHEMA = "dtrace-tree/survive/1"  # `survive --json` (docs/schemas/survive-1); reports written
+# before it was named carry no `schema` key, and `--from` reads them still (model/show_json.py)
 VERDICTS = ("survived", "lost", "refused")
 
 
@@ -95,6 +97,7 @@ class SurviveReport:
             during = {**plain(self.during), "topology": self.during.topology.to_json()}
             during["shims"] = list(self.during.shims)
         return {
+            "schema": SCHEMA,
             "daemon": self.daemon,
             "engine": self.engine,
             "owned": self.owned,

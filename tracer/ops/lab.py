@@ -49,6 +49,8 @@ from tracer.ops.labhost import require_root
 from tracer.ops.stacks import debs, extras, rootless
 from tracer.runtimes.dockerapi import DockerApi
 
+STATUS_SCHEMA = "dtrace-tree/lab-status/1"  # `lab status --json`, `lab up --json`
+
 __all__ = ["IMAGE", "LABEL", "LabPaths", "Teardown", "down", "require_root", "status", "up"]
 
 Progress = Callable[[str], None]
@@ -73,7 +75,7 @@ class LabStatus:
     storage: str | None = None  # the engine's storage driver (overlayfs: containerd's store)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"schema": STATUS_SCHEMA, **asdict(self)}
 
 
 # -- preconditions -----------------------------------------------------------------------
