@@ -31,31 +31,38 @@ LABEL = "dtrace-tree.bench"
 PY = sys.executable
 
 
-def run_measured(argv: list[str], cwd: Path = ROOT) -> float:
-    """Wall time (s) of one whole process, run from cwd: `python -m tracer` imports the
-    tracer/ of its working directory before any PYTHONPATH entry."""
+def run_measured(argv: list[str], cwd: Path = ROOT) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, from wait4) in s of one whole process, run from
+    cwd: `python -m tracer` imports the tracer/ of its working directory before any
+    PYTHONPATH entry. CPU time is the steadier figure on a loaded machine, but only for
+    commands that do their own work (`docker inspect`'s is mostly dockerd's, not counted)."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{argv} exited {proc.returncode}")
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def median_of(argv: list[str], repeat: int) -> float:
-    return medians({"": argv}, repeat)[""]
+    return medians({"": argv}, repeat)[0][""]
 
 
 def medians(
     commands: dict[str, list[str]], repeat: int, cwds: dict[str, Path] | None = None
-) -> dict[str, float]:
-    """Median wall time of each command, run in turns (a, b, c, a, b, c, ...) so that a slower
-    minute of a shared machine weighs on every command alike."""
-    runs: dict[str, list[float]] = {name: [] for name in commands}
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall time and median CPU time of each command, run in turns (a, b, c, a, b, c,
+    ...) so that a slower minute of a shared machine weighs on every command alike."""
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, argv in commands.items():
             runs[name].append(run_measured(argv, (cwds or {}).get(name, ROOT)))
-    return {name: statistics.median(got) for name, got in runs.items()}
+    return (
+        {name: statistics.median(w for w, _ in got) for name, got in runs.items()},
+        {name: statistics.median(c for _, c in got) for name, got in runs.items()},
+    )
 
 
 def load() -> str:
@@ -185,7 +192,7 @@ def main() -> None:
                 # Run from the old checkout (its tracer/ first); its dependencies from this venv.
                 commands["before"] = [*tool, "show", "--json"]
             load_before = load()
-            got = medians(commands, opts.repeat, {"before": Path(before)} if before else None)
+            got, cpu = medians(commands, opts.repeat, {"before": Path(before)} if before else None)
             show_t, ns_t = got["show"], got["ns"]
             inspect_t, lsns_t, pstree_t = got["inspect"], got["lsns"], got["pstree"]
             # The usual way: one `docker inspect` per container, as scripts do in a loop.
@@ -198,6 +205,7 @@ def main() -> None:
                 "show": show_t, "ns": ns_t, "inspect": inspect_t, "each": each_t, "lsns": lsns_t,
                 "pstree": pstree_t, "show_rss": show_rss, "ns_rss": ns_rss,
                 "before": got.get("before"), "load": f"{load_before} -> {load()}",
+                "show_cpu": cpu["show"], "before_cpu": cpu.get("before"),
                 "show_api": api_requests([*tool, "show", "--json"]),
                 "ns_api": api_requests([*tool, "ns", "--json"]),
             })  # fmt: skip
@@ -254,12 +262,15 @@ def report(rows: list[dict], repeat: int, before: str | None = None) -> str:
     if before:
         body += (
             f"\n`show --json` of revision `{before}` (the code before), run in turns with "
-            "the rest:\n\n| N | before | now | now / before | before / (inspect all + lsns) "
-            "| now / (inspect all + lsns) |\n|---|---|---|---|---|---|\n"
+            "the rest: wall time (CPU time)\n\n| N | before | now | now / before (wall, CPU) "
+            "| before / (inspect all + lsns) | now / (inspect all + lsns) |\n"
+            "|---|---|---|---|---|---|\n"
         )
         body += "".join(
-            f"| {r['n']} | {ms(r['before'])} | {ms(r['show'])} "
-            f"| {r['show'] / r['before']:.2f} | {r['before'] / (r['inspect'] + r['lsns']):.2f} "
+            f"| {r['n']} | {ms(r['before'])} ({ms(r['before_cpu'])}) "
+            f"| {ms(r['show'])} ({ms(r['show_cpu'])}) "
+            f"| {r['show'] / r['before']:.2f}, {r['show_cpu'] / r['before_cpu']:.2f} "
+            f"| {r['before'] / (r['inspect'] + r['lsns']):.2f} "
             f"| {r['show'] / (r['inspect'] + r['lsns']):.2f} |\n"
             for r in rows
         )
