@@ -7,7 +7,7 @@ layer's role comes from the driver's records (layerdb), never from its place in 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
 from tracer.kernel import mountinfo
 from tracer.kernel.mountinfo import Mount
@@ -136,25 +136,14 @@ def _merged(found: StorageRead) -> str | None:
     return merged_dir(found.union, found.host)
 
 
-def _sharers(
-    sharing: Mapping[str, Sequence[str]] | None,
-    key: str | None,
-    container: Container,
-    names: Mapping[str, str],
-) -> list[str] | None:
-    """The other containers whose storage holds this layer (by chain id on overlay2, by
-    snapshot key on the image store), by name; None when who shares it could not be read."""
-    if sharing is None or key is None:
-        return None
-    users = {cid for cid in sharing.get(key, []) if cid != container.id}
-    return sorted(names.get(cid, cid[:12]) for cid in users)
-
-
 def _layers(
     container: Container, found: StorageRead, names: Mapping[str, str], notes: list[str]
 ) -> list[Layer]:
     def sharers(chain_id: str | None) -> list[str] | None:
-        return _sharers(found.sharing, chain_id, container, names)
+        if found.sharing is None or chain_id is None:
+            return None
+        users = {cid for cid in found.sharing.get(chain_id, []) if cid != container.id}
+        return sorted(names.get(cid, cid[:12]) for cid in users)
 
     data = found.data_root
     store_dir = (lambda cache: f"{data}/{OVERLAY2}/{cache}/diff") if data else None
@@ -250,9 +239,13 @@ def snapshot_layers(
     and any other committed snapshot in the chain (the classic builder's `<id>-init`)."""
     store = found.store
     assert store is not None
+    sharing = found.sharing
 
     def sharers(key: str) -> list[str] | None:
-        return _sharers(found.sharing, key, container, names)
+        if sharing is None:
+            return None
+        users = {cid for cid in sharing.get(key, []) if cid != container.id}
+        return sorted(names.get(cid, cid[:12]) for cid in users)
 
     if store.snapshots is None:  # metadata.db unreadable: the mount's layers, marked unknown
         return _mounted_snapshots(found)
