@@ -191,6 +191,17 @@ def wait_status(status: int) -> tuple[int | None, int | None]:
     return (None, -code) if code < 0 else (code, None)
 
 
+def environ(raw: bytes) -> dict[str, str]:
+    """The variables of a /proc/<pid>/environ (NUL-separated NAME=value; an item with no `=`
+    is not a variable)."""
+    env = {}
+    for item in os.fsdecode(raw).split("\x00"):
+        key, eq, value = item.partition("=")
+        if eq and key:
+            env[key] = value
+    return env
+
+
 def program(argv: Sequence[str]) -> str:
     """Basename of argv[0] ('' when there is none): what the process says it runs."""
     return os.path.basename(argv[0]) if argv else ""

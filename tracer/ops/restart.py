@@ -68,7 +68,7 @@ def capture(pid: int, root: HostRoot | None = None) -> DaemonSpec:
         with procfs.Pinned(root, pid) as p:
             ident = p.ident
             cmdline = p.cmdline()
-            env = _environ(p.read("environ"))
+            env = procfs.environ(p.read("environ"))
             cwd = p.readlink("cwd")
             stdout = _stdout_file(p, root)
             cgroup = p.read("cgroup").decode(errors="replace")
@@ -148,15 +148,6 @@ def refusal(spec: DaemonSpec, listen: str | None = None) -> RefusedError | None:
         "not get its listening socket back, so nothing was touched",
         what,
     )
-
-
-def _environ(raw: bytes) -> dict[str, str]:
-    env = {}
-    for item in os.fsdecode(raw).split("\x00"):
-        key, eq, value = item.partition("=")
-        if eq and key:
-            env[key] = value
-    return env
 
 
 def _stdout_file(p: procfs.Pinned, root: HostRoot) -> str | None:

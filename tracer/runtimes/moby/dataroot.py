@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tracer.kernel import procfs
 from tracer.kernel.root import HostRoot, seen_by
 from tracer.runtimes.flags import flag_value
 
@@ -88,13 +89,7 @@ def environ(root: HostRoot, pid: int) -> tuple[dict[str, str], str | None]:
             raw = f.read(1 << 20)
     except OSError as exc:
         return {}, (exc.strerror or type(exc).__name__).lower()
-    out: dict[str, str] = {}
-    for item in raw.split(b"\0"):
-        name, sep, value = item.partition(b"=")
-        key = name.decode("ascii", "replace")
-        if sep and key in KEPT:
-            out[key] = os.fsdecode(value)
-    return out, None
+    return {k: v for k, v in procfs.environ(raw).items() if k in KEPT}, None
 
 
 def _xdg(given: dict[str, str], var: str, home: str, under: str) -> str:
