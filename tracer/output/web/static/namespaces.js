@@ -37,7 +37,8 @@ function render() {
       ? el("div", {}, el("strong", {}, "LEAKED"), el("div", {}, n.why || ""),
           el("code", {}, n.release || ""))
       : el("span", { class: "muted" }, n.why || "no");
-    return el("tr", { class: n.leaked ? "leaked" : n.host ? "host" : "", id: `ns-${n.inode}` },
+    // the host's initial namespaces set apart in grey; only a leak is red
+    return el("tr", { class: n.leaked ? "leaked" : n.host ? "initial" : "", id: `ns-${n.inode}` },
       el("td", {}, n.type), el("td", {}, String(n.inode)), el("td", {}, usedBy(n)),
       el("td", {}, String(n.processes.length)), el("td", {}, heldBy(n)),
       el("td", {}, n.owner === null ? "?" : String(n.owner)),
@@ -47,7 +48,8 @@ function render() {
   const hidden = doc.namespaces.filter((n) => !n.processes.length).length;
   document.getElementById("summary").textContent =
     `${doc.namespaces.length} namespaces, ${hidden} with no process, ${leaked} leaked` +
-    (doc.unreadable.length ? `; ${doc.unreadable.length} processes could not be read` : "");
+    (doc.unreadable.length ? `; ${doc.unreadable.length} ` +
+      `${doc.unreadable.length === 1 ? "process" : "processes"} could not be read` : "");
   document.getElementById("notes").textContent = doc.notes.join(" ");
 }
 
